@@ -1,0 +1,272 @@
+"""The `aggregator` command line: parses options, calls one job, prints the outcome."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Callable, Iterator, ParamSpec
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aggregator.config import add_feeds, load_config
+from aggregator.draft import default_path, make_draft, month_bounds, month_of, write_new
+from aggregator.errors import AggregatorError
+from aggregator.models import FeedOutcome, PassSummary
+from aggregator.opml import read_opml, write_opml
+from aggregator.runtime import Runtime, utc_now
+from aggregator.scheduler import Job, run_daemon
+
+app = typer.Typer(
+    help="Poll AI/ML blogs' feeds into a database and draft the monthly digest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+feeds_app = typer.Typer(help="Show feed health, reset a failing feed, move subscriptions in and out as OPML.")
+app.add_typer(feeds_app, name="feeds")
+
+P = ParamSpec("P")
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Options:
+    config: Path
+    db: str | None
+    quiet: bool
+
+    @property
+    def interactive(self) -> bool:
+        return not self.quiet and sys.stdout.isatty()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option("--db", envvar="AGGREGATOR_DB", help="SQLAlchemy database URL (default: the SQLite file aggregator.db beside feeds.yaml).", show_default=False)] = None,
+    config: Annotated[Path, typer.Option("--config", envvar="AGGREGATOR_CONFIG", help="The feeds.yaml to use.")] = Path("feeds.yaml"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final summary; no progress.")] = False,
+) -> None:
+    ctx.obj = Options(config=config, db=db, quiet=quiet)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def reports_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn library errors into one line on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except AggregatorError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@contextmanager
+def runtime(ctx: typer.Context) -> Iterator[Runtime]:
+    opts: Options = ctx.obj
+    with Runtime(load_config(opts.config), opts.db) as rt:
+        yield rt
+
+
+def _say(ctx: typer.Context, text: str) -> None:
+    if not ctx.obj.quiet:
+        out.print(text)
+
+
+def _summary_line(summary: PassSummary) -> str:
+    return (f"{len(summary.outcomes)} feeds: {summary.count('ok')} ok, {summary.count('not_modified')} not modified, "
+            f"{summary.count('error') + summary.count('gone')} failed; {summary.new_posts} new posts")
+
+
+def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool) -> PassSummary:
+    def report(outcome: FeedOutcome) -> None:
+        if outcome.status in ("error", "gone"):
+            err.print(f"{outcome.feed}: {outcome.message}", markup=False)
+        elif outcome.message and not ctx.obj.quiet:
+            err.print(f"{outcome.feed}: warning: {outcome.message}", markup=False)
+
+    if not ctx.obj.interactive:
+        return rt.poll(names=names, everything=everything, progress=report)
+    columns = (TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True) as bar:
+        task = bar.add_task("feeds", total=None)
+
+        def tick(outcome: FeedOutcome) -> None:
+            report(outcome)
+            bar.advance(task)
+
+        return rt.poll(names=names, everything=everything, progress=tick,
+                       on_start=lambda n: bar.update(task, total=n))
+
+
+@app.command()
+@reports_errors
+def init(ctx: typer.Context) -> None:
+    """Create or upgrade the database and register the feeds of feeds.yaml."""
+    with runtime(ctx) as rt:
+        rt.store  # opening migrates and syncs
+        out.print(f"database ready: {rt.store.where} ({len(rt.store.feed_names())} feeds)")
+
+
+@app.command()
+@reports_errors
+def fetch(
+    ctx: typer.Context,
+    feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll only this feed (by name); repeatable.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Poll every feed, due or not.")] = False,
+) -> None:
+    """One polling pass over the feeds that are due: for cron. Exit 0 even when some feeds fail."""
+    with runtime(ctx) as rt:
+        summary = _poll(ctx, rt, feed or [], everything)
+        out.print(_summary_line(summary))
+
+
+@app.command()
+@reports_errors
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Poll the due feeds once, write this month's draft, and exit.")] = False,
+) -> None:
+    """The daemon: poll due feeds every tick and keep this month's draft fresh, until SIGINT/SIGTERM."""
+    with runtime(ctx) as rt:
+        if once:
+            summary = _poll(ctx, rt, [], False)
+            out.print(_summary_line(summary))
+            for message in rt.refresh_drafts():
+                out.print(message)
+            return
+        log = logging.getLogger("aggregator")
+
+        def poll_job() -> None:
+            summary = rt.poll(progress=lambda o: log.warning("%s: %s", o.feed, o.message) if o.status in ("error", "gone") else None)
+            if summary.outcomes:
+                log.info(_summary_line(summary))
+
+        def draft_job() -> None:
+            for message in rt.refresh_drafts():
+                log.info(message)
+
+        rt.store  # fail fast on a bad database, before the scheduler starts
+        log.info("daemon started: tick every %ss, drafts every %ss", rt.config.defaults.tick, rt.config.draft.refresh)
+        run_daemon([Job("poll", rt.config.defaults.tick, poll_job), Job("draft", rt.config.draft.refresh, draft_job)], rt.stop)
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "-"
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    text = f"{span / 86400:.1f}d" if span >= 86400 else f"{span / 3600:.1f}h" if span >= 3600 else f"{span / 60:.0f}m"
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+@feeds_app.callback(invoke_without_command=True)
+@reports_errors
+def feeds(ctx: typer.Context) -> None:
+    """Each feed's health: last check, status, errors, next check, posts stored."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with runtime(ctx) as rt:
+        rt_config = rt.config
+        now = rt.clock()
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for column in ("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"):
+            table.add_column(column, overflow="fold")
+        for h in rt.store.feed_health():
+            if not h.active:
+                continue
+            state = "gone" if h.gone else "broken" if h.error_count >= rt_config.defaults.broken_after else \
+                "failing" if h.error_count else "ok" if h.last_checked_at else "new"
+            table.add_row(h.name, state, _when(h.last_checked_at, now), str(h.last_status or "-"), str(h.error_count),
+                          "parked (feeds reset)" if h.gone else _when(h.next_check_at, now), str(h.posts),
+                          h.last_error or "")
+        out.print(table)
+
+
+@feeds_app.command("reset")
+@reports_errors
+def feeds_reset(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The feed's name in feeds.yaml.")]) -> None:
+    """Clear a feed's errors and poll it at the next pass."""
+    with runtime(ctx) as rt:
+        if not rt.store.reset_feed(name, rt.clock()):
+            raise AggregatorError(f"no feed named {name!r}")
+        out.print(f"{name}: reset; it will be polled at the next pass")
+
+
+@feeds_app.command("import-opml")
+@reports_errors
+def feeds_import_opml(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="An OPML file from another feed reader.")]) -> None:
+    """Add the OPML file's feeds to feeds.yaml (appended; comments and order kept; known URLs skipped)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise AggregatorError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    added = add_feeds(ctx.obj.config, read_opml(data, path=str(file)))
+    out.print(f"added {len(added)} feeds to {ctx.obj.config}")
+
+
+@feeds_app.command("export-opml")
+@reports_errors
+def feeds_export_opml(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--out", help="Write here instead of standard output.")] = None,
+) -> None:
+    """Print the subscriptions of feeds.yaml as OPML 2.0."""
+    config = load_config(ctx.obj.config)
+    text = write_opml(config.feed_configs(), title=config.draft.title, now=utc_now())
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        _say(ctx, f"wrote {len(config.feeds)} feeds to {output}")
+
+
+@app.command()
+@reports_errors
+def draft(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month).", show_default=False)] = None,
+    output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: drafts/YYYY-MM.md; standard output for json).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
+) -> None:
+    """Write the draft of a month's digest in the house style."""
+    if fmt not in ("markdown", "json"):
+        raise typer.BadParameter("must be markdown or json", param_hint="--format")
+    month = month or month_of(utc_now())
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    with runtime(ctx) as rt:
+        result = make_draft(rt.store, rt.config, month, fmt, rt.clock())  # type: ignore[arg-type]
+        if output == "-" or (output is None and fmt == "json"):
+            sys.stdout.write(result.text)
+            return
+        path = Path(output) if output else default_path(rt.config, month, fmt)  # type: ignore[arg-type]
+        write_new(path, result.text, force=force)
+        if fmt == "markdown" and output is None:
+            rt.store.record_draft(month, str(path), result.text, rt.clock())
+        out.print(f"wrote {path} ({len(result.items)} posts)")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

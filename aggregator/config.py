@@ -1,0 +1,244 @@
+"""Loading and validating feeds.yaml: the only module that reads the configuration file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from aggregator.errors import ConfigError
+from aggregator.models import FeedConfig
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> int:
+    """Turn 90, "90", "30m", "6h", "1d" or "2w" into seconds (a positive int)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30m, 6h or 1d")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 30m, 6h or 1d")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+def check_http_url(url: str) -> str:
+    """Accept only absolute http(s) URLs with a host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {url!r}")
+    return url.strip()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeedEntry(_Strict):
+    """One item of `feeds:`."""
+
+    name: str = Field(min_length=1)
+    url: str
+    source: str = ""
+    interval: Duration | None = None
+    tags: tuple[str, ...] = ()
+
+    _url = field_validator("url")(check_http_url)
+
+    def to_feed(self) -> FeedConfig:
+        return FeedConfig(self.name.strip(), self.url, self.source.strip(), self.interval, self.tags)
+
+
+class Polling(_Strict):
+    """How feeds are polled (`defaults:`)."""
+
+    interval: Duration = 3600
+    tick: Duration = 300  # how often the daemon looks for due feeds
+    timeout: Duration = 30  # total seconds one fetch may take
+    connect_timeout: Duration = 10
+    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    concurrency: int = Field(default=8, gt=0, le=64)
+    per_host: int = Field(default=2, gt=0, le=16)
+    max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
+    broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken
+    user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; monthly AI/ML digest)"
+
+
+class DraftSettings(_Strict):
+    """Where and how drafts are written (`draft:`)."""
+
+    dir: str = "drafts"
+    title: str = "Summary of Important AI & ML Blog Posts"
+    section: str = "1. Posts"  # the single section used until a model is trained
+    refresh: Duration = 86400  # how often the daemon rewrites the current month's draft
+
+
+class Config(_Strict):
+    """The whole validated configuration."""
+
+    defaults: Polling = Polling()
+    draft: DraftSettings = DraftSettings()
+    database: str | None = None  # SQLAlchemy URL; default: aggregator.db beside feeds.yaml
+    feeds: tuple[FeedEntry, ...] = ()
+    base_dir: Path = Path(".")  # the folder of feeds.yaml; relative paths resolve against it
+
+    def feed_configs(self) -> tuple[FeedConfig, ...]:
+        return tuple(f.to_feed() for f in self.feeds)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def default_db_url(self) -> str:
+        return self.database or f"sqlite:///{self.resolve('aggregator.db')}"
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the "  - name: ..." layout of the bundled file
+    yaml.width = 4096
+    return yaml
+
+
+def _line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line in the YAML of the deepest node on `loc` that has one."""
+    line = None
+    node = doc
+    for part in loc:
+        try:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line = node.lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _duplicate_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    feeds = doc.get("feeds") if isinstance(doc, dict) else None
+    if not isinstance(feeds, list):
+        return problems
+    seen: dict[tuple[str, str], int] = {}
+    for i, feed in enumerate(feeds):
+        if not isinstance(feed, dict):
+            continue
+        for key in ("name", "url"):
+            value = feed.get(key)
+            if not isinstance(value, str):
+                continue
+            norm = value.strip().lower().rstrip("/")
+            if (key, norm) in seen:
+                problems.append(((("feeds", i, key)), f"duplicate {key} {value!r} (first used by feeds[{seen[key, norm]}])"))
+            else:
+                seen[key, norm] = i
+    return problems
+
+
+def parse_config(text: str, *, path: str = "feeds.yaml", base_dir: Path | None = None) -> Config:
+    """Validate the text of a feeds.yaml; raise ConfigError with one line per problem."""
+    try:
+        doc = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ConfigError(f"{where}: {exc.problem or exc.context or 'invalid YAML'}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if doc is None:
+        doc = CommentedMap()
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}:1: the file must be a mapping with a `feeds:` list")
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate({**doc, "base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append((loc, msg))
+    problems += _duplicate_problems(doc)
+    if problems:
+        lines = []
+        for loc, msg in problems:
+            line = _line_of(doc, loc)
+            where = f"{path}:{line}" if line else path
+            lines.append(f"{where}: {_field_name(loc)}: {msg}")
+        raise ConfigError("\n".join(lines))
+    assert config is not None
+    return config
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate feeds.yaml at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (pass --config or set AGGREGATOR_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, path=str(path), base_dir=path.resolve().parent)
+
+
+def add_feeds(path: Path, feeds: list[FeedConfig]) -> list[FeedConfig]:
+    """Append feeds to feeds.yaml keeping its comments and order; skip names/URLs it has. Returns those added."""
+    config = load_config(path)  # refuse to edit an invalid file
+    known_urls = {f.url.strip().lower().rstrip("/") for f in config.feeds}
+    known_names = {f.name.strip().lower() for f in config.feeds}
+    yaml = _yaml()
+    doc = yaml.load(path.read_text(encoding="utf-8")) or CommentedMap()
+    if doc.get("feeds") is None:
+        doc["feeds"] = CommentedSeq()
+    added: list[FeedConfig] = []
+    for feed in feeds:
+        url_key, name_key = feed.url.strip().lower().rstrip("/"), feed.name.strip().lower()
+        if url_key in known_urls or name_key in known_names:
+            continue
+        item = CommentedMap(name=feed.name, url=feed.url)
+        if feed.source:
+            item["source"] = feed.source
+        if feed.tags:
+            item["tags"] = list(feed.tags)
+        doc["feeds"].append(item)
+        known_urls.add(url_key)
+        known_names.add(name_key)
+        added.append(feed)
+    if added:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            yaml.dump(doc, fh)
+        parse_config(tmp.read_text(encoding="utf-8"), path=str(path))
+        tmp.replace(path)
+    return added

@@ -1,0 +1,105 @@
+"""Making a month's draft: gather the month's posts, place them, render, and write the file safely."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from aggregator.config import Config
+from aggregator.errors import DigestError
+from aggregator.models import Candidate, DraftItem, Prediction
+from aggregator.render import render_json, render_markdown
+from aggregator.store import Store
+
+Format = Literal["markdown", "json"]
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
+    match = _MONTH.match(month.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"{month!r} is not a month like 2022-12")
+    year, mon = int(match.group(1)), int(match.group(2))
+    start = datetime(year, mon, 1, tzinfo=timezone.utc)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc)
+    return start, end
+
+
+def month_of(when: datetime) -> str:
+    return f"{when.year:04d}-{when.month:02d}"
+
+
+def place_unranked(candidates: Sequence[Candidate], section: str) -> list[DraftItem]:
+    """Without a trained model every post is selected into one section."""
+    return [DraftItem(c, Prediction(section=(section,))) for c in candidates]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rendered draft and what it holds."""
+
+    month: str
+    text: str
+    items: tuple[DraftItem, ...]
+
+
+def make_draft(store: Store, config: Config, month: str, fmt: Format, now: datetime) -> Draft:
+    """Render the draft of `month` from the posts stored for it."""
+    start, end = month_bounds(month)
+    items = place_unranked(store.candidates(start, end), config.draft.section)
+    if fmt == "json":
+        text = render_json(items)
+    else:
+        note = f"aggregator draft for {month}, written {now.strftime('%Y-%m-%d %H:%M')} UTC from {len(items)} posts"
+        text = render_markdown(items, title=config.draft.title, note=note)
+    return Draft(month, text, tuple(items))
+
+
+def default_path(config: Config, month: str, fmt: Format) -> Path:
+    return config.resolve(config.draft.dir) / f"{month}.{'json' if fmt == 'json' else 'md'}"
+
+
+def write_new(path: Path, text: str, *, force: bool) -> None:
+    """Write a draft file; refuse to replace an existing one unless `force` (the editor edits these)."""
+    if path.exists() and not force:
+        raise DigestError(f"{path}: already exists and may hold the editor's edits; pass --force to overwrite")
+    _atomic_write(path, text)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot write draft: {exc.strerror or exc}") from None
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def refresh_draft(store: Store, config: Config, month: str, now: datetime) -> str:
+    """Rewrite the month's Markdown draft for the daemon, unless the editor changed the file since
+    aggregator last wrote it. Returns a one-line account of what happened."""
+    path = default_path(config, month, "markdown")
+    recorded = store.draft_hash(month)
+    if path.exists():
+        try:
+            current = sha256_text(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"draft {path} left alone: cannot read it ({exc})"
+        if recorded is None or recorded[1] != current:
+            return f"draft {path} left alone: it was edited since aggregator wrote it"
+    draft = make_draft(store, config, month, "markdown", now)
+    _atomic_write(path, draft.text)
+    store.record_draft(month, str(path), draft.text, now)
+    return f"draft {path} written ({len(draft.items)} posts)"

@@ -1,0 +1,31 @@
+"""The project's exception hierarchy: every error a user should see as one line."""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base class: the CLI prints these as one line and exits non-zero."""
+
+
+class ConfigError(AggregatorError):
+    """feeds.yaml (or an option) is malformed or invalid."""
+
+
+class FetchError(AggregatorError):
+    """A feed could not be fetched (network, HTTP status, size, redirects)."""
+
+
+class ParseError(AggregatorError):
+    """A feed body is not a readable feed."""
+
+
+class StoreError(AggregatorError):
+    """The database cannot be opened, migrated or written."""
+
+
+class DigestError(AggregatorError):
+    """A digest file cannot be read, or a draft cannot be written."""
+
+
+class ModelError(AggregatorError):
+    """A saved model is missing, damaged or incompatible: retrain."""

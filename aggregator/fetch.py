@@ -1,0 +1,173 @@
+"""HTTP fetching of feeds: timeouts, size cap, conditional GET, redirects, politeness; never touches the database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from aggregator import __version__
+from aggregator.models import FeedState, FetchResult
+
+PERMANENT = frozenset({301, 308})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Limits for one fetch."""
+
+    timeout: float = 30.0  # total seconds for the whole exchange, body included
+    connect_timeout: float = 10.0
+    max_bytes: int = 5 * 1024 * 1024  # after decompression
+    max_redirects: int = 5
+    per_host: int = 2
+    user_agent: str = f"aggregator/{__version__} (monthly AI/ML digest feed poller)"
+
+
+class _Aborted(Exception):
+    pass
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as an absolute UTC time: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return now + timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
+def describe_error(exc: Exception) -> str:
+    """A short readable line for a transport error."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out waiting for the server"
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        lower = text.lower()
+        if "name or service not known" in lower or "nodename nor servname" in lower or "temporary failure in name resolution" in lower or "no address associated" in lower:
+            return "cannot resolve host name (DNS)"
+        if "certificate" in lower or "ssl" in lower or "tls" in lower:
+            return f"TLS error: {text}"
+        if "refused" in lower:
+            return "connection refused"
+        return f"cannot connect: {text}"
+    return f"{type(exc).__name__}: {text}"
+
+
+class Fetcher:
+    """Fetches feeds over one shared httpx.Client; safe to call from several threads."""
+
+    def __init__(self, settings: FetchSettings | None = None, *, stop: threading.Event | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings or FetchSettings()
+        self.stop = stop or threading.Event()
+        timeout = httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout)
+        self.client = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": self.settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
+            transport=transport,
+            trust_env=False,
+        )
+        self._host_lock = threading.Lock()
+        self._hosts: dict[str, threading.BoundedSemaphore] = defaultdict(
+            lambda: threading.BoundedSemaphore(self.settings.per_host))
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _host_slot(self, url: str) -> threading.BoundedSemaphore:
+        with self._host_lock:
+            return self._hosts[(urlsplit(url).hostname or "").lower()]
+
+    def fetch(self, feed: FeedState, now: datetime) -> FetchResult:
+        """GET the feed conditionally, following redirects by hand; never raises for network trouble."""
+        deadline = time.monotonic() + self.settings.timeout
+        url, permanent, seen = feed.url, True, {feed.url}
+        headers = {}
+        if feed.etag:
+            headers["If-None-Match"] = feed.etag
+        if feed.last_modified:
+            headers["If-Modified-Since"] = feed.last_modified
+        for _hop in range(self.settings.max_redirects + 1):
+            try:
+                with self._host_slot(url), self.client.stream("GET", url, headers=headers) as response:
+                    status = response.status_code
+                    if status in REDIRECTS and "location" in response.headers:
+                        target = urljoin(url, response.headers["location"])
+                        if urlsplit(target).scheme.lower() not in ("http", "https"):
+                            return FetchResult(url, status, error=f"redirect to a non-http(s) URL refused: {target}")
+                        if target in seen:
+                            return FetchResult(url, status, error=f"redirect loop at {target}")
+                        permanent = permanent and status in PERMANENT
+                        seen.add(target)
+                        url = target
+                        continue
+                    return self._finish(response, url, feed.url, permanent, now, deadline)
+            except _Aborted as exc:
+                return FetchResult(url, None, error=str(exc))
+            except httpx.HTTPError as exc:
+                return FetchResult(url, None, error=describe_error(exc))
+            except (ValueError, OSError) as exc:  # malformed URLs and socket oddities
+                return FetchResult(url, None, error=f"{type(exc).__name__}: {exc}")
+        return FetchResult(url, None, error=f"more than {self.settings.max_redirects} redirects")
+
+    def _finish(self, response: httpx.Response, url: str, original: str, permanent: bool, now: datetime,
+                deadline: float) -> FetchResult:
+        status = response.status_code
+        moved = url if (permanent and url != original) else None
+        etag = response.headers.get("etag")
+        last_modified = response.headers.get("last-modified")
+        if status == 304:
+            return FetchResult(url, status, etag=etag, last_modified=last_modified, permanent_url=moved)
+        if status == 410:
+            return FetchResult(url, status, error="410 Gone: the feed was removed; polling stops until `feeds reset`",
+                               gone=True, permanent_url=moved)
+        if status >= 400 or status < 200:
+            reason = response.reason_phrase or ""
+            retry = parse_retry_after(response.headers.get("retry-after"), now) if status in (429, 503) else None
+            return FetchResult(url, status, error=f"HTTP {status} {reason}".strip(), retry_after=retry, permanent_url=moved)
+        body = self._read_body(response, deadline)
+        return FetchResult(url, status, body=body, content_type=response.headers.get("content-type"),
+                           etag=etag, last_modified=last_modified, permanent_url=moved)
+
+    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+        limit = self.settings.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+            raise _Aborted(f"body of {int(declared)} bytes is over the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _Aborted(f"body is over the {limit}-byte limit (cut off)")
+            if time.monotonic() > deadline:
+                raise _Aborted(f"took longer than {self.settings.timeout:g} s in total (cut off)")
+            if self.stop.is_set():
+                raise _Aborted("stopped")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,170 @@
+"""Plain immutable records that cross module boundaries; no I/O lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+SectionPath = tuple[str, ...]
+"""A section of the digest as its headings, e.g. ("2. Business Cases ...", "2.4. Training ...")."""
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed as feeds.yaml declares it."""
+
+    name: str
+    url: str
+    source: str = ""
+    interval: int | None = None  # seconds between polls; None = the default
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What a polling pass needs to know about a feed, read from the database."""
+
+    id: int
+    name: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    error_count: int = 0
+    interval: int | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one HTTP fetch of a feed; `error` is set when it failed."""
+
+    url: str  # the URL finally answered (after redirects)
+    status: int | None = None
+    body: bytes | None = None  # None on 304 and on errors
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # set when a 301/308 chain moved the feed
+    retry_after: datetime | None = None
+    error: str | None = None
+    gone: bool = False  # 410: stop polling until reset
+
+
+@dataclass(frozen=True)
+class ParsedPost:
+    """One entry of a feed, normalised: plain text, UTC dates, canonical link."""
+
+    key: str  # stable identity within the feed: guid, else link, else hash
+    url: str | None
+    title: str
+    summary: str
+    published: datetime | None
+    author: str = ""
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed feed body."""
+
+    title: str
+    link: str | None
+    posts: tuple[ParsedPost, ...]
+    warning: str | None = None  # set when the XML was malformed but readable
+
+
+OutcomeStatus = Literal["ok", "not_modified", "error", "gone"]
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """What one feed did during a polling pass."""
+
+    feed: str
+    status: OutcomeStatus
+    new_posts: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """The totals of one polling pass."""
+
+    outcomes: tuple[FeedOutcome, ...]
+
+    def count(self, status: OutcomeStatus) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def new_posts(self) -> int:
+        return sum(o.new_posts for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored post as the classifier and the draft see it."""
+
+    id: int
+    url: str
+    title: str
+    summary: str
+    source: str
+    published: datetime  # UTC; the first-seen time where the feed gave no date
+    feed: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's view of one candidate."""
+
+    section: SectionPath
+    section_confidence: float | None = None
+    priority: float | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DraftItem:
+    """One candidate placed in a draft."""
+
+    candidate: Candidate
+    prediction: Prediction
+    selected: bool = True
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One post listed in a digest, as the editor wrote it."""
+
+    title: str
+    url: str
+    section: SectionPath
+    source: str = ""
+    month: str | None = None  # "YYYY-MM" from "(Dec 2022, Netflix)", when given
+    summary: str = ""
+    line: int = 0  # 1-based line in the file, for messages
+
+
+DigestStyle = Literal["house", "footnote", "weekly"]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A whole digest file, read."""
+
+    style: DigestStyle
+    title: str
+    sections: tuple[SectionPath, ...]  # the section tree in order, leaves and parents
+    entries: tuple[DigestEntry, ...]
+    month: str | None = None  # "YYYY-MM" the digest covers, when known
+    candidates_below_cut: tuple[str, ...] = field(default=())  # URLs listed as not selected
+
+
+@dataclass(frozen=True)
+class Label:
+    """One editor decision about a post: selected into a section, or left out."""
+
+    candidate: Candidate
+    section: SectionPath | None  # None when the editor did not select the post
+    selected: bool
+    editor_summary: str = ""  # may enrich training text; never used for prediction

@@ -1,0 +1,56 @@
+"""OPML in and out: the subscription-list format every feed reader speaks."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime
+
+from aggregator.config import check_http_url
+from aggregator.errors import ConfigError
+from aggregator.models import FeedConfig
+
+
+def read_opml(data: bytes, *, path: str = "<opml>") -> list[FeedConfig]:
+    """Every outline with an http(s) xmlUrl, in document order; categories become tags."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        line = exc.position[0] if exc.position else 0
+        raise ConfigError(f"{path}:{line}: not valid OPML/XML ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if root.tag.lower() != "opml" or root.find("body") is None:
+        raise ConfigError(f"{path}: not an OPML file (no <opml><body>)")
+    feeds: list[FeedConfig] = []
+
+    def walk(node: ET.Element, tags: tuple[str, ...]) -> None:
+        for outline in node.findall("outline"):
+            url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+            name = (outline.get("title") or outline.get("text") or "").strip()
+            if url:
+                try:
+                    check_http_url(url)
+                except ValueError:
+                    continue  # not a feed we can poll
+                feeds.append(FeedConfig(name=name or url, url=url, tags=tags))
+            else:
+                label = name.lower().replace(" ", "-")
+                walk(outline, tags + ((label,) if label else ()))
+
+    walk(root.find("body"), ())  # type: ignore[arg-type]
+    return feeds
+
+
+def write_opml(feeds: Sequence[FeedConfig], *, title: str, now: datetime) -> str:
+    """An OPML 2.0 document listing the feeds."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    ET.SubElement(head, "dateCreated").text = now.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    body = ET.SubElement(root, "body")
+    for feed in feeds:
+        attrs = {"type": "rss", "text": feed.name, "title": feed.name, "xmlUrl": feed.url}
+        if feed.source:
+            attrs["category"] = feed.source
+        ET.SubElement(body, "outline", attrs)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,91 @@
+"""Wiring: opens the configuration, database and HTTP client once, and offers the jobs that the CLI and the scheduler run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from aggregator.config import Config
+from aggregator.draft import month_bounds, month_of, refresh_draft
+from aggregator.errors import ConfigError
+from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.models import PassSummary
+from aggregator.store import Store
+from aggregator.update import Progress, Schedule, run_pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Runtime:
+    """One configuration and one database, opened (and migrated) on first use."""
+
+    def __init__(self, config: Config, db_url: str | None = None, *, clock: Callable[[], datetime] = utc_now,
+                 stop: threading.Event | None = None) -> None:
+        self.config = config
+        self.db_url = db_url or config.default_db_url()
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            store = Store(self.db_url)
+            try:
+                store.migrate()
+                store.sync_feeds(self.config.feed_configs(), self.clock())
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schedule(self) -> Schedule:
+        d = self.config.defaults
+        return Schedule(interval=d.interval, max_backoff=d.max_backoff, concurrency=d.concurrency)
+
+    def fetch_settings(self) -> FetchSettings:
+        d = self.config.defaults
+        return FetchSettings(timeout=d.timeout, connect_timeout=d.connect_timeout, max_bytes=d.max_bytes,
+                             per_host=d.per_host, user_agent=d.user_agent)
+
+    def poll(self, *, names: Sequence[str] = (), everything: bool = False,
+             progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PassSummary:
+        """One polling pass over the due feeds (or the named ones, or all)."""
+        store = self.store
+        if names:
+            unknown = sorted(set(names) - set(store.feed_names()))
+            if unknown:
+                raise ConfigError(f"--feed: no feed named {unknown[0]!r} in the configuration")
+        feeds = store.feeds_due(self.clock(), names=names or None, everything=everything)
+        if on_start:
+            on_start(len(feeds))
+        with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
+            return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(), progress=progress)
+
+    def refresh_drafts(self) -> list[str]:
+        """Keep the current month's draft fresh, and finish last month's once it has ended."""
+        now = self.clock()
+        this_month = month_of(now)
+        start, _ = month_bounds(this_month)
+        last_month = month_of(start - timedelta(days=1))
+        messages = []
+        recorded = self.store.draft_written_at(last_month)
+        if recorded is not None and recorded < start:
+            messages.append(refresh_draft(self.store, self.config, last_month, now))
+        messages.append(refresh_draft(self.store, self.config, this_month, now))
+        return messages

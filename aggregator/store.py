@@ -1,0 +1,390 @@
+"""The database: tables, migrations and every query; the only module that speaks SQL."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from aggregator.errors import StoreError
+from aggregator.models import Candidate, FeedConfig, FeedState, FetchResult, ParsedPost
+
+_CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC and gives them back aware, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass UTC-aware datetimes")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FeedRow(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config_url: Mapped[str] = mapped_column(Text)  # as written in feeds.yaml
+    url: Mapped[str] = mapped_column(Text)  # where we poll now (moves on permanent redirects)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str | None] = mapped_column(Text)
+    interval: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # still listed in feeds.yaml
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    posts: Mapped[list[PostRow]] = relationship(back_populates="feed")
+
+
+class PostRow(Base):
+    __tablename__ = "posts"
+    __table_args__ = (UniqueConstraint("feed_id", "key", name="uq_posts_feed_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"), index=True)
+    key: Mapped[str] = mapped_column(Text)  # identity within the feed (guid, link or hash)
+    url: Mapped[str | None] = mapped_column(Text, unique=True)  # canonical link: identity across feeds
+    title: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(200), default="")  # for posts known only from a digest
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+
+    feed: Mapped[FeedRow | None] = relationship(back_populates="posts")
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+metadata = Base.metadata
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    """A feed's row as `aggregator feeds` shows it."""
+
+    name: str
+    url: str
+    source: str
+    active: bool
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    error_count: int
+    next_check_at: datetime | None
+    gone: bool
+    posts: int
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def describe_db(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+class Store:
+    """A database of feeds and posts, opened from a SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = describe_db(url)
+        try:
+            self.engine: Engine = create_engine(url)
+        except (ArgumentError, SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"{self.where}: cannot open database: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (Alembic), refusing unknown future versions."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        scripts = ScriptDirectory.from_config(cfg)
+        try:
+            with self.engine.begin() as conn:
+                current = MigrationContext.configure(conn).get_current_heads()
+                known = {s.revision for s in scripts.walk_revisions()}
+                unknown = [rev for rev in current if rev not in known]
+                if unknown:
+                    raise StoreError(
+                        f"{self.where}: schema version {unknown[0]} is newer than this aggregator knows; "
+                        "upgrade aggregator (nothing was changed)"
+                    )
+                if set(current) != set(scripts.get_heads()):
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    # -- feeds ----------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable[FeedConfig], now: datetime) -> None:
+        """Make the feeds table match feeds.yaml: add new feeds (due now), update changed ones."""
+        wanted = {f.name: f for f in feeds}
+        with self.session() as s:
+            rows = {row.name: row for row in s.scalars(select(FeedRow))}
+            for name, feed in wanted.items():
+                row = rows.get(name)
+                if row is None:
+                    s.add(FeedRow(name=name, config_url=feed.url, url=feed.url, source=feed.source,
+                                  interval=feed.interval, active=True, error_count=0, gone=False,
+                                  next_check_at=now, created_at=now))
+                    continue
+                if row.config_url != feed.url:  # the editor changed the URL: start afresh there
+                    row.config_url = row.url = feed.url
+                    row.etag = row.last_modified = None
+                    row.error_count, row.gone, row.next_check_at = 0, False, now
+                row.source, row.interval, row.active = feed.source, feed.interval, True
+            for name, row in rows.items():
+                if name not in wanted:
+                    row.active = False
+
+    def feeds_due(self, now: datetime, *, names: Sequence[str] | None = None, everything: bool = False) -> list[FeedState]:
+        """Feeds to poll now: due ones (or all with `everything`), never gone ones unless named."""
+        query = select(FeedRow).where(FeedRow.active.is_(True)).order_by(FeedRow.id)
+        if names:
+            query = query.where(FeedRow.name.in_(names))
+        else:
+            query = query.where(FeedRow.gone.is_(False))
+            if not everything:
+                query = query.where((FeedRow.next_check_at.is_(None)) | (FeedRow.next_check_at <= now))
+        with self.session() as s:
+            return [
+                FeedState(r.id, r.name, r.url, r.etag, r.last_modified, r.error_count, r.interval)
+                for r in s.scalars(query)
+            ]
+
+    def feed_names(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(FeedRow.name).where(FeedRow.active.is_(True)).order_by(FeedRow.id)))
+
+    def record_fetch(
+        self,
+        feed: FeedState,
+        result: FetchResult,
+        posts: Sequence[ParsedPost],
+        *,
+        now: datetime,
+        next_check: datetime,
+        error: str | None,
+        title: str | None = None,
+    ) -> int:
+        """Save one feed's fetch outcome and its posts in one transaction; return how many posts are new."""
+        with self.session() as s:
+            row = s.get(FeedRow, feed.id)
+            if row is None:
+                raise StoreError(f"{self.where}: feed {feed.name!r} vanished during the pass")
+            row.last_checked_at, row.last_status, row.next_check_at = now, result.status, next_check
+            if result.etag is not None or result.status == 200:
+                row.etag = result.etag
+            if result.last_modified is not None or result.status == 200:
+                row.last_modified = result.last_modified
+            if result.permanent_url:
+                row.url = result.permanent_url
+            if error is None:
+                row.error_count, row.last_error, row.last_success_at = 0, None, now
+            else:
+                row.error_count += 1
+                row.last_error = error
+            row.gone = result.gone
+            if title:
+                row.title = title
+            return _add_posts(s, row, posts, now)
+
+    def reset_feed(self, name: str, now: datetime) -> bool:
+        """Clear a feed's errors and make it due now; False when no such feed."""
+        with self.session() as s:
+            row = s.scalar(select(FeedRow).where(FeedRow.name == name))
+            if row is None:
+                return False
+            row.error_count, row.last_error, row.gone, row.next_check_at = 0, None, False, now
+            return True
+
+    def feed_health(self) -> list[FeedHealth]:
+        counts = select(PostRow.feed_id, func.count(PostRow.id).label("n")).group_by(PostRow.feed_id).subquery()
+        query = select(FeedRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.feed_id == FeedRow.id)
+        with self.session() as s:
+            return [
+                FeedHealth(r.name, r.url, r.source, r.active, r.last_checked_at, r.last_success_at, r.last_status,
+                           r.last_error, r.error_count, r.next_check_at, r.gone, n)
+                for r, n in s.execute(query.order_by(FeedRow.id))
+            ]
+
+    # -- posts ----------------------------------------------------------------------------
+
+    def count_posts(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count(PostRow.id))) or 0
+
+    def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
+        """Posts dated in [start, end): by published date, or first-seen date where the feed gave none."""
+        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        query = (
+            select(PostRow, FeedRow.name, FeedRow.source)
+            .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
+            .where(when >= start, when < end)
+            .order_by(when.desc(), PostRow.id)
+        )
+        with self.session() as s:
+            return [
+                Candidate(p.id, p.url or "", p.title, p.summary, feed_source if feed_source is not None else p.source,
+                          p.published_at or p.first_seen_at, feed_name)
+                for p, feed_name, feed_source in s.execute(query)
+            ]
+
+    # -- drafts ---------------------------------------------------------------------------
+
+    def draft_hash(self, month: str) -> tuple[str, str] | None:
+        """(path, sha256) of the draft last written for `month`, if any."""
+        with self.session() as s:
+            row = s.get(DraftRow, month)
+            return (row.path, row.sha256) if row else None
+
+    def draft_written_at(self, month: str) -> datetime | None:
+        with self.session() as s:
+            row = s.get(DraftRow, month)
+            return row.written_at if row else None
+
+    def record_draft(self, month: str, path: str, text: str, now: datetime) -> None:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        with self.session() as s:
+            s.merge(DraftRow(month=month, path=path, sha256=digest, written_at=now))
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig) if orig is not None else str(exc).splitlines()[0]
+
+
+def _add_posts(s: Session, feed: FeedRow, posts: Sequence[ParsedPost], now: datetime) -> int:
+    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed); refresh changed ones."""
+    if not posts:
+        return 0
+    urls = sorted({p.url for p in posts if p.url})
+    keys = sorted({p.key for p in posts})
+    by_url: dict[str, PostRow] = {}
+    by_key: dict[str, PostRow] = {}
+    for chunk in _chunks(urls):
+        by_url.update((r.url, r) for r in s.scalars(select(PostRow).where(PostRow.url.in_(chunk))) if r.url)
+    for chunk in _chunks(keys):
+        query = select(PostRow).where(PostRow.feed_id == feed.id, PostRow.key.in_(chunk))
+        by_key.update((r.key, r) for r in s.scalars(query))
+    new = 0
+    for post in posts:
+        row = (by_url.get(post.url) if post.url else None) or by_key.get(post.key)
+        if row is not None:
+            by_key.setdefault(post.key, row)  # later entries of this batch with the same guid are this post too
+            if row.content_hash != post.content_hash and row.feed_id == feed.id:
+                row.title, row.summary, row.author = post.title, post.summary, post.author
+                row.published_at = post.published or row.published_at
+                row.content_hash, row.updated_at = post.content_hash, now
+            continue
+        row = PostRow(feed_id=feed.id, key=post.key, url=post.url, title=post.title, summary=post.summary,
+                      author=post.author, source="", published_at=post.published, first_seen_at=now,
+                      content_hash=post.content_hash)
+        s.add(row)
+        if post.url:
+            by_url[post.url] = row
+        by_key[post.key] = row
+        new += 1
+    return new

@@ -1,0 +1,137 @@
+"""Shared fixtures: a real feed server on 127.0.0.1, a real SQLite file, a fixed clock."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from aggregator.store import Store
+
+DATA = Path(__file__).parent / "data"
+FEEDS = DATA / "feeds"
+NOW = datetime(2023, 4, 2, 12, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class Route:
+    """What the server answers on one path."""
+
+    body: bytes = b""
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    conditional: bool = True  # answer 304 to a matching If-None-Match / If-Modified-Since
+    last_modified: str = "Sun, 02 Apr 2023 11:14:39 GMT"
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha1(self.body).hexdigest()[:16] + '"'
+
+
+@dataclass
+class Hit:
+    path: str
+    headers: dict[str, str]
+
+
+class FeedServer:
+    """A threaded HTTP server on 127.0.0.1 that serves `routes` and logs every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: list[Hit] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                    route = server.routes.get(self.path)
+                if route is None:
+                    self._send(404, b"not found", {"Content-Type": "text/plain"})
+                    return
+                headers = {"Content-Type": route.content_type, **route.headers}
+                if route.status == 200 and route.conditional:
+                    headers.setdefault("ETag", route.etag)
+                    headers.setdefault("Last-Modified", route.last_modified)
+                    if self.headers.get("If-None-Match") == headers["ETag"] or (
+                        "If-None-Match" not in self.headers
+                        and self.headers.get("If-Modified-Since") == headers["Last-Modified"]
+                    ):
+                        self._send(304, b"", {k: v for k, v in headers.items() if k != "Content-Type"})
+                        return
+                self._send(route.status, route.body, headers)
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if status != 304:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if status != 304:
+                    self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def serve(self, path: str, body: bytes | str | Path, **kwargs: object) -> str:
+        """Serve a body (bytes, text, or a fixture file) at `path`; returns the full URL."""
+        if isinstance(body, Path):
+            body = body.read_bytes()
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        self.routes[path] = Route(body=body, **kwargs)  # type: ignore[arg-type]
+        return self.url(path)
+
+    def hits_for(self, path: str) -> list[Hit]:
+        return [h for h in self.hits if h.path == path]
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on a real SQLite file."""
+    s = Store(f"sqlite:///{tmp_path / 'test.db'}")
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def http_date(when: datetime) -> str:
+    return email.utils.format_datetime(when.astimezone(timezone.utc), usegmt=True)

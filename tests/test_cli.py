@@ -1,0 +1,190 @@
+"""The command line as a user drives it: every command against a local server and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import DATA, FEEDS, FeedServer, Route
+from typer.testing import CliRunner, Result
+
+from aggregator.cli import app
+
+ROOT = Path(__file__).parent.parent
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path, server: FeedServer, extra: str = "") -> Path:
+    toss = server.serve("/toss.xml", FEEDS / "toss.rss.xml")
+    d2 = server.serve("/d2.xml", FEEDS / "d2.atom.xml", content_type="application/atom+xml")
+    server.routes["/broken.xml"] = Route(status=500, body=b"down")
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"""# test feeds
+defaults:
+  interval: 1h
+  timeout: 5
+{extra}feeds:
+  - name: Toss
+    url: {toss}
+    source: 토스
+  - name: D2
+    url: {d2}
+    source: 네이버
+  - name: Broken
+    url: {server.url('/broken.xml')}
+    source: X
+""", encoding="utf-8")
+    return path
+
+
+def invoke(config: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def test_every_command_has_help() -> None:
+    command = typer.main.get_command(app)
+    names = []
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        assert sub.help, name
+        names.append(name)
+        for subname, subsub in getattr(sub, "commands", {}).items():
+            assert subsub.help, subname
+            names.append(f"{name} {subname}")
+    assert {"init", "fetch", "run", "draft", "feeds", "feeds reset", "feeds import-opml", "feeds export-opml"} <= set(names)
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "--db" in result.output and "--quiet" in result.output
+
+
+def test_fetch_stores_posts_reports_failures_and_exits_zero(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = write_config(tmp_path, feed_server)
+    result = invoke(config, "fetch")
+    assert result.exit_code == 0
+    assert "3 feeds: 2 ok, 0 not modified, 1 failed; 9 new posts" in result.output
+    assert "Broken: HTTP 500 Internal Server Error" in result.output
+    assert (tmp_path / "aggregator.db").exists()  # the default database lives beside feeds.yaml
+    again = invoke(config, "fetch", "--all")
+    assert "3 feeds: 0 ok, 2 not modified, 1 failed; 0 new posts" in again.output
+    only = invoke(config, "fetch", "--feed", "Toss")
+    assert "1 feeds: 0 ok, 1 not modified, 0 failed" in only.output
+    unknown = invoke(config, "fetch", "--feed", "Nope")
+    assert unknown.exit_code == 1 and "no feed named 'Nope'" in unknown.output
+
+
+def test_bad_config_is_one_line_and_exit_one(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - name: A\n    url: ftp://x/feed\n", encoding="utf-8")
+    result = invoke(path, "fetch")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {path}:3: feeds[0].url: must be an http(s) URL, got 'ftp://x/feed'"
+    assert not (tmp_path / "aggregator.db").exists()
+
+
+def test_database_option_and_environment_variable(tmp_path: Path, feed_server: FeedServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, feed_server)
+    other = tmp_path / "elsewhere" / "x.db"
+    assert invoke(config, "--db", f"sqlite:///{other}", "init").exit_code == 0
+    assert other.exists()
+    monkeypatch.setenv("AGGREGATOR_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("AGGREGATOR_CONFIG", str(config))
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert (tmp_path / "env.db").exists()
+    bad = runner.invoke(app, ["--db", "nosuchdialect://x", "init"])
+    assert bad.exit_code == 1 and "cannot open database" in bad.output
+
+
+def test_draft_writes_the_house_style_and_refuses_to_overwrite(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = write_config(tmp_path, feed_server)
+    invoke(config, "--quiet", "fetch")
+    result = invoke(config, "draft", "--month", "2023-03")
+    path = tmp_path / "drafts" / "2023-03.md"
+    assert result.exit_code == 0 and str(path) in result.output
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Summary of Important AI & ML Blog Posts\n")
+    assert "\n## 1. Posts\n" in text
+    assert "* [무지성으로 사용한 헬스 체크가 불러일으킬 수 있는 참사 (Apr 2023, 토스)]" not in text  # April is not March
+    lines = [line for line in text.splitlines() if line.startswith("* [")]
+    assert lines and all(" (Mar 2023, " in line for line in lines)
+    assert any(line.startswith("* [") and "(Mar 2023, 네이버)](https://d2.naver.com/" in line for line in lines)
+    path.write_text(text + "editor's words\n", encoding="utf-8")
+    refused = invoke(config, "draft", "--month", "2023-03")
+    assert refused.exit_code == 1 and "already exists" in refused.output and "--force" in refused.output
+    assert path.read_text(encoding="utf-8").endswith("editor's words\n")
+    assert invoke(config, "draft", "--month", "2023-03", "--force").exit_code == 0
+    assert not path.read_text(encoding="utf-8").endswith("editor's words\n")
+
+
+def test_draft_json_and_option_errors(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = write_config(tmp_path, feed_server)
+    invoke(config, "--quiet", "fetch")
+    result = invoke(config, "draft", "--month", "2023-03", "--format", "json")
+    rows = json.loads(result.output)
+    assert rows and {"url", "title", "source", "published", "section", "priority"} <= set(rows[0])
+    assert all(r["priority"] is None and r["published"].startswith("2023-03") for r in rows)
+    assert invoke(config, "draft", "--month", "2023-13").exit_code == 2
+    assert "2023-13" in invoke(config, "draft", "--month", "2023-13").output
+    assert invoke(config, "draft", "--month", "2023-03", "--format", "pdf").exit_code == 2
+    out = tmp_path / "mine.md"
+    assert invoke(config, "draft", "--month", "2023-03", "--out", str(out)).exit_code == 0 and out.exists()
+
+
+def test_feeds_health_reset_and_opml_round_trip(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = write_config(tmp_path, feed_server)
+    invoke(config, "--quiet", "fetch")
+    table = invoke(config, "feeds").output
+    broken_row = next(line for line in table.splitlines() if line.startswith("Broken"))
+    assert "failing" in broken_row and "500" in broken_row and "HTTP 500 Internal Server Error" in broken_row
+    toss_row = next(line for line in table.splitlines() if line.startswith("Toss"))
+    assert " ok " in toss_row and " 4 " in toss_row
+    assert "reset" in invoke(config, "feeds", "reset", "Broken").output
+    assert invoke(config, "feeds", "reset", "Nope").exit_code == 1
+
+    before = config.read_text(encoding="utf-8")
+    result = invoke(config, "feeds", "import-opml", str(DATA / "opml" / "small.opml"))
+    assert result.exit_code == 0 and "added 5 feeds" in result.output
+    after = config.read_text(encoding="utf-8")
+    assert after.startswith(before.rstrip("\n"))  # appended: comments and order untouched
+    again = invoke(config, "feeds", "import-opml", str(DATA / "opml" / "small.opml"))
+    assert "added 0 feeds" in again.output
+    exported = invoke(config, "feeds", "export-opml").output
+    assert exported.count("<outline ") == 8 and 'xmlUrl="https://netflixtechblog.com/feed"' in exported
+    bad = tmp_path / "bad.opml"
+    bad.write_text("<opml><body><outline", encoding="utf-8")
+    failed = invoke(config, "feeds", "import-opml", str(bad))
+    assert failed.exit_code == 1 and str(bad) in failed.output
+    assert config.read_text(encoding="utf-8") == after
+
+
+def test_run_once_polls_and_writes_this_months_draft(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = write_config(tmp_path, feed_server)
+    result = invoke(config, "run", "--once")
+    assert result.exit_code == 0
+    assert "9 new posts" in result.output and "written" in result.output
+    drafts = list((tmp_path / "drafts").glob("*.md"))
+    assert len(drafts) == 1
+    drafts[0].write_text("edited by the editor\n", encoding="utf-8")
+    second = invoke(config, "run", "--once")
+    assert "left alone: it was edited" in second.output
+    assert drafts[0].read_text(encoding="utf-8") == "edited by the editor\n"
+
+
+def test_python_dash_m_entry_point_and_unreachable_feeds_are_one_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - name: Nowhere\n    url: http://127.0.0.1:9/feed\n    source: X\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(path), "run", "--once"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "Nowhere: connection refused" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "1 feeds: 0 ok, 0 not modified, 1 failed; 0 new posts" in proc.stdout
+
+
+def test_the_bundled_feeds_yaml_loads_from_a_copy(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "feeds.yaml", tmp_path / "feeds.yaml")
+    result = invoke(tmp_path / "feeds.yaml", "init")
+    assert result.exit_code == 0 and "feeds)" in result.output

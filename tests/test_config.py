@@ -1,0 +1,96 @@
+"""feeds.yaml: the bundled file is valid, and every bad file gets one line per problem naming the line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import add_feeds, load_config, parse_config, parse_duration
+from aggregator.errors import ConfigError
+from aggregator.models import FeedConfig
+
+BUNDLED = Path(__file__).parent.parent / "feeds.yaml"
+
+
+def test_the_bundled_feeds_yaml_is_valid_and_covers_the_digest_sources() -> None:
+    config = load_config(BUNDLED)
+    sources = {f.source for f in config.feeds}
+    for needed in ("Netflix", "Amazon", "Meta", "Google", "DeepMind", "Microsoft", "HuggingFace", "OpenAI",
+                   "Airbnb", "Pinterest", "LinkedIn", "네이버", "카카오", "스캐터랩", "하이퍼커넥트", "쏘카", "쿠팡",
+                   "컬리", "드라마앤컴퍼니", "라이너", "토스", "우아한형제들"):
+        assert needed in sources, needed
+    assert all(f.url.startswith("https://") for f in config.feeds)
+    assert config.default_db_url() == f"sqlite:///{BUNDLED.parent.resolve() / 'aggregator.db'}"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(90, 90), ("90", 90), ("30m", 1800), ("6h", 21600), ("1d", 86400),
+                                                 ("2w", 1209600), (" 5 m ", 300)])
+def test_durations(value: object, seconds: int) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["0m", "-5", "soon", "1y", True, "1.5h"])
+def test_bad_durations(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+BAD = """\
+defaults:
+  interval: 2h
+  colour: blue
+feeds:
+  - name: A
+    url: https://a.example/feed
+  - name: B
+    url: ftp://b.example/feed
+    interval: often
+  - name: A
+    url: https://a.example/feed/
+  - url: file:///etc/passwd
+"""
+
+
+def test_every_problem_is_one_line_with_file_line_and_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(BAD, path="feeds.yaml")
+    lines = str(info.value).splitlines()
+    assert "feeds.yaml:3: defaults.colour: unknown key" in lines
+    assert "feeds.yaml:8: feeds[1].url: must be an http(s) URL, got 'ftp://b.example/feed'" in lines
+    assert any(line.startswith("feeds.yaml:9: feeds[1].interval: ") for line in lines)
+    assert "feeds.yaml:10: feeds[2].name: duplicate name 'A' (first used by feeds[0])" in lines
+    assert any(line.startswith("feeds.yaml:11: feeds[2].url: duplicate url") for line in lines)
+    assert any(line.startswith("feeds.yaml:12: feeds[3].name: ") for line in lines)  # missing name
+    assert any(line.startswith("feeds.yaml:12: feeds[3].url: must be an http(s) URL") for line in lines)
+    assert len(lines) == 7
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("feeds:\n  - name: a\n  url: x\n", "feeds.yaml:3: "),  # broken indentation
+    ("a: 1\na: 2\n", "feeds.yaml:2: "),  # duplicate key
+    ("- just\n- a list\n", "feeds.yaml:1: the file must be a mapping"),
+    ("feeds: {name: a}\n", "feeds.yaml:1: feeds: "),
+])
+def test_malformed_yaml_names_the_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, path="feeds.yaml")
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml: no such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_add_feeds_keeps_comments_and_order_and_skips_known(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("# my feeds\nfeeds:\n  # the first\n  - name: A  # inline\n    url: https://a.example/feed\n",
+                    encoding="utf-8")
+    added = add_feeds(path, [FeedConfig("A again", "https://a.example/feed/"), FeedConfig("B", "https://b.example/rss", "B", None, ("eng",))])
+    assert [f.name for f in added] == ["B"]
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# my feeds\nfeeds:\n  # the first\n  - name: A  # inline\n")
+    assert [f.name for f in load_config(path).feeds] == ["A", "B"]
+    assert load_config(path).feeds[1].tags == ("eng",)

@@ -1,0 +1,195 @@
+"""The database on a real SQLite file (and on PostgreSQL when a server can be started here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import FEEDS, NOW, FeedServer
+from sqlalchemy import text
+
+from aggregator.errors import StoreError
+from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.models import FeedConfig, FetchResult, ParsedPost
+from aggregator.store import Store
+from aggregator.update import run_pass
+
+
+def _post(key: str, url: str | None, title: str = "t", published: datetime | None = NOW, digest: str = "h") -> ParsedPost:
+    return ParsedPost(key=key, url=url, title=title, summary="s", published=published, content_hash=digest)
+
+
+def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+        store.migrate()
+        with store.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_future_schema_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+    con = sqlite3.connect(path)
+    con.execute("update alembic_version set version_num = '9999'")
+    con.commit()
+    con.close()
+    with Store(f"sqlite:///{path}") as store, pytest.raises(StoreError, match="9999 is newer"):
+        store.migrate()
+    assert sqlite3.connect(path).execute("select version_num from alembic_version").fetchone() == ("9999",)
+
+
+def test_a_corrupt_database_file_gives_a_clear_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with Store(f"sqlite:///{path}") as store, pytest.raises(StoreError) as info:
+        store.migrate()
+    assert str(path) in str(info.value) and "not a database" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_sync_feeds_adds_updates_and_deactivates(store: Store) -> None:
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed", "A"), FeedConfig("B", "https://b.example/feed")], NOW)
+    assert [f.name for f in store.feeds_due(NOW)] == ["A", "B"]
+    store.sync_feeds([FeedConfig("A", "https://a.example/new-feed", "A2")], NOW + timedelta(hours=1))
+    assert [(f.name, f.url) for f in store.feeds_due(NOW + timedelta(hours=1))] == [("A", "https://a.example/new-feed")]
+    health = {h.name: h for h in store.feed_health()}
+    assert health["A"].source == "A2" and not health["B"].active
+
+
+def test_a_permanent_redirect_survives_a_resync_with_the_same_config(store: Store) -> None:
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed")], NOW)
+    feed = store.feeds_due(NOW)[0]
+    store.record_fetch(feed, FetchResult("https://a.example/moved", 304, permanent_url="https://a.example/moved"), [],
+                       now=NOW, next_check=NOW, error=None)
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed")], NOW)
+    assert store.feeds_due(NOW)[0].url == "https://a.example/moved"
+
+
+def test_etag_and_last_modified_are_kept_on_304_and_replaced_when_it_carries_new_ones(store: Store) -> None:
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed")], NOW)
+    feed = store.feeds_due(NOW)[0]
+    store.record_fetch(feed, FetchResult(feed.url, 200, body=b"", etag='W/"1"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT"),
+                       [], now=NOW, next_check=NOW, error=None)
+    feed = store.feeds_due(NOW)[0]
+    store.record_fetch(feed, FetchResult(feed.url, 304), [], now=NOW, next_check=NOW, error=None)
+    feed = store.feeds_due(NOW)[0]
+    assert (feed.etag, feed.last_modified) == ('W/"1"', "Mon, 01 Jan 2024 00:00:00 GMT")
+    store.record_fetch(feed, FetchResult(feed.url, 304, etag='W/"2"'), [], now=NOW, next_check=NOW, error=None)
+    assert store.feeds_due(NOW)[0].etag == 'W/"2"'
+
+
+def test_posts_are_matched_by_link_across_feeds_and_by_key_within_one(store: Store) -> None:
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed"), FeedConfig("B", "https://b.example/feed")], NOW)
+    a, b = store.feeds_due(NOW)
+    ok = FetchResult("x", 200, body=b"")
+    assert store.record_fetch(a, ok, [_post("guid:1", "https://p.example/1"), _post("guid:2", None)],
+                              now=NOW, next_check=NOW, error=None) == 2
+    assert store.record_fetch(b, ok, [_post("guid:9", "https://p.example/1")], now=NOW, next_check=NOW, error=None) == 0
+    assert store.record_fetch(a, ok, [_post("guid:2", None, title="edited", digest="h2")], now=NOW, next_check=NOW,
+                              error=None) == 0
+    assert store.count_posts() == 2
+    titles = sorted(c.title for c in store.candidates(NOW - timedelta(days=1), NOW + timedelta(days=1)))
+    assert titles == ["edited", "t"]
+
+
+def test_the_month_window_is_half_open_in_utc(store: Store) -> None:
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed", "A")], NOW)
+    feed = store.feeds_due(NOW)[0]
+    edges = [datetime(2022, 11, 30, 23, 59, 59, tzinfo=timezone.utc), datetime(2022, 12, 1, tzinfo=timezone.utc),
+             datetime(2022, 12, 31, 23, 59, 59, tzinfo=timezone.utc), datetime(2023, 1, 1, tzinfo=timezone.utc)]
+    posts = [_post(f"k{i}", f"https://p.example/{i}", title=str(i), published=d) for i, d in enumerate(edges)]
+    store.record_fetch(feed, FetchResult("x", 200, body=b""), posts, now=NOW, next_check=NOW, error=None)
+    dec = store.candidates(datetime(2022, 12, 1, tzinfo=timezone.utc), datetime(2023, 1, 1, tzinfo=timezone.utc))
+    assert sorted(c.title for c in dec) == ["1", "2"]
+    assert all(c.source == "A" and c.feed == "A" for c in dec)
+
+
+def test_every_feed_is_committed_on_its_own(store: Store, tmp_path: Path) -> None:
+    """A pass that dies after the first feed keeps that feed's posts (one transaction per feed)."""
+    store.sync_feeds([FeedConfig("A", "https://a.example/feed"), FeedConfig("B", "https://b.example/feed")], NOW)
+    a, _b = store.feeds_due(NOW)
+    store.record_fetch(a, FetchResult("x", 200, body=b""), [_post("k", "https://p.example/k")], now=NOW,
+                       next_check=NOW, error=None)
+    with pytest.raises(StoreError):
+        with store.session() as s:
+            s.execute(text("insert into posts (feed_id, key, url, title, summary, author, source, first_seen_at, content_hash)"
+                           " values (1, 'k2', 'https://p.example/k', '', '', '', '', '2023-01-01', '')"))
+    other = Store(store.url)
+    try:
+        assert other.count_posts() == 1
+    finally:
+        other.close()
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """AGGREGATOR_TEST_PG, or a throwaway PostgreSQL server started on 127.0.0.1; skip when neither is possible."""
+    if os.environ.get("AGGREGATOR_TEST_PG"):
+        yield os.environ["AGGREGATOR_TEST_PG"]
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) and AGGREGATOR_TEST_PG unset")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+    data = base / "data"
+    if as_user:
+        shutil.chown(base, "postgres")
+    port = _free_port()
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"),
+                        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError, LookupError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"could not start a PostgreSQL server: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: FeedServer) -> None:
+    pytest.importorskip("psycopg")
+    url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml")
+    with Store(pg_url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(text("drop table if exists posts, feeds, drafts, alembic_version cascade"))
+        store.migrate()
+        store.migrate()
+        store.sync_feeds([FeedConfig("Toss", url, "토스")], NOW)
+        with Fetcher(FetchSettings(timeout=5)) as fetcher:
+            first = run_pass(store, fetcher, store.feeds_due(NOW), clock=lambda: NOW)
+            second = run_pass(store, fetcher, store.feeds_due(NOW, everything=True), clock=lambda: NOW)
+        assert first.new_posts == 4 and [o.status for o in second.outcomes] == ["not_modified"]
+        march = store.candidates(datetime(2023, 3, 1, tzinfo=timezone.utc), datetime(2023, 4, 1, tzinfo=timezone.utc))
+        assert all(c.published.tzinfo is not None for c in march) and len(march) >= 1

@@ -1,0 +1,247 @@
+"""A polling pass end to end against a real local server and a real SQLite file, and the scheduling rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from conftest import FEEDS, NOW, FeedServer, Route
+from sqlalchemy import select
+
+from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.models import FeedConfig
+from aggregator.store import FeedRow, PostRow, Store
+from aggregator.update import Schedule, next_check, run_pass
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    with Fetcher(FetchSettings(timeout=5, connect_timeout=2)) as f:
+        yield f
+
+
+def poll(store: Store, fetcher: Fetcher, clock: Clock, *, everything: bool = True):
+    feeds = store.feeds_due(clock(), everything=everything)
+    return run_pass(store, fetcher, feeds, clock=clock, schedule=Schedule(interval=3600, max_backoff=86400))
+
+
+def post_rows(store: Store) -> list[PostRow]:
+    with store.session() as s:
+        return list(s.scalars(select(PostRow).order_by(PostRow.id)))
+
+
+def feed_row(store: Store, name: str) -> FeedRow:
+    with store.session() as s:
+        return s.scalars(select(FeedRow).where(FeedRow.name == name)).one()
+
+
+# -- next_check ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("errors", "retry_after", "expected"),
+    [
+        (0, None, timedelta(hours=1)),  # healthy: the interval
+        (1, None, timedelta(hours=1)),  # first failure: try again after one interval
+        (2, None, timedelta(hours=2)),  # then doubling
+        (4, None, timedelta(hours=8)),
+        (10, None, timedelta(hours=24)),  # capped at max_backoff
+        (200, None, timedelta(hours=24)),  # no overflow for huge counts
+        (1, NOW + timedelta(hours=5), timedelta(hours=5)),  # Retry-After later than backoff wins
+        (3, NOW + timedelta(minutes=5), timedelta(hours=4)),  # an earlier Retry-After does not shorten backoff
+        (1, NOW + timedelta(days=90), timedelta(days=7)),  # an absurd Retry-After is capped at a week
+    ],
+)
+def test_next_check_backs_off_and_honours_retry_after(errors: int, retry_after: datetime | None, expected: timedelta) -> None:
+    assert next_check(NOW, interval=3600, errors=errors, max_backoff=86400, retry_after=retry_after) - NOW == expected
+
+
+# -- passes ----------------------------------------------------------------------------------
+
+def test_first_fetch_stores_posts_then_304_stores_nothing_then_change_adds_exactly_the_new(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Toss", url, "토스")], clock())
+
+    first = poll(store, fetcher, clock)
+    assert [(o.status, o.new_posts) for o in first.outcomes] == [("ok", 4)]
+    stored = post_rows(store)
+    assert len(stored) == 4
+    assert stored[0].title == "무지성으로 사용한 헬스 체크가 불러일으킬 수 있는 참사"
+    hashes = {p.id: (p.content_hash, p.updated_at) for p in stored}
+
+    clock.advance(hours=2)
+    second = poll(store, fetcher, clock)
+    assert [(o.status, o.new_posts) for o in second.outcomes] == [("not_modified", 0)]
+    assert feed_server.hits_for("/toss.xml")[-1].headers["if-none-match"] == feed_server.routes["/toss.xml"].etag
+    assert {p.id: (p.content_hash, p.updated_at) for p in post_rows(store)} == hashes  # nothing rewritten
+
+    feed_server.serve("/toss.xml", FEEDS / "toss.rss.v2.xml")
+    clock.advance(hours=2)
+    third = poll(store, fetcher, clock)
+    assert [(o.status, o.new_posts) for o in third.outcomes] == [("ok", 1)]
+    assert len(post_rows(store)) == 5
+    assert {p.id: (p.content_hash, p.updated_at) for p in post_rows(store) if p.id in hashes} == hashes
+
+
+def test_unchanged_body_without_conditional_support_adds_and_rewrites_nothing(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/d2.xml", FEEDS / "d2.atom.xml", content_type="application/atom+xml", conditional=False)
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("D2", url, "네이버")], clock())
+    assert poll(store, fetcher, clock).new_posts == 5
+    before = [(p.id, p.content_hash, p.updated_at) for p in post_rows(store)]
+    clock.advance(hours=3)
+    again = poll(store, fetcher, clock)
+    assert [(o.status, o.new_posts) for o in again.outcomes] == [("ok", 0)]
+    assert [(p.id, p.content_hash, p.updated_at) for p in post_rows(store)] == before
+
+
+def test_duplicates_within_a_feed_and_across_feeds_are_stored_once(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    a = feed_server.serve("/dupes.xml", FEEDS / "dupes.rss.xml")
+    b = feed_server.serve("/dupes-mirror.xml", FEEDS / "dupes.rss.xml")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("A", a), FeedConfig("B", b)], clock())
+    summary = poll(store, fetcher, clock)
+    assert summary.new_posts == 3 + 1  # B adds only its link-less, guid-less item, which is keyed per feed
+    urls = [p.url for p in post_rows(store) if p.url]
+    assert sorted(urls) == ["https://example.com/posts/alpha", "https://example.com/posts/gamma"]
+
+
+def test_changing_guids_with_a_stable_link_do_not_duplicate(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    def feed(guid: str) -> str:
+        return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+        <item><title>Same post</title><link>https://blog.example/p/1?utm_campaign=x</link>
+        <guid isPermaLink="false">{guid}</guid><pubDate>Thu, 01 Dec 2022 10:00:00 GMT</pubDate></item>
+        </channel></rss>"""
+    url = feed_server.serve("/g.xml", feed("one"))
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("G", url)], clock())
+    assert poll(store, fetcher, clock).new_posts == 1
+    feed_server.serve("/g.xml", feed("two"))
+    clock.advance(hours=2)
+    assert poll(store, fetcher, clock).new_posts == 0
+    assert [p.url for p in post_rows(store)] == ["https://blog.example/p/1"]
+
+
+def test_one_broken_feed_never_stops_the_others(store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    good = feed_server.serve("/good.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
+    feed_server.routes["/bad.xml"] = Route(status=500, body=b"oops")
+    html = feed_server.serve("/page.html", FEEDS / "not_a_feed.html", content_type="text/html")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Bad", feed_server.url("/bad.xml")), FeedConfig("Page", html),
+                      FeedConfig("Good", good)], clock())
+    summary = poll(store, fetcher, clock)
+    by_name = {o.feed: o for o in summary.outcomes}
+    assert by_name["Good"].status == "ok" and by_name["Good"].new_posts == 3
+    assert by_name["Bad"].status == "error" and "HTTP 500" in (by_name["Bad"].message or "")
+    assert by_name["Page"].status == "error" and "not a feed" in (by_name["Page"].message or "")
+    bad = feed_row(store, "Bad")
+    assert (bad.error_count, bad.last_status) == (1, 500)
+    assert bad.last_error == "HTTP 500 Internal Server Error"
+    assert bad.next_check_at == NOW + timedelta(hours=1)
+
+
+def test_repeated_failures_back_off_and_success_clears_the_count(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/flaky.xml"] = Route(status=503, body=b"busy")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Flaky", feed_server.url("/flaky.xml"))], clock())
+    waits = []
+    for _ in range(4):
+        poll(store, fetcher, clock)
+        row = feed_row(store, "Flaky")
+        waits.append(row.next_check_at - clock())
+        clock.now = row.next_check_at
+        assert [f.name for f in store.feeds_due(clock())] == ["Flaky"]  # retried, never dropped
+    assert waits == [timedelta(hours=1), timedelta(hours=2), timedelta(hours=4), timedelta(hours=8)]
+    assert feed_row(store, "Flaky").error_count == 4
+    feed_server.serve("/flaky.xml", FEEDS / "toss.rss.xml")
+    poll(store, fetcher, clock)
+    row = feed_row(store, "Flaky")
+    assert (row.error_count, row.last_error, row.last_status) == (0, None, 200)
+
+
+def test_retry_after_is_stored_as_the_next_check(store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/slow.xml"] = Route(status=429, body=b"", headers={"Retry-After": "7200"})
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Slow", feed_server.url("/slow.xml"))], clock())
+    poll(store, fetcher, clock)
+    assert feed_row(store, "Slow").next_check_at == NOW + timedelta(hours=2)
+    assert store.feeds_due(NOW + timedelta(hours=1, minutes=59)) == []
+
+
+def test_permanent_redirect_moves_the_feed_and_gone_parks_it(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/old.xml"] = Route(status=301, headers={"Location": "/new.xml"})
+    feed_server.serve("/new.xml", FEEDS / "toss.rss.xml")
+    feed_server.routes["/dead.xml"] = Route(status=410, body=b"gone")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Moved", feed_server.url("/old.xml")), FeedConfig("Dead", feed_server.url("/dead.xml"))],
+                     clock())
+    summary = poll(store, fetcher, clock)
+    assert {o.feed: o.status for o in summary.outcomes} == {"Moved": "ok", "Dead": "gone"}
+    assert feed_row(store, "Moved").url == feed_server.url("/new.xml")
+    assert feed_row(store, "Dead").gone
+    clock.advance(days=30)
+    assert [f.name for f in store.feeds_due(clock())] == ["Moved"]  # gone feeds are not polled...
+    assert store.reset_feed("Dead", clock())
+    assert "Dead" in [f.name for f in store.feeds_due(clock())]  # ...until reset
+
+
+def test_a_stopped_pass_records_nothing_more(store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Toss", url)], clock())
+    fetcher.stop.set()
+    summary = poll(store, fetcher, clock)
+    assert summary.outcomes == ()
+    assert post_rows(store) == []
+    assert feed_row(store, "Toss").next_check_at == NOW  # still due: the schedule is intact
+
+
+def test_only_due_feeds_are_polled(store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Toss", url, interval=7200)], clock())
+    poll(store, fetcher, clock, everything=False)
+    clock.advance(hours=1)
+    assert poll(store, fetcher, clock, everything=False).outcomes == ()
+    clock.advance(hours=1)
+    assert [o.status for o in poll(store, fetcher, clock, everything=False).outcomes] == ["not_modified"]
+    assert len(feed_server.hits_for("/toss.xml")) == 2
+
+
+def test_dates_are_utc_and_undated_posts_use_first_seen(store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    body = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+    <item><title>Dated</title><link>https://x.example/a</link><pubDate>Thu, 01 Dec 2022 02:00:00 +0900</pubDate></item>
+    <item><title>Undated</title><link>https://x.example/b</link></item>
+    </channel></rss>"""
+    url = feed_server.serve("/d.xml", body)
+    clock = Clock(datetime(2022, 12, 15, tzinfo=timezone.utc))
+    store.sync_feeds([FeedConfig("D", url, "X")], clock())
+    poll(store, fetcher, clock)
+    rows = {p.title: p for p in post_rows(store)}
+    assert rows["Dated"].published_at == datetime(2022, 11, 30, 17, 0, tzinfo=timezone.utc)
+    assert rows["Undated"].published_at is None
+    nov = store.candidates(datetime(2022, 11, 1, tzinfo=timezone.utc), datetime(2022, 12, 1, tzinfo=timezone.utc))
+    dec = store.candidates(datetime(2022, 12, 1, tzinfo=timezone.utc), datetime(2023, 1, 1, tzinfo=timezone.utc))
+    assert [c.title for c in nov] == ["Dated"]
+    assert [c.title for c in dec] == ["Undated"]
+    assert dec[0].published == clock()
