@@ -238,6 +238,91 @@ def feeds_export_opml(
         _say(ctx, f"wrote {len(config.feeds)} feeds to {output}")
 
 
+@app.command("import-digest")
+@reports_errors
+def import_digest(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Digest Markdown files: published digests or edited drafts.")],
+    month: Annotated[str | None, typer.Option("--month", help="The month the digest is for, YYYY-MM (default: from the file name or its entries).", show_default=False)] = None,
+    style: Annotated[str | None, typer.Option("--style", help="house, footnote or weekly (default: detected).", show_default=False)] = None,
+) -> None:
+    """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
+    from aggregator.learn import import_digest_file
+
+    if style not in (None, "house", "footnote", "weekly"):
+        raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
+    if month is not None:
+        _check_month(month)
+    with runtime(ctx) as rt:
+        for file in files:
+            report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock())  # type: ignore[arg-type]
+            if report.unchanged:
+                out.print(f"{file}: {report.month}: unchanged ({report.entries} entries)")
+            else:
+                out.print(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
+                          f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+
+
+@app.command()
+@reports_errors
+def train(ctx: typer.Context) -> None:
+    """Train the section and priority models on every imported decision, and save them."""
+    from aggregator.classify import save
+    from aggregator.classify import train as fit
+    from aggregator.learn import aligned_labels
+
+    with runtime(ctx) as rt:
+        labels = [label for _month, label in aligned_labels(rt.store)]
+        model = fit(labels, now=rt.clock())
+        save(model, rt.model_dir)
+        meta = model.meta
+        out.print(f"trained on {meta['n_examples']} posts ({meta['n_positives']} selected, {meta['n_negatives']} not) "
+                  f"over {len(meta['sections'])} sections; saved to {rt.model_dir}")
+        if meta["priority_mode"] == "similarity":
+            out.print("priority: no negatives yet (only digests imported, few posts fetched from their months), so "
+                      "priority is the similarity to past selections; it becomes a classifier once fetched posts "
+                      "the editor left out exist")
+        else:
+            out.print("priority: a classifier of selected against left-out posts")
+
+
+@app.command("eval")
+@reports_errors
+def evaluate(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Backtest month by month: train on the months before m, predict m, and score it."""
+    import dataclasses
+    import json as jsonlib
+
+    from aggregator.learn import aligned_labels, backtest
+
+    with runtime(ctx) as rt:
+        scores = backtest(aligned_labels(rt.store), now=rt.clock())
+    if as_json:
+        sys.stdout.write(jsonlib.dumps([dataclasses.asdict(s) for s in scores], indent=2) + "\n")
+        return
+    if not scores:
+        out.print("nothing to evaluate: import digests of at least two months first")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP"):
+        table.add_column(column, justify="right")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for sc in scores:
+        table.add_row(sc.month, str(sc.train_labels), str(sc.selected), str(sc.negatives), fmt(sc.section_accuracy),
+                      fmt(sc.section_macro_f1), fmt(sc.precision_at_k), fmt(sc.recall_at_k), fmt(sc.average_precision))
+    out.print(table)
+
+
+def _check_month(month: str) -> None:
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+
+
 @app.command()
 @reports_errors
 def draft(
@@ -246,25 +331,25 @@ def draft(
     output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: drafts/YYYY-MM.md; standard output for json).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
+    max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: about as many as past digests held).", show_default=False)] = None,
+    min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select only posts with at least this priority.", show_default=False)] = None,
 ) -> None:
-    """Write the draft of a month's digest in the house style."""
+    """Write the draft of a month's digest in the house style, ranked and placed by the trained model."""
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
     month = month or month_of(utc_now())
-    try:
-        month_bounds(month)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    _check_month(month)
     with runtime(ctx) as rt:
-        result = make_draft(rt.store, rt.config, month, fmt, rt.clock())  # type: ignore[arg-type]
+        result = make_draft(rt.store, rt.config, month, fmt, model=rt.load_model(),  # type: ignore[arg-type]
+                            count=max_posts, min_priority=min_priority)
         if output == "-" or (output is None and fmt == "json"):
             sys.stdout.write(result.text)
             return
         path = Path(output) if output else default_path(rt.config, month, fmt)  # type: ignore[arg-type]
         write_new(path, result.text, force=force)
         if fmt == "markdown" and output is None:
-            rt.store.record_draft(month, str(path), result.text, rt.clock())
-        out.print(f"wrote {path} ({len(result.items)} posts)")
+            rt.store.record_draft(month, str(path), result.text, rt.clock(), result.selected_urls)
+        out.print(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 
 def main() -> None:

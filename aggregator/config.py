@@ -87,6 +87,7 @@ class DraftSettings(_Strict):
     title: str = "Summary of Important AI & ML Blog Posts"
     section: str = "1. Posts"  # the single section used until a model is trained
     refresh: Duration = 86400  # how often the daemon rewrites the current month's draft
+    below_cut: int = Field(default=15, ge=0)  # candidates listed under "Candidates below the cut"
 
 
 class Config(_Strict):
@@ -95,6 +96,7 @@ class Config(_Strict):
     defaults: Polling = Polling()
     draft: DraftSettings = DraftSettings()
     database: str | None = None  # SQLAlchemy URL; default: aggregator.db beside feeds.yaml
+    models: str = "models"  # where `train` saves the models
     feeds: tuple[FeedEntry, ...] = ()
     base_dir: Path = Path(".")  # the folder of feeds.yaml; relative paths resolve against it
 

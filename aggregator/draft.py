@@ -9,13 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config
 from aggregator.errors import DigestError
+from aggregator.labels import sections_without_source, typical_selection
+from aggregator.learn import taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction
 from aggregator.render import render_json, render_markdown
 from aggregator.store import Store
+
+if TYPE_CHECKING:
+    from aggregator.classify import Model
 
 Format = Literal["markdown", "json"]
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -41,6 +46,20 @@ def place_unranked(candidates: Sequence[Candidate], section: str) -> list[DraftI
     return [DraftItem(c, Prediction(section=(section,))) for c in candidates]
 
 
+def place_ranked(candidates: Sequence[Candidate], predictions: Sequence[Prediction], *, count: int | None,
+                 min_priority: float | None) -> list[DraftItem]:
+    """Rank by priority (ties by URL, so drafts are reproducible) and select the top `count` whose
+    priority reaches `min_priority`; every candidate is returned, the selected first."""
+    order = sorted(range(len(candidates)), key=lambda i: (-(predictions[i].priority or 0.0), candidates[i].url))
+    limit = len(order) if count is None else max(count, 0)
+    floor = min_priority if min_priority is not None else float("-inf")
+    items = []
+    for rank, i in enumerate(order):
+        chosen = rank < limit and (predictions[i].priority or 0.0) >= floor
+        items.append(DraftItem(candidates[i], predictions[i], chosen))
+    return items
+
+
 @dataclass(frozen=True)
 class Draft:
     """A rendered draft and what it holds."""
@@ -49,16 +68,37 @@ class Draft:
     text: str
     items: tuple[DraftItem, ...]
 
+    @property
+    def selected_urls(self) -> list[str]:
+        return [i.candidate.url for i in self.items if i.selected]
 
-def make_draft(store: Store, config: Config, month: str, fmt: Format, now: datetime) -> Draft:
-    """Render the draft of `month` from the posts stored for it."""
+
+def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
+               count: int | None = None, min_priority: float | None = None) -> Draft:
+    """Render the draft of `month` from the posts stored for it, placed by `model` when there is one.
+
+    Without `count`, a model's draft selects about as many posts as the editor's past digests held.
+    """
     start, end = month_bounds(month)
-    items = place_unranked(store.candidates(start, end), config.draft.section)
-    if fmt == "json":
-        text = render_json(items)
+    candidates = store.candidates(start, end)
+    if model is None:
+        items = place_unranked(candidates, config.draft.section)
+        note = f"aggregator draft for {month}: {len(items)} posts; no model yet, run `aggregator train` to rank them"
+        tree: tuple = ()
+        no_source: list[str] = []
     else:
-        note = f"aggregator draft for {month}, written {now.strftime('%Y-%m-%d %H:%M')} UTC from {len(items)} posts"
-        text = render_markdown(items, title=config.draft.title, note=note)
+        if count is None and min_priority is None:
+            count = typical_selection([d.selected for d in store.digests()])
+        items = place_ranked(candidates, model.predict(candidates), count=count, min_priority=min_priority)
+        chosen = sum(i.selected for i in items)
+        note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; "
+                f"model trained {model.meta.get('trained_at', '?')[:19]}")
+        tree = taxonomy(store) or tuple(model.sections)
+        no_source = sections_without_source(store.printed_sources())
+    if fmt == "json":
+        return Draft(month, render_json(items), tuple(items))
+    shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
+    text = render_markdown(shown, title=config.draft.title, taxonomy=tree, no_source_sections=no_source, note=note)
     return Draft(month, text, tuple(items))
 
 
@@ -87,7 +127,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def refresh_draft(store: Store, config: Config, month: str, now: datetime) -> str:
+def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None) -> str:
     """Rewrite the month's Markdown draft for the daemon, unless the editor changed the file since
     aggregator last wrote it. Returns a one-line account of what happened."""
     path = default_path(config, month, "markdown")
@@ -99,7 +139,7 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime) -> st
             return f"draft {path} left alone: cannot read it ({exc})"
         if recorded is None or recorded[1] != current:
             return f"draft {path} left alone: it was edited since aggregator wrote it"
-    draft = make_draft(store, config, month, "markdown", now)
+    draft = make_draft(store, config, month, "markdown", model=model)
     _atomic_write(path, draft.text)
-    store.record_draft(month, str(path), draft.text, now)
-    return f"draft {path} written ({len(draft.items)} posts)"
+    store.record_draft(month, str(path), draft.text, now, draft.selected_urls)
+    return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"

@@ -11,6 +11,7 @@ _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
 _SAFE_PATH = "/:@!$&'*+,;=-._~%"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_REG_NAME = re.compile(r"[a-z0-9\-._~!$&'()*+,;=%]+")  # RFC 3986 reg-name characters, after IDNA
 
 
 def _is_tracking(name: str, value: str) -> bool:
@@ -48,6 +49,10 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not host:
         return None
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets, or the URL cannot be read back
+    elif not _REG_NAME.fullmatch(host):
+        return None  # spaces, quotes, <> … in the host: not a usable link
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     if parts.username:
         return None  # credentials in a post link: never a real post URL

@@ -115,7 +115,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if parsed.get("bozo"):
         reason = parsed.get("bozo_exception")
         name = type(reason).__name__ if reason is not None else "error"
-        if name not in ("CharacterEncodingOverride",):
+        if name not in ("CharacterEncodingOverride", "NonXMLContentType"):  # well-formed XML, odd headers
             warning = f"malformed feed ({name}: {str(reason)[:120]}); read {len(entries)} entries anyway"
     base = parsed.get("href") or url
     posts = tuple(_post_from(entry, base) for entry in entries)

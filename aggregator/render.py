@@ -107,7 +107,9 @@ def render_markdown(
             head = section[:depth]
             if head not in printed:
                 printed.add(head)
-                lines += ["", f"{'#' * (depth + 1)} {head[-1]}"]
+                if not lines[-1].startswith("#"):  # as in the house style: "## 1. Research" then "### 1.1. CV"
+                    lines.append("")
+                lines.append(f"{'#' * (depth + 1)} {head[-1]}")
         with_source = section[0] not in no_source_sections
         for item in sorted((i for i in selected if i.prediction.section == section), key=_sort_key):
             lines.append(entry_line(item, with_source=with_source))

@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.draft import month_bounds, month_of, refresh_draft
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import PassSummary
 from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
+
+if TYPE_CHECKING:
+    from aggregator.classify import Model
 
 
 def utc_now() -> datetime:
@@ -77,8 +82,25 @@ class Runtime:
         with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
             return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(), progress=progress)
 
+    @property
+    def model_dir(self) -> Path:
+        return self.config.resolve(self.config.models)
+
+    def load_model(self) -> Model | None:
+        """The trained model, or None before the first `train`; ModelError when it is damaged or stale."""
+        if not self.model_dir.exists():
+            return None
+        from aggregator.classify import load  # scikit-learn stays off the polling path
+
+        return load(self.model_dir)
+
     def refresh_drafts(self) -> list[str]:
-        """Keep the current month's draft fresh, and finish last month's once it has ended."""
+        """Keep the current month's draft fresh, and finish last month's once it has ended.
+        A damaged or stale model leaves the drafts alone and says so; polling goes on."""
+        try:
+            model = self.load_model()
+        except ModelError as exc:
+            return [f"drafts not refreshed: {exc}"]
         now = self.clock()
         this_month = month_of(now)
         start, _ = month_bounds(this_month)
@@ -86,6 +108,6 @@ class Runtime:
         messages = []
         recorded = self.store.draft_written_at(last_month)
         if recorded is not None and recorded < start:
-            messages.append(refresh_draft(self.store, self.config, last_month, now))
-        messages.append(refresh_draft(self.store, self.config, this_month, now))
+            messages.append(refresh_draft(self.store, self.config, last_month, now, model))
+        messages.append(refresh_draft(self.store, self.config, this_month, now, model))
         return messages

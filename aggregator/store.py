@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from aggregator.errors import StoreError
-from aggregator.models import Candidate, FeedConfig, FeedState, FetchResult, ParsedPost
+from aggregator.labels import ImportEntry
+from aggregator.models import Candidate, FeedConfig, FeedState, FetchResult, Label, ParsedPost, SectionPath
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
 
@@ -107,10 +109,65 @@ class DraftRow(Base):
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     written_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    selected_urls: Mapped[str | None] = mapped_column(Text)  # JSON list: what the draft offered the editor
+
+
+class DigestRow(Base):
+    """One imported digest per month: the latest version of it that was imported."""
+
+    __tablename__ = "digests"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    style: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    sections: Mapped[str] = mapped_column(Text)  # JSON list of section paths, in order
+    covers: Mapped[str] = mapped_column(Text)  # JSON list of the months whose posts the editor chose from
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LabelRow(Base):
+    """The editor's decision on one post in one month's digest."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("post_id", "month", name="uq_labels_post_month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    selected: Mapped[bool] = mapped_column(Boolean)
+    section: Mapped[str | None] = mapped_column(Text)  # JSON list of headings; None when not selected
+    editor_summary: Mapped[str] = mapped_column(Text, default="")
+    printed_source: Mapped[str] = mapped_column(Text, default="")  # the source label the digest printed
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 metadata = Base.metadata
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What importing one digest changed."""
+
+    month: str
+    entries: int
+    added: int = 0  # newly selected posts
+    moved: int = 0  # selected before, now in another section
+    removed: int = 0  # offered or selected before, now left out: negatives
+    new_posts: int = 0  # posts known only from the digest
+    unchanged: bool = False
+
+
+@dataclass(frozen=True)
+class DigestInfo:
+    """An imported digest, as training and drafting use it."""
+
+    month: str
+    sections: tuple[SectionPath, ...]
+    covers: tuple[str, ...]
+    selected: int
 
 
 @dataclass(frozen=True)
@@ -326,11 +383,7 @@ class Store:
             .order_by(when.desc(), PostRow.id)
         )
         with self.session() as s:
-            return [
-                Candidate(p.id, p.url or "", p.title, p.summary, feed_source if feed_source is not None else p.source,
-                          p.published_at or p.first_seen_at, feed_name)
-                for p, feed_name, feed_source in s.execute(query)
-            ]
+            return [_candidate(p, feed_source, feed_name) for p, feed_name, feed_source in s.execute(query)]
 
     # -- drafts ---------------------------------------------------------------------------
 
@@ -345,10 +398,137 @@ class Store:
             row = s.get(DraftRow, month)
             return row.written_at if row else None
 
-    def record_draft(self, month: str, path: str, text: str, now: datetime) -> None:
+    def record_draft(self, month: str, path: str, text: str, now: datetime, selected: Sequence[str] = ()) -> None:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         with self.session() as s:
-            s.merge(DraftRow(month=month, path=path, sha256=digest, written_at=now))
+            s.merge(DraftRow(month=month, path=path, sha256=digest, written_at=now,
+                             selected_urls=json.dumps(sorted(selected))))
+
+    # -- digests and labels -----------------------------------------------------------------
+
+    def import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
+                      sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
+                      now: datetime) -> ImportReport:
+        """Record a digest's selections as labels, in one transaction.
+
+        Posts never fetched are created from what the digest says. Posts the editor had selected in an
+        earlier version of this month's digest, or that aggregator's draft offered, and that are now
+        missing become negative labels. Importing the same text again changes nothing.
+        """
+        with self.session() as s:
+            existing = s.get(DigestRow, month)
+            if existing is not None and existing.sha256 == sha256:
+                return ImportReport(month, len(entries), unchanged=True)
+            posts = _posts_for(s, entries, now)
+            labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(LabelRow.month == month))}
+            offered = set()
+            draft = s.get(DraftRow, month)
+            if draft is not None and draft.selected_urls:
+                urls = json.loads(draft.selected_urls)
+                offered = {p.id for chunk in _chunks(urls) for p in s.scalars(select(PostRow).where(PostRow.url.in_(chunk)))}
+            added = moved = 0
+            chosen = set()
+            for entry in entries:
+                post = posts[entry.url]
+                chosen.add(post.id)
+                section = json.dumps(list(entry.section), ensure_ascii=False)
+                row = labels.get(post.id)
+                if row is None:
+                    s.add(LabelRow(post_id=post.id, month=month, selected=True, section=section,
+                                   editor_summary=entry.editor_summary, printed_source=entry.source, updated_at=now))
+                    added += 1
+                    continue
+                if not row.selected:
+                    added += 1
+                elif row.section != section:
+                    moved += 1
+                row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
+                row.printed_source, row.updated_at = entry.source, now
+            removed = 0
+            for post_id in (offered | {pid for pid, row in labels.items() if row.selected}) - chosen:
+                row = labels.get(post_id)
+                if row is None:
+                    s.add(LabelRow(post_id=post_id, month=month, selected=False, section=None, editor_summary="",
+                                   printed_source="", updated_at=now))
+                elif row.selected:
+                    row.selected, row.section, row.updated_at = False, None, now
+                else:
+                    continue
+                removed += 1
+            new_posts = sum(1 for p in posts.values() if p.feed_id is None and p.first_seen_at == now)
+            s.merge(DigestRow(month=month, path=path, style=style, title=title, sha256=sha256,
+                              sections=json.dumps([list(x) for x in sections], ensure_ascii=False),
+                              covers=json.dumps(list(covers)), imported_at=now))
+            return ImportReport(month, len(entries), added, moved, removed, new_posts)
+
+    def digests(self) -> list[DigestInfo]:
+        """Imported digests, oldest month first, with how many posts each selected."""
+        counts = (select(LabelRow.month, func.count(LabelRow.id)).where(LabelRow.selected.is_(True))
+                  .group_by(LabelRow.month))
+        with self.session() as s:
+            selected = dict(s.execute(counts).all())
+            return [DigestInfo(d.month, tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
+                               selected.get(d.month, 0))
+                    for d in s.scalars(select(DigestRow).order_by(DigestRow.month))]
+
+    def printed_sources(self) -> list[tuple[SectionPath, str]]:
+        """(section, printed source label) of every selected label: how the editor labels entries."""
+        query = select(LabelRow.section, LabelRow.printed_source).where(LabelRow.selected.is_(True))
+        with self.session() as s:
+            return [(tuple(json.loads(sec)), src) for sec, src in s.execute(query) if sec]
+
+    def training_labels(self) -> list[tuple[str, Label]]:
+        """(month, label) for every decision: selections, removals, and the unselected posts stored
+        from the months imported digests cover."""
+        with self.session() as s:
+            out: list[tuple[str, Label]] = []
+            query = (select(LabelRow, PostRow, FeedRow.source, FeedRow.name)
+                     .join(PostRow, LabelRow.post_id == PostRow.id)
+                     .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id).order_by(LabelRow.month, PostRow.id))
+            labelled: set[int] = set()
+            for label, post, feed_source, feed_name in s.execute(query):
+                labelled.add(post.id)
+                candidate = _candidate(post, feed_source, feed_name)
+                section = tuple(json.loads(label.section)) if label.section else None
+                out.append((label.month, Label(candidate, section, label.selected, label.editor_summary)))
+            for digest in s.scalars(select(DigestRow)):
+                for month in json.loads(digest.covers):
+                    start, end = _month_range(month)
+                    when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+                    query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
+                             .where(when >= start, when < end).order_by(PostRow.id))
+                    for post, feed_source, feed_name in s.execute(query):
+                        if post.id not in labelled:
+                            labelled.add(post.id)
+                            out.append((digest.month, Label(_candidate(post, feed_source, feed_name), None, False)))
+            return out
+
+
+def _month_range(month: str) -> tuple[datetime, datetime]:
+    year, mon = int(month[:4]), int(month[5:7])
+    return (datetime(year, mon, 1, tzinfo=timezone.utc),
+            datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc))
+
+
+def _candidate(post: PostRow, feed_source: str | None, feed_name: str | None) -> Candidate:
+    return Candidate(post.id, post.url or "", post.title, post.summary,
+                     feed_source if feed_source is not None else post.source,
+                     post.published_at or post.first_seen_at, feed_name)
+
+
+def _posts_for(s: Session, entries: Sequence[ImportEntry], now: datetime) -> dict[str, PostRow]:
+    """The stored post of every entry's URL, creating the ones never fetched."""
+    urls = [e.url for e in entries]
+    found = {p.url: p for chunk in _chunks(urls) for p in s.scalars(select(PostRow).where(PostRow.url.in_(chunk)))}
+    for entry in entries:
+        if entry.url not in found:
+            post = PostRow(feed_id=None, key="digest:" + entry.url, url=entry.url, title=entry.title, summary="",
+                           author="", source=entry.source, published_at=entry.published, first_seen_at=now,
+                           content_hash="")
+            s.add(post)
+            found[entry.url] = post
+    s.flush()
+    return found
 
 
 def _short(exc: SQLAlchemyError) -> str:

@@ -34,7 +34,7 @@ def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -
         store.migrate()
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -183,7 +183,7 @@ def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: Feed
     url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml")
     with Store(pg_url) as store:
         with store.engine.begin() as conn:
-            conn.execute(text("drop table if exists posts, feeds, drafts, alembic_version cascade"))
+            conn.execute(text("drop table if exists labels, digests, posts, feeds, drafts, alembic_version cascade"))
         store.migrate()
         store.migrate()
         store.sync_feeds([FeedConfig("Toss", url, "토스")], NOW)

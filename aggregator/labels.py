@@ -1,0 +1,109 @@
+"""Turning a read digest into training labels (pure): its month, the months it covers, sections aligned to the taxonomy."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from statistics import median
+
+from aggregator.links import canonical_url
+from aggregator.models import Digest, SectionPath
+
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
+_FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
+COVER_SHARE = 0.25  # a month covers a digest when at least this share of its entries is from it
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    """One selected post of an imported digest, ready to store."""
+
+    url: str  # canonical
+    title: str
+    source: str
+    published: datetime  # the first of the entry's month: the digest gives no day
+    section: SectionPath
+    editor_summary: str
+
+
+def month_from_name(path: str) -> str | None:
+    """A YYYY-MM in a file name, as drafts are named (drafts/2022-12.md)."""
+    match = _FILE_MONTH.search(path.rsplit("/", 1)[-1])
+    return f"{match.group(1)}-{match.group(2)}" if match else None
+
+
+def covered_months(entry_months: Sequence[str | None]) -> list[str]:
+    """Months holding at least COVER_SHARE of the entries (at least 2 of them), oldest first."""
+    counts = Counter(m for m in entry_months if m)
+    if not counts:
+        return []
+    total = sum(counts.values())
+    covered = sorted(m for m, n in counts.items() if n >= max(2, COVER_SHARE * total))
+    return covered or [counts.most_common(1)[0][0]]
+
+
+def digest_month(digest: Digest, path: str, given: str | None) -> str | None:
+    """The month a digest is for: --month, else the file name, else what the reader found, else
+    the latest month that holds a good share of its entries (a digest also cites older posts)."""
+    if given:
+        return given
+    months = covered_months([e.month for e in digest.entries])
+    return month_from_name(path) or digest.month or (months[-1] if months else None)
+
+
+def _number_and_name(heading: str) -> tuple[str | None, str]:
+    match = _NUMBER.match(heading)
+    return (match.group(1), match.group(2).strip().casefold()) if match else (None, heading.strip().casefold())
+
+
+def align_section(section: SectionPath, taxonomy: Sequence[SectionPath]) -> SectionPath:
+    """The taxonomy section an old heading path means: the same path, else the leaf with the same
+    number (e.g. "2.4." when the parent was renamed), else the first leaf with the same name
+    (unnumbered digests); otherwise the path as written."""
+    if not taxonomy or section in taxonomy:
+        return section
+    leaves = [s for s in taxonomy if not any(len(o) > len(s) and o[: len(s)] == s for o in taxonomy)]
+    number, name = _number_and_name(section[-1])
+    if number:
+        for leaf in leaves:
+            if _number_and_name(leaf[-1])[0] == number:
+                return leaf
+    for leaf in leaves:
+        if _number_and_name(leaf[-1])[1] == name:
+            return leaf
+    return section
+
+
+def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
+    """The digest's entries with canonical URLs, sections as written; the first of duplicates wins."""
+    seen: set[str] = set()
+    out = []
+    for entry in digest.entries:
+        url = canonical_url(entry.url)
+        if url is None or url in seen:
+            continue
+        seen.add(url)
+        year, mon = (entry.month or month).split("-")
+        out.append(ImportEntry(url, entry.title, entry.source, datetime(int(year), int(mon), 1, tzinfo=timezone.utc),
+                               entry.section, entry.summary))
+    return out
+
+
+def typical_selection(counts: Sequence[int]) -> int | None:
+    """How many posts a draft should select: the median of what past digests held."""
+    counts = [c for c in counts if c > 0]
+    return int(median(counts)) if counts else None
+
+
+def sections_without_source(digests_entries: Sequence[tuple[SectionPath, str]]) -> list[str]:
+    """Top-level sections whose entries mostly print no source label (the house style's "3. AWS ML Only")."""
+    totals: Counter[str] = Counter()
+    with_source: Counter[str] = Counter()
+    for section, source in digests_entries:
+        if section:
+            totals[section[0]] += 1
+            with_source[section[0]] += bool(source)
+    return sorted(top for top, n in totals.items() if n >= 2 and with_source[top] / n < 0.5)
