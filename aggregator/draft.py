@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Literal
 from aggregator.config import Config
 from aggregator.errors import DigestError
 from aggregator.labels import sections_without_source, typical_selection
+from aggregator.labels import align_section
 from aggregator.learn import taxonomy
-from aggregator.models import Candidate, DraftItem, Prediction
+from aggregator.models import Candidate, DraftItem, Prediction, SectionPath
 from aggregator.render import render_json, render_markdown
 from aggregator.store import Store
 
@@ -47,16 +48,27 @@ def place_unranked(candidates: Sequence[Candidate], section: str) -> list[DraftI
 
 
 def place_ranked(candidates: Sequence[Candidate], predictions: Sequence[Prediction], *, count: int | None,
-                 min_priority: float | None) -> list[DraftItem]:
+                 min_priority: float | None, decided: Mapping[int, SectionPath | None] | None = None) -> list[DraftItem]:
     """Rank by priority (ties by URL, so drafts are reproducible) and select the top `count` whose
-    priority reaches `min_priority`; every candidate is returned, the selected first."""
+    priority reaches `min_priority`. Posts the editor already decided on (`decided`: post id ->
+    their section, or None for left out) keep that decision. Every candidate is returned."""
+    decided = decided or {}
     order = sorted(range(len(candidates)), key=lambda i: (-(predictions[i].priority or 0.0), candidates[i].url))
-    limit = len(order) if count is None else max(count, 0)
+    forced = sum(1 for c in candidates if decided.get(c.id) is not None)
+    room = (len(order) if count is None else max(count, 0)) - forced
     floor = min_priority if min_priority is not None else float("-inf")
     items = []
-    for rank, i in enumerate(order):
-        chosen = rank < limit and (predictions[i].priority or 0.0) >= floor
-        items.append(DraftItem(candidates[i], predictions[i], chosen))
+    for i in order:
+        post, prediction = candidates[i], predictions[i]
+        if post.id in decided:
+            section = decided[post.id]
+            if section is not None:
+                prediction = replace(prediction, section=section, section_confidence=1.0)
+            items.append(DraftItem(post, prediction, section is not None))
+            continue
+        chosen = room > 0 and (prediction.priority or 0.0) >= floor
+        room -= chosen
+        items.append(DraftItem(post, prediction, chosen))
     return items
 
 
@@ -80,20 +92,25 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     Without `count`, a model's draft selects about as many posts as the editor's past digests held.
     """
     start, end = month_bounds(month)
-    candidates = store.candidates(start, end)
+    edition = store.edition_labels(month)  # what this month's imported digest already decided
+    candidates = store.candidates(start, end, also=sorted(edition))
+    published = store.selected_elsewhere(month, [c.id for c in candidates if c.id not in edition])
+    candidates = [c for c in candidates if c.id not in published]  # never offer a post twice
     if model is None:
         items = place_unranked(candidates, config.draft.section)
         note = f"aggregator draft for {month}: {len(items)} posts; no model yet, run `aggregator train` to rank them"
-        tree: tuple = ()
+        tree: tuple[SectionPath, ...] = ()
         no_source: list[str] = []
     else:
         if count is None and min_priority is None:
             count = typical_selection([d.selected for d in store.digests()])
-        items = place_ranked(candidates, model.predict(candidates), count=count, min_priority=min_priority)
+        tree = taxonomy(store) or tuple(model.sections)
+        decided = {pid: (align_section(section, tree) if section else None) for pid, section in edition.items()}
+        items = place_ranked(candidates, model.predict(candidates), count=count, min_priority=min_priority,
+                             decided=decided)
         chosen = sum(i.selected for i in items)
         note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; "
                 f"model trained {model.meta.get('trained_at', '?')[:19]}")
-        tree = taxonomy(store) or tuple(model.sections)
         no_source = sections_without_source(store.printed_sources())
     if fmt == "json":
         return Draft(month, render_json(items), tuple(items))

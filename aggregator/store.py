@@ -373,13 +373,15 @@ class Store:
         with self.session() as s:
             return s.scalar(select(func.count(PostRow.id))) or 0
 
-    def candidates(self, start: datetime, end: datetime) -> list[Candidate]:
-        """Posts dated in [start, end): by published date, or first-seen date where the feed gave none."""
+    def candidates(self, start: datetime, end: datetime, *, also: Sequence[int] = ()) -> list[Candidate]:
+        """Posts dated in [start, end): by published date, or first-seen date where the feed gave none;
+        plus the posts whose ids are in `also`."""
         when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        in_month = (when >= start) & (when < end)
         query = (
             select(PostRow, FeedRow.name, FeedRow.source)
             .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
-            .where(when >= start, when < end)
+            .where(in_month | PostRow.id.in_(list(also)) if also else in_month)
             .order_by(when.desc(), PostRow.id)
         )
         with self.session() as s:
@@ -470,6 +472,22 @@ class Store:
             return [DigestInfo(d.month, tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
                                selected.get(d.month, 0))
                     for d in s.scalars(select(DigestRow).order_by(DigestRow.month))]
+
+    def edition_labels(self, month: str) -> dict[int, SectionPath | None]:
+        """post id -> its section in `month`'s imported digest, or None when that digest left it out."""
+        query = select(LabelRow.post_id, LabelRow.selected, LabelRow.section).where(LabelRow.month == month)
+        with self.session() as s:
+            return {pid: (tuple(json.loads(sec)) if selected and sec else None) for pid, selected, sec in s.execute(query)}
+
+    def selected_elsewhere(self, month: str, post_ids: Sequence[int]) -> set[int]:
+        """Those of `post_ids` that another month's digest already published."""
+        found: set[int] = set()
+        with self.session() as s:
+            for chunk in _chunks(list(post_ids)):
+                query = select(LabelRow.post_id).where(LabelRow.post_id.in_(chunk), LabelRow.month != month,
+                                                       LabelRow.selected.is_(True))
+                found.update(s.scalars(query))
+        return found
 
     def printed_sources(self) -> list[tuple[SectionPath, str]]:
         """(section, printed source label) of every selected label: how the editor labels entries."""

@@ -1,0 +1,178 @@
+"""The editor's loop: import digests as labels, train, draft with the model, import the edited draft, evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DATA, FEEDS, NOW, FeedServer
+from typer.testing import CliRunner, Result
+
+from aggregator.cli import app
+from aggregator.digest_reader import read_digest
+from aggregator.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
+from aggregator.links import canonical_url
+
+DIGESTS = DATA / "digests"
+runner = CliRunner()
+TAXONOMY = (("1. Research",), ("1. Research", "1.1. CV"), ("2. Business Cases and Implementations",),
+            ("2. Business Cases and Implementations", "2.1. CV"),
+            ("2. Business Cases and Implementations", "2.4. Training, Inference and MLOps"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    return tmp_path
+
+
+def run(home: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
+
+
+def draft_entries(path: Path) -> set[tuple[tuple[str, ...], str]]:
+    digest = read_digest(path.read_text(encoding="utf-8"), path=str(path))
+    return {(e.section, canonical_url(e.url) or "") for e in digest.entries}
+
+
+# -- pure rules -------------------------------------------------------------------------------
+
+def test_month_rules() -> None:
+    assert month_from_name("drafts/2022-12.md") == "2022-12"
+    assert month_from_name("digest-20221.md") is None
+    assert covered_months(["2022-12"] * 24 + ["2022-11"] * 35 + ["2020-12", "2023-01"]) == ["2022-11", "2022-12"]
+    digest = read_digest((DIGESTS / "house_2022-12.md").read_text(encoding="utf-8"))
+    assert digest_month(digest, "x.md", None) == "2022-12"
+    assert digest_month(digest, "x.md", "2022-11") == "2022-11"
+
+
+def test_old_section_names_align_to_the_taxonomy() -> None:
+    # renamed parent, same number
+    assert align_section(("2. Business Cases and Open Source Libraries", "2.1. CV"), TAXONOMY) == TAXONOMY[3]
+    # unnumbered heading: the first leaf of that name
+    assert align_section(("CV",), TAXONOMY) == TAXONOMY[1]
+    assert align_section(("Something else",), TAXONOMY) == ("Something else",)
+    assert align_section(TAXONOMY[4], TAXONOMY) == TAXONOMY[4]
+
+
+def test_sections_printing_no_source_are_learned() -> None:
+    rows = [(("3. AWS ML Only", "3.4. x"), "")] * 5 + [(("2. Business",), "Amazon")] * 4 + [(("2. Business",), "")]
+    assert sections_without_source(rows) == ["3. AWS ML Only"]
+
+
+# -- import --------------------------------------------------------------------------------------
+
+def test_import_is_idempotent_and_versions_update_what_moved(home: Path) -> None:
+    first = run(home, "import-digest", str(DIGESTS / "house_thin_002.md"), "--month", "2022-12")
+    assert first.exit_code == 0 and "5 entries; 5 added, 0 moved, 0 removed; 5 posts known only" in first.output
+    again = run(home, "import-digest", str(DIGESTS / "house_thin_002.md"), "--month", "2022-12")
+    assert "unchanged (5 entries)" in again.output
+    mid = run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), "--month", "2022-12")
+    assert mid.exit_code == 0 and "7 entries;" in mid.output
+    full = run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))  # month inferred: 2022-12
+    assert full.exit_code == 0 and "2022-12: 22 entries;" in full.output
+    assert " removed" in full.output
+
+
+def test_footnote_and_weekly_digests_import_with_their_months(home: Path) -> None:
+    footnote = run(home, "import-digest", str(DIGESTS / "footnote_2023-10.md"), "--month", "2023-10")
+    weekly = run(home, "import-digest", str(DIGESTS / "weekly_2020-06.md"))  # month from its front matter
+    assert footnote.exit_code == 0 and "footnote_2023-10.md: 2023-10: 6 entries; 6 added" in footnote.output
+    assert weekly.exit_code == 0 and "weekly_2020-06.md: 2020-06: 5 entries; 5 added" in weekly.output
+
+
+def test_bad_digests_are_refused_whole_with_file_and_line(home: Path, tmp_path: Path) -> None:
+    bad = run(home, "import-digest", str(DIGESTS / "house_missing_url.md"), "--month", "2022-12")
+    assert bad.exit_code == 1 and "house_missing_url.md:" in bad.output and "has no URL" in bad.output
+    nothing = run(home, "import-digest", str(DIGESTS / "not_a_digest.md"))
+    assert nothing.exit_code == 1 and "not a digest in any known style" in nothing.output
+    assert "nothing to evaluate" in run(home, "eval").output
+    train = run(home, "train")
+    assert train.exit_code == 1 and "import a digest first" in train.output  # nothing half-imported
+
+
+# -- train and draft -----------------------------------------------------------------------------
+
+def test_round_trip_house_digest_to_draft_gives_the_same_entries_under_the_same_headings(home: Path) -> None:
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    trained = run(home, "train")
+    assert trained.exit_code == 0 and "similarity to past selections" in trained.output
+    result = run(home, "draft", "--month", "2022-12", "--out", str(home / "2022-12.md"))
+    assert result.exit_code == 0
+    assert draft_entries(home / "2022-12.md") == draft_entries(DIGESTS / "house_2022-12.md")
+    text = (home / "2022-12.md").read_text(encoding="utf-8")
+    assert "(Dec 2022)](https://aws.amazon.com/blogs/machine-learning/best-practices-for-amazon-sagemaker" in text
+    assert "(Dec 2022, Amazon)](https://aws.amazon.com/blogs/machine-learning/automatically-retrain" in text
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings.index("## 1. Research") < headings.index("## 2. Business Cases and Implementations") \
+        < headings.index("## 3. AWS ML Only")
+
+
+def test_model_placement_of_new_posts_and_the_loop_closes(home: Path, feed_server: FeedServer) -> None:
+    """Fetched posts get a section and a priority; the edited draft becomes the next labels."""
+    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
+    kr = feed_server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
+    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n"
+                                     f"  - name: KR\n    url: {kr}\n    source: 하이퍼커넥트\n", encoding="utf-8")
+    assert run(home, "-q", "fetch").exit_code == 0
+    # last month's edition teaches the model; this month's draft is made from the fetched posts
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
+    assert run(home, "train").exit_code == 0
+    out = run(home, "draft", "--month", "2022-12", "--format", "json")
+    rows = json.loads(out.output)
+    assert {"url", "title", "source", "published", "section", "section_confidence", "priority", "selected",
+            "reasons"} <= set(rows[0])
+    assert all(0.0 <= r["priority"] <= 1.0 and 0.0 <= r["section_confidence"] <= 1.0 for r in rows)
+    assert all(r["section"] and r["section"][0][0].isdigit() for r in rows)  # placed in the digest's taxonomy
+
+    written = run(home, "draft", "--month", "2022-12", "--max", "3")
+    assert written.exit_code == 0
+    path = home / "drafts" / "2022-12.md"
+    text = path.read_text(encoding="utf-8")
+    assert "## Candidates below the cut" in text and "<!-- priority " in text
+    offered = draft_entries(path)
+
+    # the unedited draft imported back yields exactly its selections
+    back = run(home, "import-digest", str(path))
+    assert back.exit_code == 0 and "2022-12: 3 entries; 3 added, 0 moved, 0 removed" in back.output
+    # the editor deletes one entry and adds one by hand
+    lines = text.splitlines()
+    entry_lines = [i for i, line in enumerate(lines) if line.startswith("* [")
+                   and i < lines.index("## Candidates below the cut")]
+    deleted = lines[entry_lines[0]]
+    del lines[entry_lines[0]]
+    lines.insert(entry_lines[0], "* [A Post the Editor Added (Dec 2022, Netflix)](https://netflixtechblog.com/added-by-hand): 직접 추가")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    edited = run(home, "import-digest", str(path))
+    assert edited.exit_code == 0 and "1 added" in edited.output and "1 removed" in edited.output
+    assert len(offered) >= 1 and deleted.split("](")[1].split(")")[0] not in path.read_text(encoding="utf-8")
+    retrained = run(home, "train")
+    assert retrained.exit_code == 0 and "3 not)" in retrained.output  # the deleted entry and the 2 never chosen
+
+
+def test_eval_prints_a_table_and_json(home: Path) -> None:
+    run(home, "import-digest", str(DIGESTS / "weekly_2020-06.md"), str(DIGESTS / "house_2022-12.md"),
+        str(DIGESTS / "footnote_2023-10.md"), "--month", "2023-10")
+    # the --month above applies to every file; import the first two again with their own months
+    run(home, "import-digest", str(DIGESTS / "weekly_2020-06.md"))
+    run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
+    table = run(home, "eval")
+    assert table.exit_code == 0 and "section acc" in table.output and "2022-12" in table.output
+    rows = json.loads(run(home, "eval", "--json").output)
+    assert [r["month"] for r in rows][:1] == ["2022-12"]
+    assert all(0.0 <= r["section_accuracy"] <= 1.0 for r in rows if r["section_accuracy"] is not None)
+
+
+def test_a_damaged_model_says_retrain_and_the_daemon_path_keeps_going(home: Path) -> None:
+    run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
+    run(home, "train")
+    model = next((home / "models").glob("*.joblib"))
+    model.write_bytes(b"garbage")
+    result = run(home, "draft", "--month", "2022-12")
+    assert result.exit_code == 1 and "train" in result.output and "Traceback" not in result.output
+    once = run(home, "run", "--once")
+    assert once.exit_code == 0 and "drafts not refreshed" in once.output and "train" in once.output
+    shutil.rmtree(home / "models")
+    assert run(home, "draft", "--month", "2022-12").exit_code == 0  # no model: the unranked draft
