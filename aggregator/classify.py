@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -71,8 +71,10 @@ _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]*)[^/?#]*([^
 _WORD = re.compile(r"\w\w+")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _HANGUL_PAIR = re.compile("(?=([\uac00-\ud7a3]{2}))")  # overlapping syllable bigrams
+_REASON_SPLIT = re.compile(r"[ /]")  # "aws.amazon.com/blogs" repeats "aws.amazon.com"
 _HANGUL_MARK = "~"
 _META_MARK = "="
+_NOT_A_REASON = 2
 
 
 # --- what the model sees -------------------------------------------------------------------------
@@ -166,8 +168,9 @@ def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
     model also knows the words of posts the editor left out. The section classifier learns from
     selected posts with a section; each one with an editor summary is seen twice, without and with
     the summary appended, at half weight each, so the summary enriches the vocabulary while the
-    model still fits documents shaped like candidates. The priority model never sees summaries:
-    only selected posts have them, so they would leak the answer.
+    model still fits documents shaped like candidates. The priority classifier is fitted on
+    candidate documents only: only selected posts have summaries, so they would leak the answer.
+    A section on a post that was not selected is ignored.
     """
     ordered = sorted(labels, key=_label_order)
     if not any(label.selected for label in ordered):
@@ -193,7 +196,8 @@ def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
     weights = np.array(
         [0.5 if lb.editor_summary.strip() else 1.0 for lb in sectioned] + [0.5] * len(enriched)
     )
-    sections = sorted(set(y_section))
+    path_of = {section_key(lb.section): tuple(lb.section) for lb in sectioned}
+    sections = sorted(path_of)  # LogisticRegression.classes_ has the same order
     section_clf: LogisticRegression | None = None
     if len(sections) == 1:
         section_weights = _unit_rows(np.asarray(x_section.mean(axis=0)))
@@ -204,20 +208,22 @@ def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
 
     selected = np.array([lb.selected for lb in ordered])
     n_pos, n_neg = int(selected.sum()), int((~selected).sum())
-    positive_rows = x_base[np.flatnonzero(selected)]
-    centroids = _centroids(positive_rows, [lb.section for lb in ordered if lb.selected])
     priority_clf: LogisticRegression | None = None
+    centroids: np.ndarray | None = None
+    similarity_ref = 0.0
     if n_pos >= MIN_PER_CLASS and n_neg >= MIN_PER_CLASS:
         priority_clf = build_priority_classifier(seed).fit(x_base, selected)
         mode = "classifier"
     else:
+        positive_rows = x_base[np.flatnonzero(selected)]
+        centroids = _centroids(positive_rows, [lb.section for lb in ordered if lb.selected])
+        similarity_ref = float(np.median(_similarity(positive_rows, centroids)))
         mode = "similarity"
-    similarity_ref = float(np.median(_similarity(positive_rows, centroids)))
 
     state = {
         "features": features,
         "section_clf": section_clf,
-        "sections": [tuple(s.split(SECTION_SEP)) for s in sections],
+        "sections": [path_of[s] for s in sections],
         "section_weights": section_weights,
         "priority_clf": priority_clf,
         "centroids": centroids,
@@ -302,6 +308,12 @@ class Model:
         self._display, self._rank = _feature_display(self.features.get_feature_names_out())
 
     @property
+    def section_pipeline(self) -> Pipeline | None:
+        """The fitted section model as one Pipeline over `candidate_text` documents; None with one section."""
+        clf = self._state["section_clf"]
+        return None if clf is None else Pipeline([("features", self.features), ("clf", clf)])
+
+    @property
     def priority_mode(self) -> str:
         return "classifier" if self._state["priority_clf"] is not None else "similarity"
 
@@ -342,7 +354,8 @@ def _squash(similarity: np.ndarray, ref: float) -> np.ndarray:
 
 
 def _feature_display(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Readable text of each feature, and its rank for reasons: words and feed tokens before syllables."""
+    """Readable text of each feature, and its rank as a reason: content words and feed tokens (0)
+    before Hangul syllable pairs (1); stop words and numbers (2) are never shown."""
     display, rank = [], np.zeros(len(names), dtype=np.int8)
     for i, name in enumerate(names):
         if name.startswith(_HANGUL_MARK):
@@ -352,6 +365,8 @@ def _feature_display(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
             display.append(name.split(_META_MARK, 1)[1])
         else:
             display.append(name)
+            if all(w in ENGLISH_STOP_WORDS or w.isdigit() for w in name.split()):
+                rank[i] = _NOT_A_REASON
     return display, rank
 
 
@@ -368,7 +383,7 @@ def _reasons(
     rows = np.repeat(np.arange(n), np.diff(x.indptr))
     cols = x.indices
     contribution = x.data * weights[chosen[rows], cols]
-    helps = contribution > 0
+    helps = (contribution > 0) & (rank[cols] < _NOT_A_REASON)
     rows, cols, contribution = rows[helps], cols[helps], contribution[helps]
     # per row: words before syllables, then by contribution, ties by column (deterministic)
     order = np.lexsort((cols, -contribution, rank[cols], rows))
@@ -376,14 +391,17 @@ def _reasons(
     bounds = np.searchsorted(rows[order], np.arange(n + 1)).tolist()
     out = []
     for i in range(n):
-        seen: list[str] = []
+        chosen_texts: list[str] = []
+        used: set[str] = set()  # words already shown: no "sagemaker" then "amazon sagemaker"
         for col in cols_sorted[bounds[i] : bounds[i + 1]]:
             text = display[col]
-            if text not in seen:
-                seen.append(text)
-                if len(seen) == N_REASONS:
+            words = set(_REASON_SPLIT.split(text))
+            if not words & used:
+                chosen_texts.append(text)
+                used |= words
+                if len(chosen_texts) == N_REASONS:
                     break
-        out.append(tuple(seen))
+        out.append(tuple(chosen_texts))
     return out
 
 
@@ -391,7 +409,11 @@ def _reasons(
 
 
 def save(model: Model, directory: Path) -> None:
-    """Write model.joblib, then meta.json (with the model file's SHA-256) into `directory`."""
+    """Write model.joblib, then meta.json into `directory`, replacing what was there.
+
+    The model file's SHA-256 goes into `model.meta["model_sha256"]` and meta.json, so `load` can
+    tell a damaged or half-written model from a good one.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
     tmp_model = model_path.with_name(MODEL_FILE + ".tmp")

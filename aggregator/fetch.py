@@ -116,7 +116,9 @@ class Fetcher:
             try:
                 with self._host_slot(url), self.client.stream("GET", url, headers=headers) as response:
                     status = response.status_code
-                    if status in REDIRECTS and "location" in response.headers:
+                    if status in REDIRECTS and "location" not in response.headers:
+                        return FetchResult(url, status, error=f"HTTP {status} redirect without a Location header")
+                    if status in REDIRECTS:
                         target = urljoin(url, response.headers["location"])
                         if urlsplit(target).scheme.lower() not in ("http", "https"):
                             return FetchResult(url, status, error=f"redirect to a non-http(s) URL refused: {target}")
@@ -131,7 +133,7 @@ class Fetcher:
                 return FetchResult(url, None, error=str(exc))
             except httpx.HTTPError as exc:
                 return FetchResult(url, None, error=describe_error(exc))
-            except (ValueError, OSError) as exc:  # malformed URLs and socket oddities
+            except (ValueError, OSError, httpx.InvalidURL) as exc:  # bad URLs/Locations, socket oddities
                 return FetchResult(url, None, error=f"{type(exc).__name__}: {exc}")
         return FetchResult(url, None, error=f"more than {self.settings.max_redirects} redirects")
 

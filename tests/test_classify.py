@@ -1,0 +1,471 @@
+"""Tests for aggregator.classify on a small hand-made corpus whose structure is known."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import classify
+from aggregator.errors import ModelError
+from aggregator.models import Candidate, Label, Prediction
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
+PUBLISHED = datetime(2024, 5, 10, tzinfo=timezone.utc)
+
+R_CV = ("1. Research", "1.1. CV")
+R_NLP = ("1. Research", "1.2. NLP")
+R_ETC = ("1. Research", "1.3. RecSys, etc.")
+B_CV = ("2. Business Cases and Implementations", "2.1. CV")
+B_NLP = ("2. Business Cases and Implementations", "2.2. NLP")
+B_REC = ("2. Business Cases and Implementations", "2.3. RecSys, etc.")
+B_OPS = ("2. Business Cases and Implementations", "2.4. Training, Inference and MLOps")
+AWS_REC = ("3. AWS ML Only", "3.3. RecSys, etc.")
+AWS_OPS = ("3. AWS ML Only", "3.4. Training, Inference and MLOps")
+
+AWS = "https://aws.amazon.com/blogs/machine-learning/"
+AWS_KO = "https://aws.amazon.com/ko/blogs/machine-learning/"
+
+# (section or None when the editor left the post out, url, title, summary, source)
+CORPUS: list[tuple[tuple[str, str] | None, str, str, str, str]] = [
+    (AWS_OPS, AWS + "deploy-real-time-endpoints", "Getting started with deploying real-time models on Amazon SageMaker",
+     "Deploy a model to a SageMaker real-time inference endpoint and autoscale it.", "AWS"),
+    (AWS_OPS, AWS + "warm-pools", "Best practices for Amazon SageMaker Training managed warm pools",
+     "Reuse training infrastructure between SageMaker training jobs to cut start-up time.", "AWS"),
+    (AWS_OPS, AWS + "serverless-inference", "Deploy Amazon SageMaker Autopilot models to serverless inference endpoints",
+     "Serverless inference on SageMaker scales to zero between requests.", "AWS"),
+    (AWS_OPS, AWS + "inferentia-bytedance", "ByteDance saves 60% on inference costs using AWS Inferentia",
+     "Inf1 instances on Amazon EC2 and SageMaker endpoints for lower latency inference.", "AWS"),
+    (AWS_OPS, AWS + "model-registry-mlops", "Build a cross-account MLOps workflow using the Amazon SageMaker model registry",
+     "SageMaker Pipelines and the model registry automate training and deployment across accounts.", "AWS"),
+    (AWS_OPS, AWS + "triton-multi-model", "Serve multiple models with Amazon SageMaker and Triton Inference Server",
+     "Multi-model endpoints on SageMaker host many models behind one endpoint.", "AWS"),
+    (AWS_OPS, AWS_KO + "sagemaker-shadow-testing", "Amazon SageMaker 섀도 테스트로 모델 업데이트의 영향 줄이기",
+     "SageMaker 엔드포인트에서 새 모델을 섀도 배포로 검증합니다.", "AWS"),
+    (AWS_REC, AWS + "personalize-recommendations", "Power recommendations with Amazon Personalize",
+     "Amazon Personalize trains recommender models for personalized recommendations.", "AWS"),
+    (AWS_REC, AWS + "imdb-knowledge-graph", "Power recommendations and search using an IMDb knowledge graph on Amazon Neptune",
+     "Knowledge graph embeddings on Amazon Neptune ML for recommendations.", "AWS"),
+    (B_OPS, "https://hyperconnect.github.io/2022/12/13/infra-cost-optimization.html", "ML 모델 서빙 비용 1/4로 줄이기",
+     "추론 서버를 GPU에서 전용 가속기로 옮겨 모델 서빙 비용을 줄인 경험을 공유합니다.", "하이퍼커넥트"),
+    (B_OPS, "https://helloworld.kurly.com/blog/second-mlops/", "Kurly만의 MLOps 구축하기 - Kubeflow 도입기",
+     "쿠버네티스 위에 Kubeflow 파이프라인으로 모델 학습과 서빙을 자동화했습니다.", "컬리"),
+    (B_OPS, "https://medium.com/coupang-engineering/ml-platform", "쿠팡 ML 플랫폼: 모델 서빙과 트래픽 처리 비용 효율화",
+     "20개 이상의 모델 서빙 인프라와 추론 트래픽 처리를 효율화한 ML 플랫폼 이야기입니다.", "쿠팡"),
+    (B_OPS, "https://www.uber.com/blog/michelangelo-model-serving/", "Scaling model serving at Uber with Michelangelo",
+     "How we serve thousands of models online with low latency model serving and a feature store.", "Uber"),
+    (B_OPS, "https://doordash.engineering/2023/gpu-inference/", "How DoorDash cut model inference latency with GPU serving",
+     "Our ML platform team moved model serving to GPUs and batched inference requests.", "DoorDash"),
+    (B_OPS, "https://netflixtechblog.com/metaflow-deployment", "Supporting diverse ML systems at Netflix with Metaflow",
+     "Our ML platform schedules training pipelines and deploys models to production serving.", "Netflix"),
+    (B_OPS, "https://engineering.atspotify.com/kubeflow-pipelines", "How we built our ML platform on Kubeflow Pipelines",
+     "Kubeflow pipelines let our teams train, deploy and monitor models; an MLOps story.", "Spotify"),
+    (B_REC, "https://medium.com/pinterest-engineering/homefeed", "How Pinterest uses realtime user actions in homefeed recommendation",
+     "A transformer over recent user actions improves homefeed ranking and engagement.", "Pinterest"),
+    (B_REC, "https://netflixtechblog.com/personalized-artwork-ranking", "Personalized ranking of titles on the Netflix homepage",
+     "Recommendation and ranking models personalize the rows members see.", "Netflix"),
+    (B_REC, "https://medium.com/airbnb-engineering/search-ranking-embeddings", "Embedding-based retrieval for Airbnb search ranking",
+     "Listing embeddings power candidate retrieval and ranking in search.", "Airbnb"),
+    (B_REC, "https://tech.example-shop.co.kr/recsys", "개인화 추천 시스템 적용기",
+     "사용자 행동 로그로 추천 모델을 학습하고 개인화 랭킹을 적용했습니다.", "예시쇼핑"),
+    (B_NLP, "https://medium.com/airbnb-engineering/text-generation-support", "How AI text generation models are reshaping customer support at Airbnb",
+     "Fine-tuned text generation models answer customer questions and rank help content.", "Airbnb"),
+    (B_NLP, "https://tech.scatterlab.co.kr/luda-gen-1/", "루다 생성 기반 챗봇 도입기",
+     "검색 대신 생성 언어 모델 기반 챗봇으로 대화를 만듭니다.", "스캐터랩"),
+    (B_NLP, "https://engineering.linkedin.com/query-understanding", "Query understanding for LinkedIn job search",
+     "Language models classify and rewrite search queries for job seekers.", "LinkedIn"),
+    (B_CV, "https://netflixtechblog.com/video-downscaler", "Improving Netflix video quality with neural networks",
+     "A neural video downscaler improves picture quality for streaming.", "Netflix"),
+    (B_CV, "https://blog.dramancompany.com/2022/11/rio-card-recognition", "AI 명함 촬영 인식 앱 적용기",
+     "명함 이미지 인스턴스 세그멘테이션 모델을 온디바이스로 추론합니다.", "드라마앤컴퍼니"),
+    (B_CV, "https://medium.com/airbnb-engineering/photo-quality", "When a picture is worth more than words: photo quality at Airbnb",
+     "Image embeddings and aesthetic scores for listing photos.", "Airbnb"),
+    (R_NLP, "https://ai.googleblog.com/2022/12/calm.html", "Accelerating text generation with confident adaptive language modeling",
+     "Early exit decoding speeds up large language model text generation.", "Google"),
+    (R_NLP, "https://huggingface.co/blog/rlhf", "Illustrating reinforcement learning from human feedback for language models",
+     "RLHF tunes a language model with a reward model trained on human preferences.", "HuggingFace"),
+    (R_NLP, "https://openai.com/blog/instruction-following/", "Aligning language models to follow instructions",
+     "Instruction tuning of GPT language models with human feedback.", "OpenAI"),
+    (R_NLP, "https://ai.googleblog.com/2022/11/mixture-of-experts.html", "Mixture-of-experts language models with expert choice routing",
+     "Sparse mixture of experts transformers for efficient language model pretraining.", "Google"),
+    (R_CV, "https://ai.facebook.com/blog/data2vec-2/", "Data2vec 2.0: self-supervised learning for vision",
+     "Self-supervised pretraining of vision transformers on images.", "Meta"),
+    (R_CV, "https://ai.googleblog.com/2022/10/image-diffusion.html", "Text-to-image diffusion models with latent guidance",
+     "Diffusion models generate images from text prompts.", "Google"),
+    (R_CV, "https://bair.berkeley.edu/blog/segmentation/", "Open-vocabulary image segmentation",
+     "Segmentation of objects in images from language descriptions; code and checkpoints released.", "BAIR"),
+    (R_ETC, "https://www.deepmind.com/blog/stratego", "Mastering Stratego, a game of imperfect information",
+     "Reinforcement learning agents reach expert level at the board game Stratego.", "DeepMind"),
+    (R_ETC, "https://ai.facebook.com/blog/protein-folding/", "Protein structure prediction with a language model",
+     "Evolutionary-scale protein folding predictions for millions of proteins.", "Meta"),
+    (None, "https://css-tricks.com/container-queries", "A guide to CSS container queries",
+     "Style components with CSS container queries and responsive layouts.", "CSS-Tricks"),
+    (None, "https://css-tricks.com/flexbox-guide", "A complete guide to flexbox",
+     "CSS flexbox layout properties for frontend developers.", "CSS-Tricks"),
+    (None, "https://frontend.example.dev/react-hooks", "Understanding React hooks",
+     "useEffect and useState explained for frontend web developers.", "Frontend Weekly"),
+    (None, "https://blog.example-corp.com/hiring-2024", "We are hiring frontend engineers",
+     "Join our design team; open positions for frontend engineers and designers.", "Example Corp"),
+    (None, "https://blog.example-corp.com/conference-recap", "Our conference recap: talks, swag and the party",
+     "Highlights of our annual user conference and the after party.", "Example Corp"),
+    (None, "https://marketing.example.com/webinar", "Join our webinar on marketing automation",
+     "Register for a webinar about email marketing campaigns.", "Example Marketing"),
+    (None, "https://tech.example-shop.co.kr/hiring", "프론트엔드 개발자 채용 공고",
+     "디자인 시스템과 웹 프론트엔드를 함께 만들 개발자를 찾습니다.", "예시쇼핑"),
+    (None, "https://blog.example.dev/postgres-indexes", "Postgres index tuning for web apps",
+     "B-tree and GIN indexes for faster SQL queries in your web app.", "Example Dev"),
+]
+
+
+def _candidate(i: int, url: str, title: str, summary: str, source: str) -> Candidate:
+    return Candidate(id=i, url=url, title=title, summary=summary, source=source, published=PUBLISHED)
+
+
+def make_labels(with_negatives: bool = True) -> list[Label]:
+    labels = []
+    for i, (section, url, title, summary, source) in enumerate(CORPUS):
+        if section is None and not with_negatives:
+            continue
+        c = _candidate(i, url, title, summary, source)
+        labels.append(Label(candidate=c, section=section, selected=section is not None))
+    return labels
+
+
+NEW_SAGEMAKER = _candidate(
+    100, AWS + "large-model-inference", "Deploy large language models on Amazon SageMaker inference endpoints",
+    "Host a model on a SageMaker endpoint with large model inference containers.", "AWS",
+)
+NEW_SERVING = _candidate(
+    101, "https://engineering.zalando.com/posts/model-serving", "How we scaled model serving on Kubernetes",
+    "Our ML platform serves models with low latency on Kubernetes with GPU inference.", "Zalando",
+)
+NEW_KOREAN_SERVING = _candidate(
+    102, "https://tech.example-bank.co.kr/ml-serving", "대규모 ML 모델 서빙 플랫폼 구축기",
+    "모델 서빙 인프라를 쿠버네티스로 옮기고 추론 비용을 줄였습니다.", "예시은행",
+)
+OFF_TOPIC = _candidate(
+    103, "https://styles.example.net/buttons", "Styling buttons with CSS custom properties",
+    "CSS variables for themes and hover states in your design system.", "Styles Blog",
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> classify.Model:
+    return classify.train(make_labels(), seed=0, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def similarity_model() -> classify.Model:
+    return classify.train(make_labels(with_negatives=False), seed=0, now=NOW)
+
+
+def test_aws_sagemaker_post_goes_to_aws_section(model: classify.Model) -> None:
+    [p] = model.predict([NEW_SAGEMAKER])
+    assert p.section == AWS_OPS
+    assert "sagemaker" in p.reasons
+
+
+def test_company_serving_post_goes_to_business_mlops(model: classify.Model) -> None:
+    [p] = model.predict([NEW_SERVING])
+    assert p.section == B_OPS
+    assert "serving" in " ".join(p.reasons)
+
+
+def test_korean_serving_post_goes_to_business_mlops(model: classify.Model) -> None:
+    [p] = model.predict([NEW_KOREAN_SERVING])
+    assert p.section == B_OPS
+    assert any("서빙" in r for r in p.reasons)
+
+
+def test_predictions_are_well_formed(model: classify.Model) -> None:
+    predictions = model.predict([NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC])
+    assert len(predictions) == 4
+    for p in predictions:
+        assert isinstance(p, Prediction)
+        assert p.section in model.sections
+        assert isinstance(p.section, tuple)
+        assert 0.0 <= p.section_confidence <= 1.0
+        assert 0.0 <= p.priority <= 1.0
+        assert len(p.reasons) <= classify.N_REASONS
+        assert all(r.strip() and not r.startswith(("~", "host=")) for r in p.reasons)
+    assert all(len(p.reasons) == classify.N_REASONS for p in predictions[:3])
+    assert not {"with", "and", "in", "on", "the"} & {r for p in predictions for r in p.reasons}
+
+
+def test_empty_input_gives_empty_output(model: classify.Model) -> None:
+    assert model.predict([]) == []
+
+
+@pytest.mark.parametrize("fixture", ["model", "similarity_model"])
+def test_priority_prefers_posts_like_the_selected_ones(fixture: str, request: pytest.FixtureRequest) -> None:
+    m: classify.Model = request.getfixturevalue(fixture)
+    sagemaker, serving, korean, off_topic = m.predict([NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC])
+    assert min(sagemaker.priority, serving.priority, korean.priority) > off_topic.priority
+
+
+def test_priority_mode_depends_on_negatives(model: classify.Model, similarity_model: classify.Model) -> None:
+    assert model.meta["priority_mode"] == model.priority_mode == "classifier"
+    assert similarity_model.meta["priority_mode"] == similarity_model.priority_mode == "similarity"
+    assert similarity_model.meta["n_negatives"] == 0
+
+
+def test_few_negatives_fall_back_to_similarity() -> None:
+    labels = make_labels(with_negatives=False) + [lb for lb in make_labels() if not lb.selected][:2]
+    m = classify.train(labels, now=NOW)
+    assert m.meta["priority_mode"] == "similarity"
+    assert m.meta["n_negatives"] == 2
+
+
+def test_meta_describes_the_training(model: classify.Model) -> None:
+    meta = model.meta
+    assert meta["trained_at"] == NOW.isoformat()
+    assert meta["n_examples"] == len(CORPUS)
+    assert meta["n_positives"] == sum(1 for row in CORPUS if row[0])
+    assert meta["n_negatives"] == sum(1 for row in CORPUS if not row[0])
+    assert meta["label_counts"][" > ".join(B_OPS)] == 7
+    assert meta["label_counts"][" > ".join(AWS_OPS)] == 7
+    assert meta["sklearn_version"] and meta["python_version"] and meta["aggregator_version"]
+    assert [tuple(s) for s in meta["sections"]] == model.sections
+    json.dumps(meta)  # everything in it can go to meta.json
+
+
+def test_training_twice_gives_identical_predictions() -> None:
+    candidates = [NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC]
+    first = classify.train(make_labels(), seed=0, now=NOW).predict(candidates)
+    second = classify.train(make_labels(), seed=0, now=NOW).predict(candidates)
+    assert first == second
+
+
+def test_input_order_does_not_matter(model: classify.Model) -> None:
+    candidates = [NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC]
+    labels = make_labels()
+    random.Random(1).shuffle(labels)
+    shuffled = classify.train(labels, seed=0, now=NOW)
+    assert shuffled.predict(candidates) == model.predict(candidates)
+
+
+def test_predictions_keep_input_order_across_batches(model: classify.Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    candidates = [NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC, NEW_SERVING]
+    whole = model.predict(candidates)
+    monkeypatch.setattr(classify, "PREDICT_BATCH", 2)
+    assert model.predict(candidates) == whole
+    assert whole[1] == whole[4]
+
+
+# --- editor summaries ---------------------------------------------------------------------------
+
+
+def test_candidate_text_is_what_the_model_reads() -> None:
+    c = _candidate(1, "https://www.AWS.amazon.com/ko/blogs/machine-learning/x", "  Title\n with  spaces ",
+                   "Summary " + "word " * 500, "Amazon Web Services")
+    title, body, feed = classify.candidate_text(c).split("\n")
+    assert title == "Title with spaces"
+    assert body.startswith("Summary word") and len(body) <= classify.SUMMARY_CHARS
+    assert feed.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs", "source=amazon_web_services"]
+
+
+def test_editor_summary_enriches_training_but_is_not_needed_to_predict() -> None:
+    secret = "zorblax"  # appears only in the editor's summaries of the 1.3 posts
+    plain = make_labels()
+    enriched = [
+        dataclasses.replace(lb, editor_summary=f"{secret}: 보드게임 강화학습") if lb.section == R_ETC else lb
+        for lb in plain
+    ]
+    assert all(secret not in classify.candidate_text(lb.candidate) for lb in enriched)
+    with_summaries = classify.train(enriched, now=NOW)
+    without = classify.train(plain, now=NOW)
+    assert with_summaries.meta["n_with_editor_summary"] == 2
+    assert secret in with_summaries.features.vocabulary_
+    assert secret not in without.features.vocabulary_
+
+    probe = _candidate(200, "https://unknown.example.org/p", f"Agents that play {secret}", "", "")
+
+    def p_research_etc(m: classify.Model) -> float:
+        pipeline = m.section_pipeline
+        assert pipeline is not None
+        proba = pipeline.predict_proba([classify.candidate_text(probe)])[0]
+        return float(proba[list(pipeline.classes_).index(" > ".join(R_ETC))])
+
+    assert p_research_etc(with_summaries) > p_research_etc(without)
+    [p] = with_summaries.predict([probe])  # a bare Candidate: nothing to read a summary from
+    assert p.section in with_summaries.sections
+
+
+def test_predict_reads_only_candidate_fields(model: classify.Model) -> None:
+    """A Candidate has no editor summary; predicting must not look for one anywhere else."""
+
+    class StrictCandidate(Candidate):
+        def __getattribute__(self, name: str) -> object:
+            if "summary" in name and name != "summary":
+                raise AssertionError(f"predict read {name}")
+            return super().__getattribute__(name)
+
+    strict = StrictCandidate(**{f.name: getattr(NEW_SERVING, f.name) for f in dataclasses.fields(Candidate)})
+    assert model.predict([strict]) == model.predict([NEW_SERVING])
+
+
+# --- edge cases ---------------------------------------------------------------------------------
+
+
+def test_one_section_gives_that_section_with_full_confidence() -> None:
+    labels = [lb for lb in make_labels() if lb.section in (AWS_OPS, None)]
+    m = classify.train(labels, now=NOW)
+    predictions = m.predict([NEW_SAGEMAKER, OFF_TOPIC])
+    assert [p.section for p in predictions] == [AWS_OPS, AWS_OPS]
+    assert [p.section_confidence for p in predictions] == [1.0, 1.0]
+    assert "sagemaker" in predictions[0].reasons
+    assert predictions[0].priority > predictions[1].priority
+
+
+def test_two_sections_use_both_sides_of_a_binary_model() -> None:
+    labels = [lb for lb in make_labels() if lb.section in (AWS_OPS, B_OPS)]
+    m = classify.train(labels, now=NOW)
+    sagemaker, korean = m.predict([NEW_SAGEMAKER, NEW_KOREAN_SERVING])
+    assert (sagemaker.section, korean.section) == (AWS_OPS, B_OPS)
+    assert "sagemaker" in sagemaker.reasons
+    assert any("서빙" in r for r in korean.reasons)
+
+
+def test_section_headings_come_back_as_written() -> None:
+    odd = ("A > B", "x")  # the separator used internally, inside a heading
+    labels = [dataclasses.replace(lb, section=odd) if lb.section == AWS_OPS else lb for lb in make_labels()]
+    m = classify.train(labels, now=NOW)
+    assert odd in m.sections
+    assert m.predict([NEW_SAGEMAKER])[0].section == odd
+
+
+@pytest.mark.parametrize("labels", [[], [lb for lb in make_labels() if not lb.selected]], ids=["empty", "negatives"])
+def test_no_selected_posts_is_a_model_error(labels: list[Label]) -> None:
+    with pytest.raises(ModelError, match="no selected posts to learn from: import a digest first"):
+        classify.train(labels, now=NOW)
+
+
+def test_selected_posts_without_sections_is_a_model_error() -> None:
+    labels = [dataclasses.replace(lb, section=None) for lb in make_labels()]
+    with pytest.raises(ModelError, match="import a digest"):
+        classify.train(labels, now=NOW)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    title=st.text(max_size=80),
+    summary=st.text(max_size=400),
+    url=st.one_of(st.just(""), st.just("not a url"), st.text(max_size=40).map(lambda s: "https://" + s)),
+    source=st.text(max_size=20),
+)
+def test_any_text_gives_a_valid_prediction(model: classify.Model, title: str, summary: str, url: str, source: str) -> None:
+    [p] = model.predict([Candidate(id=1, url=url, title=title, summary=summary, source=source, published=PUBLISHED)])
+    assert p.section in model.sections
+    assert 0.0 <= p.section_confidence <= 1.0 and 0.0 <= p.priority <= 1.0
+
+
+# --- persistence --------------------------------------------------------------------------------
+
+
+CANDIDATES = [NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC]
+
+
+@pytest.fixture
+def saved(model: classify.Model, tmp_path: Path) -> Path:
+    directory = tmp_path / "model"
+    classify.save(model, directory)
+    return directory
+
+
+@pytest.mark.parametrize("fixture", ["model", "similarity_model"])
+def test_save_load_round_trip(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    m: classify.Model = request.getfixturevalue(fixture)
+    classify.save(m, tmp_path)
+    loaded = classify.load(tmp_path)
+    assert loaded.predict(CANDIDATES) == m.predict(CANDIDATES)
+    assert loaded.meta == m.meta
+    assert sorted(p.name for p in tmp_path.iterdir()) == [classify.META_FILE, classify.MODEL_FILE]
+
+
+def test_meta_json_is_readable(saved: Path) -> None:
+    meta = json.loads((saved / classify.META_FILE).read_text("utf-8"))
+    assert meta["priority_mode"] == "classifier"
+    assert "2. Business Cases and Implementations > 2.4. Training, Inference and MLOps" in meta["label_counts"]
+    assert len(meta["model_sha256"]) == 64
+
+
+def _edit_meta(directory: Path, **changes: object) -> None:
+    path = directory / classify.META_FILE
+    meta = json.loads(path.read_text("utf-8"))
+    meta.update(changes)
+    path.write_text(json.dumps(meta), "utf-8")
+
+
+def test_load_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"no model in .*aggregator train"):
+        classify.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", [classify.MODEL_FILE, classify.META_FILE])
+def test_load_missing_file(saved: Path, name: str) -> None:
+    (saved / name).unlink()
+    with pytest.raises(ModelError, match=rf"{name} is missing.*aggregator train"):
+        classify.load(saved)
+
+
+def test_load_garbage_model_file(saved: Path) -> None:
+    (saved / classify.MODEL_FILE).write_bytes(b"\x00garbage, not a pickle" * 10)
+    with pytest.raises(ModelError, match=r"damaged.*aggregator train"):
+        classify.load(saved)
+
+
+def test_load_garbage_that_matches_its_checksum(saved: Path) -> None:
+    """Even when meta.json vouches for it, a file that does not unpickle is a ModelError."""
+    path = saved / classify.MODEL_FILE
+    path.write_bytes(b"\x80\x04garbage" * 10)
+    _edit_meta(saved, model_sha256=classify._sha256(path))
+    with pytest.raises(ModelError, match=r"cannot be read.*aggregator train"):
+        classify.load(saved)
+
+
+def test_load_truncated_model_file(saved: Path) -> None:
+    path = saved / classify.MODEL_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelError, match="aggregator train"):
+        classify.load(saved)
+
+
+def test_load_other_sklearn_version(saved: Path) -> None:
+    _edit_meta(saved, sklearn_version="0.24.2")
+    with pytest.raises(ModelError, match=r"trained with scikit-learn 0\.24\.2.*run `aggregator train` again"):
+        classify.load(saved)
+
+
+def test_load_other_format(saved: Path) -> None:
+    _edit_meta(saved, format=99)
+    with pytest.raises(ModelError, match="aggregator train"):
+        classify.load(saved)
+
+
+def test_load_meta_without_a_key(saved: Path) -> None:
+    path = saved / classify.META_FILE
+    meta = json.loads(path.read_text("utf-8"))
+    del meta["sklearn_version"]
+    path.write_text(json.dumps(meta), "utf-8")
+    with pytest.raises(ModelError, match=r"lacks sklearn_version.*aggregator train"):
+        classify.load(saved)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
+def test_load_damaged_meta(saved: Path, content: str) -> None:
+    (saved / classify.META_FILE).write_text(content, "utf-8")
+    with pytest.raises(ModelError, match=r"damaged meta\.json.*aggregator train"):
+        classify.load(saved)
+
+
+def test_save_overwrites_an_older_model(model: classify.Model, similarity_model: classify.Model, tmp_path: Path) -> None:
+    classify.save(similarity_model, tmp_path)
+    classify.save(model, tmp_path)
+    assert classify.load(tmp_path).meta["priority_mode"] == "classifier"
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,0 +1,374 @@
+"""HTTP fetching against a real server on 127.0.0.1: conditional GET, redirects, limits, errors."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from conftest import FEEDS, NOW, FeedServer, Route, http_date
+
+from aggregator.fetch import Fetcher, FetchSettings, parse_retry_after
+from aggregator.models import FeedState, FetchResult
+
+UTC = timezone.utc
+TOSS = (FEEDS / "toss.rss.xml").read_bytes()
+
+
+def feed(url: str, **kwargs: object) -> FeedState:
+    return FeedState(id=1, name="t", url=url, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1)) as f:
+        yield f
+
+
+def redirect(status: int, location: str) -> Route:
+    return Route(status=status, headers={"Location": location}, body=b"")
+
+
+def get(fetcher: Fetcher, url: str, **kwargs: object) -> FetchResult:
+    return fetcher.fetch(feed(url, **kwargs), NOW)
+
+
+# --- 200 and conditional GET -------------------------------------------------------------------------
+
+
+def test_200_stores_body_and_validators(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    url = feed_server.serve("/rss.xml", TOSS)
+    route = feed_server.routes["/rss.xml"]
+    result = get(fetcher, url)
+    assert result.error is None
+    assert result.status == 200
+    assert result.url == url
+    assert result.body == TOSS
+    assert result.content_type == "application/rss+xml; charset=utf-8"
+    assert result.etag == route.etag
+    assert result.last_modified == "Sun, 02 Apr 2023 11:14:39 GMT"
+    assert result.permanent_url is None and result.retry_after is None and not result.gone
+
+
+def test_second_fetch_is_conditional_and_gets_304(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    url = feed_server.serve("/rss.xml", TOSS)
+    first = get(fetcher, url)
+    second = get(fetcher, url, etag=first.etag, last_modified=first.last_modified)
+    [hit1, hit2] = feed_server.hits_for("/rss.xml")
+    assert "if-none-match" not in hit1.headers and "if-modified-since" not in hit1.headers
+    assert hit2.headers["if-none-match"] == first.etag
+    assert hit2.headers["if-modified-since"] == first.last_modified
+    assert second.status == 304
+    assert second.body is None
+    assert second.error is None
+    assert second.etag == first.etag
+
+
+def test_304_with_a_new_etag_returns_it(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    # the feed only had a Last-Modified so far; the server now answers 304 and hands out an ETag too
+    url = feed_server.serve("/rss.xml", TOSS, headers={"ETag": '"v2-new"'})
+    result = get(fetcher, url, last_modified="Sun, 02 Apr 2023 11:14:39 GMT")
+    assert feed_server.hits_for("/rss.xml")[0].headers["if-modified-since"] == "Sun, 02 Apr 2023 11:14:39 GMT"
+    assert result.status == 304 and result.body is None
+    assert result.etag == '"v2-new"'
+
+
+def test_changed_feed_answers_200_to_stale_validators(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    url = feed_server.serve("/rss.xml", TOSS)
+    result = get(fetcher, url, etag='"stale"')
+    assert result.status == 200 and result.body == TOSS
+
+
+def test_user_agent_and_accept(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    url = feed_server.serve("/rss.xml", TOSS)
+    get(fetcher, url)
+    [hit] = feed_server.hits_for("/rss.xml")
+    assert hit.headers["user-agent"].startswith("aggregator/")
+    assert "application/rss+xml" in hit.headers["accept"]
+    assert "gzip" in hit.headers["accept-encoding"]
+
+
+def test_gzip_body_is_decoded(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    url = feed_server.serve("/rss.xml", gzip.compress(TOSS), headers={"Content-Encoding": "gzip"})
+    assert get(fetcher, url).body == TOSS
+
+
+# --- redirects ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_permanent_redirect_chain_sets_permanent_url(feed_server: FeedServer, fetcher: Fetcher, status: int) -> None:
+    feed_server.routes["/old"] = redirect(status, "/older")
+    feed_server.routes["/older"] = redirect(status, feed_server.url("/new"))  # absolute Location too
+    new = feed_server.serve("/new", TOSS)
+    result = get(fetcher, feed_server.url("/old"))
+    assert result.error is None and result.status == 200 and result.body == TOSS
+    assert result.url == new
+    assert result.permanent_url == new
+
+
+@pytest.mark.parametrize("status", [302, 303, 307])
+def test_temporary_redirect_does_not_move_the_feed(feed_server: FeedServer, fetcher: Fetcher, status: int) -> None:
+    feed_server.routes["/old"] = redirect(status, "/new")
+    new = feed_server.serve("/new", TOSS)
+    result = get(fetcher, feed_server.url("/old"))
+    assert result.status == 200 and result.body == TOSS
+    assert result.url == new
+    assert result.permanent_url is None
+
+
+def test_301_then_302_is_not_permanent(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/a"] = redirect(301, "/b")
+    feed_server.routes["/b"] = redirect(302, "/c")
+    feed_server.serve("/c", TOSS)
+    result = get(fetcher, feed_server.url("/a"))
+    assert result.body == TOSS and result.url == feed_server.url("/c")
+    assert result.permanent_url is None
+
+
+def test_302_then_301_is_not_permanent(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/a"] = redirect(302, "/b")
+    feed_server.routes["/b"] = redirect(301, "/c")
+    feed_server.serve("/c", TOSS)
+    assert get(fetcher, feed_server.url("/a")).permanent_url is None
+
+
+def test_validators_are_sent_after_a_redirect(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/old"] = redirect(301, "/new")
+    new = feed_server.serve("/new", TOSS)
+    etag = feed_server.routes["/new"].etag
+    result = get(fetcher, feed_server.url("/old"), etag=etag)
+    assert feed_server.hits_for("/new")[0].headers["if-none-match"] == etag
+    assert result.status == 304 and result.permanent_url == new
+
+
+@pytest.mark.parametrize("paths", [["/a"], ["/a", "/b"], ["/a", "/b", "/c"]])
+def test_redirect_loop_is_an_error(feed_server: FeedServer, fetcher: Fetcher, paths: list[str]) -> None:
+    for here, there in zip(paths, paths[1:] + paths[:1]):
+        feed_server.routes[here] = redirect(301, there)
+    result = get(fetcher, feed_server.url("/a"))
+    assert result.error is not None and "loop" in result.error
+    assert result.body is None and result.permanent_url is None
+    assert len(feed_server.hits) == len(paths)
+
+
+def test_too_many_redirects(feed_server: FeedServer) -> None:
+    for i in range(4):
+        feed_server.routes[f"/r{i}"] = redirect(302, f"/r{i + 1}")
+    feed_server.serve("/r4", TOSS)
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1, max_redirects=3)) as short:
+        result = get(short, feed_server.url("/r0"))  # 4 hops
+    assert result.error is not None and "more than 3 redirects" in result.error
+    assert result.body is None
+    assert not feed_server.hits_for("/r4")
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1, max_redirects=4)) as enough:
+        assert get(enough, feed_server.url("/r0")).body == TOSS  # exactly max_redirects hops is fine
+
+
+@pytest.mark.parametrize("location", ["ftp://127.0.0.1/feed.xml", "file:///etc/passwd", "FILE:///etc/passwd"])
+def test_redirect_to_other_scheme_is_refused(feed_server: FeedServer, fetcher: Fetcher, location: str) -> None:
+    feed_server.routes["/feed"] = redirect(301, location)
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.error is not None and "refused" in result.error
+    assert result.body is None and result.permanent_url is None
+    assert [h.path for h in feed_server.hits] == ["/feed"]
+
+
+@pytest.mark.parametrize("location", ["javascript:alert(1)", "mailto:x@127.0.0.1"])
+def test_redirect_to_unusable_location_is_an_error_not_an_exception(
+        feed_server: FeedServer, fetcher: Fetcher, location: str) -> None:
+    feed_server.routes["/feed"] = redirect(302, location)
+    result = get(fetcher, feed_server.url("/feed"))  # httpx itself rejects these Locations; fetch must not raise
+    assert result.error is not None
+    assert result.body is None and result.permanent_url is None
+    assert [h.path for h in feed_server.hits] == ["/feed"]
+
+
+def test_redirect_status_without_location_is_an_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/feed"] = Route(status=301, body=b"moved somewhere")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.status == 301 and result.permanent_url is None and result.body is None
+    assert result.error == "HTTP 301 redirect without a Location header"
+    assert [h.path for h in feed_server.hits] == ["/feed"]
+
+
+# --- HTTP errors -------------------------------------------------------------------------------------
+
+
+def test_404(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    result = get(fetcher, feed_server.url("/missing"))
+    assert result.status == 404
+    assert result.error is not None and result.error.startswith("HTTP 404")
+    assert result.body is None and not result.gone
+
+
+def test_410_is_gone(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/feed"] = Route(status=410, body=b"gone")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.status == 410 and result.gone
+    assert result.error is not None and "410" in result.error
+    assert result.body is None
+
+
+def test_500_is_an_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/feed"] = Route(status=500, body=b"oops", content_type="text/plain")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.status == 500
+    assert result.error is not None and result.error.startswith("HTTP 500")
+    assert result.body is None and not result.gone and result.retry_after is None
+
+
+def test_429_retry_after_seconds(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/feed"] = Route(status=429, headers={"Retry-After": "120"}, body=b"slow down")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.status == 429
+    assert result.error is not None and result.error.startswith("HTTP 429")
+    assert result.retry_after == NOW + timedelta(seconds=120)
+
+
+def test_503_retry_after_http_date(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    when = datetime(2023, 4, 2, 15, 30, tzinfo=UTC)
+    feed_server.routes["/feed"] = Route(status=503, headers={"Retry-After": http_date(when)}, body=b"")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.status == 503 and result.error is not None
+    assert result.retry_after == when
+
+
+def test_503_with_unreadable_retry_after(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.routes["/feed"] = Route(status=503, headers={"Retry-After": "soon"}, body=b"")
+    result = get(fetcher, feed_server.url("/feed"))
+    assert result.error is not None and result.retry_after is None
+
+
+# --- size limits -------------------------------------------------------------------------------------
+
+
+def test_body_over_max_bytes(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/big.xml", b"x" * 200_000)
+    feed_server.httpd.handle_error = lambda *args: None  # type: ignore[method-assign]  # the client hangs up early
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1, max_bytes=50_000)) as small:
+        result = get(small, url)
+    assert result.error is not None and "50000" in result.error and "limit" in result.error
+    assert result.body is None
+
+
+def test_gzip_bomb_over_max_bytes(feed_server: FeedServer) -> None:
+    bomb = gzip.compress(b"\0" * 2_000_000)
+    assert len(bomb) < 100_000
+    url = feed_server.serve("/bomb.xml", bomb, headers={"Content-Encoding": "gzip"})
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1, max_bytes=100_000)) as small:
+        result = get(small, url)
+    assert result.error is not None and "100000" in result.error and "limit" in result.error
+    assert result.body is None
+
+
+def test_body_at_the_limit_is_kept(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/exact.xml", b"y" * 50_000)
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1, max_bytes=50_000)) as small:
+        assert get(small, url).body == b"y" * 50_000
+
+
+def test_stop_event_aborts_the_body(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/rss.xml", TOSS)
+    stop = threading.Event()
+    stop.set()
+    with Fetcher(FetchSettings(timeout=2, connect_timeout=1), stop=stop) as stopped:
+        result = get(stopped, url)
+    assert result.error == "stopped" and result.body is None
+
+
+# --- transport errors --------------------------------------------------------------------------------
+
+
+def test_connection_refused(fetcher: Fetcher) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = get(fetcher, f"http://127.0.0.1:{port}/feed.xml")
+    assert result.error == "connection refused"
+    assert result.status is None and result.body is None
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers, until the test ends."""
+    done = threading.Event()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_server_that_never_answers_times_out(silent_server: str) -> None:
+    with Fetcher(FetchSettings(timeout=1, connect_timeout=1)) as quick:
+        result = get(quick, silent_server)
+    assert result.error is not None and "timed out" in result.error
+    assert result.status is None and result.body is None
+
+
+def test_fetch_from_several_threads(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    urls = [feed_server.serve(f"/f{i}.xml", TOSS + str(i).encode()) for i in range(6)]
+    results: dict[str, FetchResult] = {}
+
+    def work(url: str) -> None:
+        results[url] = get(fetcher, url)
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert sorted(results) == sorted(urls)
+    assert all(results[u].body == TOSS + str(i).encode() for i, u in enumerate(urls))
+
+
+# --- parse_retry_after -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", NOW + timedelta(seconds=120)),
+        ("0", NOW),
+        (" 3600 ", NOW + timedelta(hours=1)),
+        ("Sun, 02 Apr 2023 15:30:00 GMT", datetime(2023, 4, 2, 15, 30, tzinfo=UTC)),
+        ("Sun, 02 Apr 2023 17:30:00 +0200", datetime(2023, 4, 2, 15, 30, tzinfo=UTC)),
+        ("Sunday, 02-Apr-23 15:30:00 GMT", datetime(2023, 4, 2, 15, 30, tzinfo=UTC)),  # obsolete RFC 850 form
+        ("Sun Apr  2 15:30:00 2023", datetime(2023, 4, 2, 15, 30, tzinfo=UTC)),  # asctime: no zone, read as UTC
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: datetime | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_parse_retry_after_is_utc() -> None:
+    when = parse_retry_after("Sun, 02 Apr 2023 17:30:00 +0200", NOW)
+    assert when is not None and when.utcoffset() == timedelta(0)
