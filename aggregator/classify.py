@@ -22,6 +22,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from aggregator import __version__
 from aggregator.errors import ModelError
@@ -164,6 +165,9 @@ def section_key(section: SectionPath) -> str:
 def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
     """Fit both models on the editor's decisions. Input order does not matter.
 
+    Runs on one thread: with two BLAS/OpenMP threads on two cores, fitting 10k labels took 7-19 s
+    instead of 5 s whenever another process was busy too (measured with benchmarks/bench_classify.py).
+
     The vocabulary and IDF are fitted on every labelled post (selected or not), so the priority
     model also knows the words of posts the editor left out. The section classifier learns from
     selected posts with a section; each one with an editor summary is seen twice, without and with
@@ -172,7 +176,11 @@ def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
     candidate documents only: only selected posts have summaries, so they would leak the answer.
     A section on a post that was not selected is ignored.
     """
-    ordered = sorted(labels, key=_label_order)
+    with threadpool_limits(limits=1):
+        return _train(sorted(labels, key=_label_order), seed=seed, now=now)
+
+
+def _train(ordered: list[Label], *, seed: int, now: datetime) -> Model:
     if not any(label.selected for label in ordered):
         raise ModelError("no selected posts to learn from: import a digest first")
     sectioned = [lb for lb in ordered if lb.selected and lb.section]
