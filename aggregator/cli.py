@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aggregator.config import add_feeds, load_config
-from aggregator.draft import default_path, make_draft, month_bounds, month_of, write_new
+from aggregator.draft import default_path, make_draft, write_new
+from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
 from aggregator.errors import AggregatorError
-from aggregator.models import FeedOutcome, PassSummary
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
 from aggregator.scheduler import Job, run_daemon
@@ -184,7 +184,7 @@ def feeds(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with runtime(ctx) as rt:
-        rt_config = rt.config
+        broken_after = rt.config.defaults.broken_after
         now = rt.clock()
         table = Table(box=None, pad_edge=False, show_edge=False)
         for column in ("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"):
@@ -192,7 +192,7 @@ def feeds(ctx: typer.Context) -> None:
         for h in rt.store.feed_health():
             if not h.active:
                 continue
-            state = "gone" if h.gone else "broken" if h.error_count >= rt_config.defaults.broken_after else \
+            state = "gone" if h.gone else "broken" if h.error_count >= broken_after else \
                 "failing" if h.error_count else "ok" if h.last_checked_at else "new"
             table.add_row(h.name, state, _when(h.last_checked_at, now), str(h.last_status or "-"), str(h.error_count),
                           "parked (feeds reset)" if h.gone else _when(h.next_check_at, now), str(h.posts),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from aggregator.errors import DigestError
 from aggregator.labels import sections_without_source, typical_selection
 from aggregator.labels import align_section
 from aggregator.learn import taxonomy
-from aggregator.models import Candidate, DraftItem, Prediction, SectionPath
+from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, month_bounds
 from aggregator.render import render_json, render_markdown
 from aggregator.store import Store
 
@@ -24,22 +23,6 @@ if TYPE_CHECKING:
     from aggregator.classify import Model
 
 Format = Literal["markdown", "json"]
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
-    match = _MONTH.match(month.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"{month!r} is not a month like 2022-12")
-    year, mon = int(match.group(1)), int(match.group(2))
-    start = datetime(year, mon, 1, tzinfo=timezone.utc)
-    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc)
-    return start, end
-
-
-def month_of(when: datetime) -> str:
-    return f"{when.year:04d}-{when.month:02d}"
 
 
 def place_unranked(candidates: Sequence[Candidate], section: str) -> list[DraftItem]:

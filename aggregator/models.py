@@ -1,10 +1,13 @@
-"""Plain immutable records that cross module boundaries; no I/O lives here."""
+"""Plain immutable records that cross module boundaries, and the month arithmetic they share; no I/O lives here."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 SectionPath = tuple[str, ...]
 """A section of the digest as its headings, e.g. ("2. Business Cases ...", "2.4. Training ...")."""
@@ -168,3 +171,18 @@ class Label:
     section: SectionPath | None  # None when the editor did not select the post
     selected: bool
     editor_summary: str = ""  # may enrich training text; never used for prediction
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
+    match = _MONTH.match(month.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"{month!r} is not a month like 2022-12")
+    year, mon = int(match.group(1)), int(match.group(2))
+    start = datetime(year, mon, 1, tzinfo=timezone.utc)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc)
+    return start, end
+
+
+def month_of(when: datetime) -> str:
+    return f"{when.year:04d}-{when.month:02d}"

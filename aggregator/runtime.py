@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config
-from aggregator.draft import month_bounds, month_of, refresh_draft
+from aggregator.draft import refresh_draft
 from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
-from aggregator.models import PassSummary
+from aggregator.models import PassSummary, month_bounds, month_of
 from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
 

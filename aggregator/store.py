@@ -31,7 +31,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from aggregator.errors import StoreError
 from aggregator.labels import ImportEntry
-from aggregator.models import Candidate, FeedConfig, FeedState, FetchResult, Label, ParsedPost, SectionPath
+from aggregator.models import (
+    Candidate,
+    FeedConfig,
+    FeedState,
+    FetchResult,
+    Label,
+    ParsedPost,
+    SectionPath,
+    month_bounds,
+)
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
 
@@ -511,7 +520,7 @@ class Store:
                 out.append((label.month, Label(candidate, section, label.selected, label.editor_summary)))
             for digest in s.scalars(select(DigestRow)):
                 for month in json.loads(digest.covers):
-                    start, end = _month_range(month)
+                    start, end = month_bounds(month)
                     when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
                     query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
                              .where(when >= start, when < end).order_by(PostRow.id))
@@ -520,12 +529,6 @@ class Store:
                             labelled.add(post.id)
                             out.append((digest.month, Label(_candidate(post, feed_source, feed_name), None, False)))
             return out
-
-
-def _month_range(month: str) -> tuple[datetime, datetime]:
-    year, mon = int(month[:4]), int(month[5:7])
-    return (datetime(year, mon, 1, tzinfo=timezone.utc),
-            datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc))
 
 
 def _candidate(post: PostRow, feed_source: str | None, feed_name: str | None) -> Candidate:
