@@ -176,3 +176,20 @@ def test_a_damaged_model_says_retrain_and_the_daemon_path_keeps_going(home: Path
     assert once.exit_code == 0 and "drafts not refreshed" in once.output and "train" in once.output
     shutil.rmtree(home / "models")
     assert run(home, "draft", "--month", "2022-12").exit_code == 0  # no model: the unranked draft
+
+
+def test_the_daemon_finishes_last_months_draft_once_the_month_ends(home: Path) -> None:
+    from datetime import datetime, timezone
+
+    from aggregator.config import load_config
+    from aggregator.runtime import Runtime
+
+    now = [datetime(2022, 12, 20, tzinfo=timezone.utc)]
+    with Runtime(load_config(home / "feeds.yaml"), clock=lambda: now[0]) as rt:
+        assert [m.split(" written")[0] for m in rt.refresh_drafts()] == [f"draft {home / 'drafts' / '2022-12.md'}"]
+        now[0] = datetime(2023, 1, 2, tzinfo=timezone.utc)
+        messages = rt.refresh_drafts()
+        assert [m.split(" written")[0] for m in messages] == [f"draft {home / 'drafts' / '2022-12.md'}",
+                                                               f"draft {home / 'drafts' / '2023-01.md'}"]
+        now[0] = datetime(2023, 1, 3, tzinfo=timezone.utc)
+        assert len(rt.refresh_drafts()) == 1  # last month's draft is final now
