@@ -121,8 +121,8 @@ def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool) -
 def init(ctx: typer.Context) -> None:
     """Create or upgrade the database and register the feeds of feeds.yaml."""
     with runtime(ctx) as rt:
-        rt.store  # opening migrates and syncs
-        out.print(f"database ready: {rt.store.where} ({len(rt.store.feed_names())} feeds)")
+        store = rt.store  # opening migrates and syncs the feeds
+        out.print(f"database ready: {store.where} ({len(store.feed_names())} feeds)")
 
 
 @app.command()
@@ -163,8 +163,9 @@ def run(
             for message in rt.refresh_drafts():
                 log.info(message)
 
-        rt.store  # fail fast on a bad database, before the scheduler starts
-        log.info("daemon started: tick every %ss, drafts every %ss", rt.config.defaults.tick, rt.config.draft.refresh)
+        store = rt.store  # fail fast on a bad database, before the scheduler starts
+        log.info("daemon started on %s: tick every %ss, drafts every %ss", store.where, rt.config.defaults.tick,
+                 rt.config.draft.refresh)
         run_daemon([Job("poll", rt.config.defaults.tick, poll_job), Job("draft", rt.config.draft.refresh, draft_job)], rt.stop)
 
 

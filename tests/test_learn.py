@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DATA, FEEDS, NOW, FeedServer
+from conftest import DATA, FEEDS, FeedServer
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
