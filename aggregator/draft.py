@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -12,8 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config
 from aggregator.errors import DigestError
-from aggregator.labels import sections_without_source, typical_selection
-from aggregator.labels import align_section
+from aggregator.labels import align_section, sections_without_source, typical_selection
 from aggregator.learn import taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, month_bounds
 from aggregator.render import render_json, render_markdown
@@ -123,21 +121,16 @@ def _atomic_write(path: Path, text: str) -> None:
         raise DigestError(f"{path}: cannot write draft: {exc.strerror or exc}") from None
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None) -> str:
     """Rewrite the month's Markdown draft for the daemon, unless the editor changed the file since
     aggregator last wrote it. Returns a one-line account of what happened."""
     path = default_path(config, month, "markdown")
-    recorded = store.draft_hash(month)
     if path.exists():
         try:
-            current = sha256_text(path.read_text(encoding="utf-8"))
+            current = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return f"draft {path} left alone: cannot read it ({exc})"
-        if recorded is None or recorded[1] != current:
+        if not store.is_unedited_draft(month, current):
             return f"draft {path} left alone: it was edited since aggregator wrote it"
     draft = make_draft(store, config, month, "markdown", model=model)
     _atomic_write(path, draft.text)

@@ -398,11 +398,11 @@ class Store:
 
     # -- drafts ---------------------------------------------------------------------------
 
-    def draft_hash(self, month: str) -> tuple[str, str] | None:
-        """(path, sha256) of the draft last written for `month`, if any."""
+    def is_unedited_draft(self, month: str, text: str) -> bool:
+        """Whether `text` is exactly what aggregator last wrote as `month`'s draft."""
         with self.session() as s:
             row = s.get(DraftRow, month)
-            return (row.path, row.sha256) if row else None
+            return row is not None and row.sha256 == _sha256(text)
 
     def draft_written_at(self, month: str) -> datetime | None:
         with self.session() as s:
@@ -410,9 +410,8 @@ class Store:
             return row.written_at if row else None
 
     def record_draft(self, month: str, path: str, text: str, now: datetime, selected: Sequence[str] = ()) -> None:
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         with self.session() as s:
-            s.merge(DraftRow(month=month, path=path, sha256=digest, written_at=now,
+            s.merge(DraftRow(month=month, path=path, sha256=_sha256(text), written_at=now,
                              selected_urls=json.dumps(sorted(selected))))
 
     # -- digests and labels -----------------------------------------------------------------
@@ -529,6 +528,10 @@ class Store:
                             labelled.add(post.id)
                             out.append((digest.month, Label(_candidate(post, feed_source, feed_name), None, False)))
             return out
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _candidate(post: PostRow, feed_source: str | None, feed_name: str | None) -> Candidate:

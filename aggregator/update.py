@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -87,11 +88,11 @@ def run_pass(
     outcomes: list[FeedOutcome] = []
     with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as pool:
         pending: dict[Future[FetchResult], FeedState] = {}
-        queue = list(feeds)
+        queue = deque(feeds)
         try:
             while (queue or pending) and not stop.is_set():
                 while queue and len(pending) < schedule.concurrency * 2:
-                    feed = queue.pop(0)
+                    feed = queue.popleft()
                     pending[pool.submit(fetcher.fetch, feed, clock())] = feed
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
