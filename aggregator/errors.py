@@ -23,6 +23,10 @@ class StoreError(AggregatorError):
     """The database cannot be opened, migrated or written."""
 
 
+class BusyError(StoreError):
+    """Another polling pass holds the database's polling lock."""
+
+
 class DigestError(AggregatorError):
     """A digest file cannot be read, or a draft cannot be written."""
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from aggregator import __version__
@@ -34,6 +38,67 @@ class FetchSettings:
 
 class _Aborted(Exception):
     pass
+
+
+_DEADLINE = threading.local()  # the monotonic time by which this thread's current fetch must end
+_OVERTIME = "total time limit reached"
+
+
+def _budget(timeout: float | None, error: type[Exception]) -> float | None:
+    """The socket timeout for one network operation: the per-operation limit, cut to what is left of
+    the fetch's total deadline; raises `error` when nothing is left."""
+    deadline: float | None = getattr(_DEADLINE, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error(_OVERTIME)
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write also respects the calling thread's total deadline,
+    so a server that trickles its headers one byte at a time cannot hold a fetch past it."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _budget(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _budget(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _budget(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(host, port, _budget(timeout, httpcore.ConnectTimeout), local_address,
+                                     socket_options)
+        return _DeadlineStream(stream)
+
+
+def deadline_transport() -> httpx.HTTPTransport:
+    """httpx's own transport on a network backend that enforces a total deadline per fetch.
+
+    httpx has only per-operation timeouts (encode/httpx#1450) and no public way to choose the network
+    backend, so the connection pool is rebuilt here exactly as HTTPTransport builds it, plus the backend.
+    """
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                              network_backend=_DeadlineBackend())
+    return transport
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -83,7 +148,7 @@ class Fetcher:
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": self.settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
-            transport=transport,
+            transport=transport or deadline_transport(),
             trust_env=False,
         )
         self._host_lock = threading.Lock()
@@ -104,8 +169,16 @@ class Fetcher:
             return self._hosts[(urlsplit(url).hostname or "").lower()]
 
     def fetch(self, feed: FeedState, now: datetime) -> FetchResult:
-        """GET the feed conditionally, following redirects by hand; never raises for network trouble."""
-        deadline = time.monotonic() + self.settings.timeout
+        """GET the feed conditionally, following redirects by hand; never raises for network trouble.
+
+        The whole exchange, redirects and body included, ends within `settings.timeout` seconds."""
+        _DEADLINE.at = time.monotonic() + self.settings.timeout
+        try:
+            return self._fetch(feed, now)
+        finally:
+            _DEADLINE.at = None
+
+    def _fetch(self, feed: FeedState, now: datetime) -> FetchResult:
         url, permanent, seen = feed.url, True, {feed.url}
         headers = {}
         if feed.etag:
@@ -128,17 +201,23 @@ class Fetcher:
                         seen.add(target)
                         url = target
                         continue
-                    return self._finish(response, url, feed.url, permanent, now, deadline)
+                    return self._finish(response, url, feed.url, permanent, now)
             except _Aborted as exc:
                 return FetchResult(url, None, error=str(exc))
             except httpx.HTTPError as exc:
+                if _OVERTIME in str(exc):
+                    return FetchResult(url, None, error=self._overtime)
                 return FetchResult(url, None, error=describe_error(exc))
             except (ValueError, OSError, httpx.InvalidURL) as exc:  # bad URLs/Locations, socket oddities
                 return FetchResult(url, None, error=f"{type(exc).__name__}: {exc}")
         return FetchResult(url, None, error=f"more than {self.settings.max_redirects} redirects")
 
-    def _finish(self, response: httpx.Response, url: str, original: str, permanent: bool, now: datetime,
-                deadline: float) -> FetchResult:
+    @property
+    def _overtime(self) -> str:
+        return f"took longer than {self.settings.timeout:g} s in total (cut off)"
+
+    def _finish(self, response: httpx.Response, url: str, original: str, permanent: bool,
+                now: datetime) -> FetchResult:
         status = response.status_code
         moved = url if (permanent and url != original) else None
         etag = response.headers.get("etag")
@@ -152,11 +231,11 @@ class Fetcher:
             reason = response.reason_phrase or ""
             retry = parse_retry_after(response.headers.get("retry-after"), now) if status in (429, 503) else None
             return FetchResult(url, status, error=f"HTTP {status} {reason}".strip(), retry_after=retry, permanent_url=moved)
-        body = self._read_body(response, deadline)
+        body = self._read_body(response)
         return FetchResult(url, status, body=body, content_type=response.headers.get("content-type"),
                            etag=etag, last_modified=last_modified, permanent_url=moved)
 
-    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+    def _read_body(self, response: httpx.Response) -> bytes:
         limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
@@ -167,8 +246,6 @@ class Fetcher:
             size += len(chunk)
             if size > limit:
                 raise _Aborted(f"body is over the {limit}-byte limit (cut off)")
-            if time.monotonic() > deadline:
-                raise _Aborted(f"took longer than {self.settings.timeout:g} s in total (cut off)")
             if self.stop.is_set():
                 raise _Aborted("stopped")
             chunks.append(chunk)

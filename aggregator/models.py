@@ -35,6 +35,7 @@ class FeedState:
     last_modified: str | None = None
     error_count: int = 0
     interval: int | None = None
+    body_sha256: str | None = None  # of the last body parsed without error
 
 
 @dataclass(frozen=True)

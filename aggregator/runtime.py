@@ -68,19 +68,22 @@ class Runtime:
         return FetchSettings(timeout=d.timeout, connect_timeout=d.connect_timeout, max_bytes=d.max_bytes,
                              per_host=d.per_host, user_agent=d.user_agent)
 
-    def poll(self, *, names: Sequence[str] = (), everything: bool = False,
+    def poll(self, *, names: Sequence[str] = (), everything: bool = False, wait: float = 0.0,
              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PassSummary:
-        """One polling pass over the due feeds (or the named ones, or all)."""
+        """One polling pass over the due feeds (or the named ones, or all), holding the database's
+        polling lock; BusyError when another pass still holds it after `wait` seconds."""
         store = self.store
         if names:
             unknown = sorted(set(names) - set(store.feed_names()))
             if unknown:
                 raise ConfigError(f"--feed: no feed named {unknown[0]!r} in the configuration")
-        feeds = store.feeds_due(self.clock(), names=names or None, everything=everything)
-        if on_start:
-            on_start(len(feeds))
-        with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
-            return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(), progress=progress)
+        with store.polling_lock(wait=wait, stop=self.stop):
+            feeds = store.feeds_due(self.clock(), names=names or None, everything=everything)
+            if on_start:
+                on_start(len(feeds))
+            with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
+                return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(),
+                                progress=progress)
 
     @property
     def model_dir(self) -> Path:

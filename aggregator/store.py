@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,13 +26,15 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from aggregator.errors import StoreError
+from aggregator.errors import BusyError, StoreError
 from aggregator.labels import ImportEntry
 from aggregator.models import (
     Candidate,
@@ -43,6 +48,7 @@ from aggregator.models import (
 )
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
+_PG_LOCK_KEY = 0x61676772  # "aggr": the advisory lock id of the polling pass
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -87,6 +93,7 @@ class FeedRow(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the last body parsed; an equal one is skipped
 
     posts: Mapped[list[PostRow]] = relationship(back_populates="feed")
 
@@ -197,13 +204,16 @@ class FeedHealth:
     posts: int
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return on_connect
 
 
 def describe_db(url: str) -> str:
@@ -222,7 +232,8 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 class Store:
     """A database of feeds and posts, opened from a SQLAlchemy URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        """`busy_timeout`: how long a write waits for another process's write on SQLite before failing."""
         self.url = url
         self.where = describe_db(url)
         try:
@@ -230,7 +241,7 @@ class Store:
         except (ArgumentError, SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"{self.where}: cannot open database: {exc}") from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +264,57 @@ class Store:
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    @contextmanager
+    def polling_lock(self, *, wait: float = 0.0, stop: threading.Event | None = None) -> Iterator[None]:
+        """Hold the database's polling lock, so that only one pass runs at a time (cron, the daemon, by hand).
+
+        SQLite: an flock on a `.lock` file beside the database; PostgreSQL: a session advisory lock. Both
+        vanish with their process, even on kill -9. Waits up to `wait` seconds, then raises BusyError."""
+        give_up = time.monotonic() + wait
+        while (release := self._try_lock()) is None:
+            if time.monotonic() >= give_up or (stop is not None and stop.is_set()):
+                raise BusyError(f"{self.where}: another polling pass is running on this database; "
+                                "this one stops without fetching (try again when it ends)")
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            release()
+
+    def _try_lock(self) -> Callable[[], None] | None:
+        dialect, database = self.engine.dialect.name, self.engine.url.database
+        if dialect == "sqlite" and database and database != ":memory:":
+            import fcntl
+
+            path = Path(database).expanduser().with_name(Path(database).name + ".lock")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create the polling lock file: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            return lambda: os.close(fd)  # closing the file releases the lock
+        if dialect == "postgresql":
+            try:
+                conn = self.engine.connect()
+                if not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_LOCK_KEY}):
+                    conn.close()
+                    return None
+                conn.commit()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+            def release() -> None:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
+                conn.commit()
+                conn.close()
+
+            return release
+        return lambda: None
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -316,7 +378,7 @@ class Store:
                 query = query.where((FeedRow.next_check_at.is_(None)) | (FeedRow.next_check_at <= now))
         with self.session() as s:
             return [
-                FeedState(r.id, r.name, r.url, r.etag, r.last_modified, r.error_count, r.interval)
+                FeedState(r.id, r.name, r.url, r.etag, r.last_modified, r.error_count, r.interval, r.body_sha256)
                 for r in s.scalars(query)
             ]
 
@@ -334,8 +396,10 @@ class Store:
         next_check: datetime,
         error: str | None,
         title: str | None = None,
+        body_sha256: str | None = None,
     ) -> int:
-        """Save one feed's fetch outcome and its posts in one transaction; return how many posts are new."""
+        """Save one feed's fetch outcome and its posts in one transaction; return how many posts are new.
+        `body_sha256` is the hash of a body that was parsed without error, remembered to skip it next time."""
         with self.session() as s:
             row = s.get(FeedRow, feed.id)
             if row is None:
@@ -355,6 +419,8 @@ class Store:
             row.gone = result.gone
             if title:
                 row.title = title
+            if body_sha256:
+                row.body_sha256 = body_sha256
             return _add_posts(s, row, posts, now)
 
     def reset_feed(self, name: str, now: datetime) -> bool:
@@ -561,7 +627,8 @@ def _short(exc: SQLAlchemyError) -> str:
 
 
 def _add_posts(s: Session, feed: FeedRow, posts: Sequence[ParsedPost], now: datetime) -> int:
-    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed); refresh changed ones."""
+    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed) in one statement;
+    refresh changed ones. A date in the future is taken as the time the post was first seen."""
     if not posts:
         return 0
     urls = sorted({p.url for p in posts if p.url})
@@ -573,22 +640,27 @@ def _add_posts(s: Session, feed: FeedRow, posts: Sequence[ParsedPost], now: date
     for chunk in _chunks(keys):
         query = select(PostRow).where(PostRow.feed_id == feed.id, PostRow.key.in_(chunk))
         by_key.update((r.key, r) for r in s.scalars(query))
-    new = 0
+    new: list[dict[str, Any]] = []
+    seen_urls: set[str] = set()
+    seen_keys: set[str] = set()
     for post in posts:
+        published = min(post.published, now) if post.published else None
         row = (by_url.get(post.url) if post.url else None) or by_key.get(post.key)
         if row is not None:
             by_key.setdefault(post.key, row)  # later entries of this batch with the same guid are this post too
             if row.content_hash != post.content_hash and row.feed_id == feed.id:
                 row.title, row.summary, row.author = post.title, post.summary, post.author
-                row.published_at = post.published or row.published_at
+                row.published_at = published or row.published_at
                 row.content_hash, row.updated_at = post.content_hash, now
             continue
-        row = PostRow(feed_id=feed.id, key=post.key, url=post.url, title=post.title, summary=post.summary,
-                      author=post.author, source="", published_at=post.published, first_seen_at=now,
-                      content_hash=post.content_hash)
-        s.add(row)
+        if post.key in seen_keys or (post.url and post.url in seen_urls):
+            continue  # the same post twice in one body: the first one wins
+        seen_keys.add(post.key)
         if post.url:
-            by_url[post.url] = row
-        by_key[post.key] = row
-        new += 1
-    return new
+            seen_urls.add(post.url)
+        new.append(dict(feed_id=feed.id, key=post.key, url=post.url, title=post.title, summary=post.summary,
+                        author=post.author, source="", published_at=published, first_seen_at=now,
+                        content_hash=post.content_hash))
+    if new:
+        s.execute(insert(PostRow), new)
+    return len(new)

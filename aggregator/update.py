@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher
-from aggregator.models import FeedOutcome, FeedState, FetchResult, PassSummary
+from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.parse import parse_feed
 from aggregator.store import Store
 
@@ -19,52 +22,82 @@ Clock = Callable[[], datetime]
 Progress = Callable[[FeedOutcome], None]
 
 RETRY_AFTER_CAP = timedelta(days=7)  # a server may ask us to wait; not for longer than this
+RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, shorter cap (seconds)
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """When feeds are polled."""
+    """When feeds are polled, and how much of the machine a pass uses."""
 
     interval: int = 3600  # seconds between polls of a healthy feed (feeds.yaml may override per feed)
     max_backoff: int = 86400  # longest wait between retries of a failing feed
     concurrency: int = 8  # feeds fetched at once
+    parse_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # processes parsing; 1 = in this one
 
 
 def next_check(now: datetime, *, interval: int, errors: int, max_backoff: int,
-               retry_after: datetime | None = None) -> datetime:
-    """The next poll time: the interval when healthy, doubling per consecutive error up to max_backoff,
-    and never before a server's Retry-After (itself capped at a week)."""
+               retry_after: datetime | None = None, rate_limited: bool = False) -> datetime:
+    """The next poll time: the interval when healthy, doubling per consecutive error up to max_backoff
+    (RATE_LIMIT_CAP for a 429), and never before a server's Retry-After (itself capped at a week)."""
+    cap = min(max_backoff, RATE_LIMIT_CAP) if rate_limited else max_backoff
     if errors <= 0:
         wait_s = interval
     else:
-        wait_s = min(interval * 2 ** min(errors - 1, 30), max(max_backoff, interval))
+        wait_s = min(interval * 2 ** min(errors - 1, 30), max(cap, interval))
     when = now + timedelta(seconds=wait_s)
     if retry_after is not None:
         when = max(when, min(retry_after, now + RETRY_AFTER_CAP))
     return when
 
 
-def _apply(store: Store, feed: FeedState, result: FetchResult, schedule: Schedule, now: datetime) -> FeedOutcome:
-    """Parse a fetch result and record it with its posts; one transaction per feed."""
+def body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _needs_parsing(feed: FeedState, result: FetchResult) -> bool:
+    """A body arrived and it differs from the last one parsed (servers without conditional GET resend it)."""
+    return result.error is None and result.body is not None and body_sha256(result.body) != feed.body_sha256
+
+
+def _parse(result: FetchResult) -> ParsedFeed | ParseError:
+    """Parse a fetched body; runs in a worker process, so it returns a ParseError instead of raising it."""
+    assert result.body is not None
+    try:
+        return parse_feed(result.body, url=result.url, content_type=result.content_type)
+    except ParseError as exc:
+        return exc
+
+
+def _record(store: Store, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
+            schedule: Schedule, now: datetime) -> FeedOutcome:
+    """Record one feed's fetch and its posts; one transaction per feed."""
     interval = feed.interval or schedule.interval
-    error, posts, title, warning = result.error, (), None, None
-    if error is None and result.body is not None:
-        try:
-            parsed = parse_feed(result.body, url=result.url, content_type=result.content_type)
-            posts, title, warning = parsed.posts, parsed.title, parsed.warning
-        except ParseError as exc:
-            error = str(exc)
+    error, posts, title, warning, digest = result.error, (), None, None, None
+    if isinstance(parsed, ParseError):
+        error = str(parsed)
+    elif parsed is not None:
+        posts, title, warning = parsed.posts, parsed.title, parsed.warning
+        digest = body_sha256(result.body or b"")
     errors = feed.error_count + 1 if error else 0
     when = next_check(now, interval=interval, errors=errors, max_backoff=schedule.max_backoff,
-                      retry_after=result.retry_after)
-    new = store.record_fetch(feed, result, posts, now=now, next_check=when, error=error, title=title)
+                      retry_after=result.retry_after, rate_limited=result.status == 429)
+    new = store.record_fetch(feed, result, posts, now=now, next_check=when, error=error, title=title,
+                             body_sha256=digest)
     if result.gone:
         return FeedOutcome(feed.name, "gone", 0, error)
     if error:
         return FeedOutcome(feed.name, "error", 0, error)
-    if result.status == 304:
+    if parsed is None:  # 304, or the same body as last time
         return FeedOutcome(feed.name, "not_modified", 0, None)
     return FeedOutcome(feed.name, "ok", new, warning)
+
+
+def _parser_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from a clean server process that has imported the parser already
+    (forking this process itself is unsafe: fetch threads are running)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["aggregator.parse"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def run_pass(
@@ -77,7 +110,8 @@ def run_pass(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
 ) -> PassSummary:
-    """Fetch the given feeds concurrently, then parse and store each as it arrives.
+    """Fetch the given feeds concurrently (threads), parse new bodies on every core (processes), and
+    store each feed as its result arrives (this thread: one writer).
 
     One broken feed never stops the others: its error is recorded on its row. When `stop` (by default
     the fetcher's own event) is set, feeds not yet fetched are left for the next pass and in-flight
@@ -86,24 +120,46 @@ def run_pass(
     schedule = schedule or Schedule()
     stop = stop or fetcher.stop  # the fetcher watches the same event while reading bodies
     outcomes: list[FeedOutcome] = []
-    with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as pool:
-        pending: dict[Future[FetchResult], FeedState] = {}
-        queue = deque(feeds)
+    queue = deque(feeds)
+    fetching: dict[Future[FetchResult], FeedState] = {}
+    parsing: dict[Future[ParsedFeed | ParseError], tuple[FeedState, FetchResult]] = {}
+    pool: ProcessPoolExecutor | None = None
+
+    def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None) -> None:
+        outcome = _record(store, feed, result, parsed, schedule, clock())
+        outcomes.append(outcome)
+        if progress:
+            progress(outcome)
+
+    with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as threads:
         try:
-            while (queue or pending) and not stop.is_set():
-                while queue and len(pending) < schedule.concurrency * 2:
+            while (queue or fetching or parsing) and not stop.is_set():
+                while queue and len(fetching) + len(parsing) < schedule.concurrency * 2:
                     feed = queue.popleft()
-                    pending[pool.submit(fetcher.fetch, feed, clock())] = feed
-                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    fetching[threads.submit(fetcher.fetch, feed, clock())] = feed
+                done, _ = wait([*fetching, *parsing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
-                    feed = pending.pop(future)
                     if stop.is_set():
                         break
-                    outcome = _apply(store, feed, future.result(), schedule, clock())
-                    outcomes.append(outcome)
-                    if progress:
-                        progress(outcome)
+                    if future in fetching:
+                        feed, result = fetching.pop(future), future.result()
+                        if not _needs_parsing(feed, result):
+                            finish(feed, result, None)
+                        elif schedule.parse_workers <= 1:
+                            finish(feed, result, _parse(result))
+                        else:
+                            pool = pool or _parser_pool(schedule.parse_workers)
+                            parsing[pool.submit(_parse, result)] = (feed, result)
+                    else:
+                        feed, result = parsing.pop(future)
+                        try:
+                            parsed = future.result()
+                        except Exception as exc:  # a parser process died (out of memory, say)
+                            parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
+                        finish(feed, result, parsed)
         finally:
-            for future in pending:
+            for future in [*fetching, *parsing]:
                 future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     return PassSummary(tuple(outcomes))

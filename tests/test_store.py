@@ -34,7 +34,7 @@ def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -
         store.migrate()
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 

@@ -98,7 +98,7 @@ def test_first_fetch_stores_posts_then_304_stores_nothing_then_change_adds_exact
     assert {p.id: (p.content_hash, p.updated_at) for p in post_rows(store) if p.id in hashes} == hashes
 
 
-def test_unchanged_body_without_conditional_support_adds_and_rewrites_nothing(
+def test_unchanged_body_without_conditional_support_is_not_parsed_again(
         store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
     url = feed_server.serve("/d2.xml", FEEDS / "d2.atom.xml", content_type="application/atom+xml", conditional=False)
     clock = Clock(NOW)
@@ -107,8 +107,24 @@ def test_unchanged_body_without_conditional_support_adds_and_rewrites_nothing(
     before = [(p.id, p.content_hash, p.updated_at) for p in post_rows(store)]
     clock.advance(hours=3)
     again = poll(store, fetcher, clock)
-    assert [(o.status, o.new_posts) for o in again.outcomes] == [("ok", 0)]
+    assert [(o.status, o.new_posts) for o in again.outcomes] == [("not_modified", 0)]  # same bytes: skipped
     assert [(p.id, p.content_hash, p.updated_at) for p in post_rows(store)] == before
+    assert feed_row(store, "D2").last_checked_at == clock() and feed_row(store, "D2").last_status == 200
+
+
+def test_a_changed_body_without_conditional_support_adds_only_the_new_post(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    body = (FEEDS / "toss.rss.xml").read_bytes()
+    url = feed_server.serve("/toss.xml", body, conditional=False)
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Toss", url, "Toss")], clock())
+    first = poll(store, fetcher, clock).new_posts
+    extra = (b"<item><title>A new one</title><link>https://toss.tech/article/brand-new</link>"
+             b"<guid>https://toss.tech/article/brand-new</guid></item>")
+    feed_server.serve("/toss.xml", body.replace(b"<item>", extra + b"<item>", 1), conditional=False)
+    clock.advance(hours=3)
+    assert [(o.status, o.new_posts) for o in poll(store, fetcher, clock).outcomes] == [("ok", 1)]
+    assert len(post_rows(store)) == first + 1
 
 
 def test_duplicates_within_a_feed_and_across_feeds_are_stored_once(
