@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from rich.table import Table
 from aggregator.config import add_feeds, load_config
 from aggregator.draft import default_path, make_draft, write_new
 from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, BusyError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
+from aggregator.store import FeedHealth
 from aggregator.scheduler import Job, run_daemon
 
 app = typer.Typer(
@@ -95,7 +97,7 @@ def _summary_line(summary: PassSummary) -> str:
             f"{summary.count('error') + summary.count('gone')} failed; {summary.new_posts} new posts")
 
 
-def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool) -> PassSummary:
+def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool, wait: float = 0.0) -> PassSummary:
     def report(outcome: FeedOutcome) -> None:
         if outcome.status in ("error", "gone"):
             err.print(f"{outcome.feed}: {outcome.message}", markup=False)
@@ -103,7 +105,7 @@ def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool) -
             err.print(f"{outcome.feed}: warning: {outcome.message}", markup=False)
 
     if not ctx.obj.interactive:
-        return rt.poll(names=names, everything=everything, progress=report)
+        return rt.poll(names=names, everything=everything, wait=wait, progress=report)
     columns = (TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out, transient=True) as bar:
         task = bar.add_task("feeds", total=None)
@@ -112,7 +114,7 @@ def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool) -
             report(outcome)
             bar.advance(task)
 
-        return rt.poll(names=names, everything=everything, progress=tick,
+        return rt.poll(names=names, everything=everything, wait=wait, progress=tick,
                        on_start=lambda n: bar.update(task, total=n))
 
 
@@ -131,10 +133,11 @@ def fetch(
     ctx: typer.Context,
     feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll only this feed (by name); repeatable.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Poll every feed, due or not.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0.0, help="If another pass is running on the database, wait up to this many seconds for it (default: exit at once with an error).")] = 0.0,
 ) -> None:
     """One polling pass over the feeds that are due: for cron. Exit 0 even when some feeds fail."""
     with runtime(ctx) as rt:
-        summary = _poll(ctx, rt, feed or [], everything)
+        summary = _poll(ctx, rt, feed or [], everything, wait)
         out.print(_summary_line(summary))
 
 
@@ -155,7 +158,11 @@ def run(
         log = logging.getLogger("aggregator")
 
         def poll_job() -> None:
-            summary = rt.poll(progress=lambda o: log.warning("%s: %s", o.feed, o.message) if o.status in ("error", "gone") else None)
+            try:
+                summary = rt.poll(progress=lambda o: log.warning("%s: %s", o.feed, o.message) if o.status in ("error", "gone") else None)
+            except BusyError as exc:  # a cron or hand-started pass is running: skip this tick
+                log.warning("%s", exc)
+                return
             if summary.outcomes:
                 log.info(_summary_line(summary))
 
@@ -190,15 +197,30 @@ def feeds(ctx: typer.Context) -> None:
         table = Table(box=None, pad_edge=False, show_edge=False)
         for column in ("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"):
             table.add_column(column, overflow="fold")
+        hints = []
         for h in rt.store.feed_health():
             if not h.active:
                 continue
-            state = "gone" if h.gone else "broken" if h.error_count >= broken_after else \
-                "failing" if h.error_count else "ok" if h.last_checked_at else "new"
-            table.add_row(h.name, state, _when(h.last_checked_at, now), str(h.last_status or "-"), str(h.error_count),
-                          "parked (feeds reset)" if h.gone else _when(h.next_check_at, now), str(h.posts),
-                          h.last_error or "")
+            table.add_row(h.name, _state(h, broken_after), _when(h.last_checked_at, now), str(h.last_status or "-"),
+                          str(h.error_count), "parked (feeds reset)" if h.gone else _when(h.next_check_at, now),
+                          str(h.posts), h.last_error or "")
+            advertised = re.search(r"advertises a feed at (\S+)", h.last_error or "")
+            if advertised:
+                hints.append(f"{h.name}: {h.url} is a web page; use the feed it advertises instead: {advertised[1]}")
         out.print(table)
+        for hint in hints:
+            out.print(hint, markup=False, soft_wrap=True)
+
+
+def _state(h: FeedHealth, broken_after: int) -> str:
+    """gone (410: parked until reset), rate-limited (429), broken (errors >= broken_after), failing, ok, new."""
+    if h.gone:
+        return "gone"
+    if h.error_count and h.last_status == 429:
+        return "rate-limited"
+    if h.error_count >= broken_after:
+        return "broken"
+    return "failing" if h.error_count else "ok" if h.last_checked_at else "new"
 
 
 @feeds_app.command("reset")

@@ -205,7 +205,7 @@ class Fetcher:
             except _Aborted as exc:
                 return FetchResult(url, None, error=str(exc))
             except httpx.HTTPError as exc:
-                if _OVERTIME in str(exc):
+                if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= _DEADLINE.at:
                     return FetchResult(url, None, error=self._overtime)
                 return FetchResult(url, None, error=describe_error(exc))
             except (ValueError, OSError, httpx.InvalidURL) as exc:  # bad URLs/Locations, socket oddities

@@ -405,10 +405,13 @@ class Store:
             if row is None:
                 raise StoreError(f"{self.where}: feed {feed.name!r} vanished during the pass")
             row.last_checked_at, row.last_status, row.next_check_at = now, result.status, next_check
-            if result.etag is not None or result.status == 200:
-                row.etag = result.etag
-            if result.last_modified is not None or result.status == 200:
-                row.last_modified = result.last_modified
+            if result.status == 200 and error is not None:  # a body we could not use: ask for all of it next time
+                row.etag = row.last_modified = None
+            else:
+                if result.etag is not None or result.status == 200:
+                    row.etag = result.etag
+                if result.last_modified is not None or result.status == 200:
+                    row.last_modified = result.last_modified
             if result.permanent_url:
                 row.url = result.permanent_url
             if error is None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,6 +111,105 @@ class FeedServer:
 
     def hits_for(self, path: str) -> list[Hit]:
         return [h for h in self.hits if h.path == path]
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host: object, *args: object, **kwargs: object) -> object:
+    """getaddrinfo for the test run: loopback names and addresses resolve; every other name fails as an
+    unknown name does, so no test can send a DNS query, or anything else, off this machine."""
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def no_traffic_off_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that misbehaves on purpose: `silent` accepts and never answers;
+    `trickle_headers` sends a status line and then one header byte every `pace` seconds, forever;
+    `trickle_body` sends complete headers and then one body byte every `pace` seconds, forever."""
+
+    def __init__(self, mode: str, pace: float = 0.2) -> None:
+        self.mode, self.pace = mode, pace
+        self.done = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/feed.xml"
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                if self.mode == "trickle_headers":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    payload = b"X-Slow: " + b"z" * 10_000
+                elif self.mode == "trickle_body":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n")
+                    payload = b"<" + b" " * 99_999
+                else:
+                    payload = b""
+                for byte in payload:
+                    if self.done.wait(self.pace):
+                        return
+                    conn.sendall(bytes([byte]))
+                self.done.wait()
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    """Start misbehaving servers (see RawServer); all are stopped when the test ends."""
+    started: list[RawServer] = []
+
+    def start(mode: str, pace: float = 0.2) -> RawServer:
+        started.append(RawServer(mode, pace))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.close()
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import FEEDS, NOW, FeedServer, Route, http_date
+from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port, http_date
 
 from aggregator.fetch import Fetcher, FetchSettings, parse_retry_after
 from aggregator.models import FeedState, FetchResult
@@ -284,49 +284,50 @@ def test_stop_event_aborts_the_body(feed_server: FeedServer) -> None:
 
 
 def test_connection_refused(fetcher: Fetcher) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = get(fetcher, f"http://127.0.0.1:{port}/feed.xml")
+    result = get(fetcher, f"http://127.0.0.1:{free_port()}/feed.xml")
     assert result.error == "connection refused"
     assert result.status is None and result.body is None
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts connections and never answers, until the test ends."""
-    done = threading.Event()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            held.append(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
-    finally:
-        done.set()
-        thread.join(timeout=5)
-        for conn in held:
-            conn.close()
-        listener.close()
-
-
-def test_server_that_never_answers_times_out(silent_server: str) -> None:
-    with Fetcher(FetchSettings(timeout=1, connect_timeout=1)) as quick:
-        result = get(quick, silent_server)
-    assert result.error is not None and "timed out" in result.error
+def test_unknown_host_name_is_a_dns_error(fetcher: Fetcher) -> None:
+    result = get(fetcher, "http://feeds.example.invalid/rss")
+    assert result.error == "cannot resolve host name (DNS)"
     assert result.status is None and result.body is None
+
+
+def test_tls_handshake_failure_is_a_tls_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    plain = feed_server.serve("/feed.xml", TOSS)
+    result = get(fetcher, plain.replace("http://", "https://"))  # the server speaks plain HTTP, not TLS
+    assert result.error is not None and result.error.startswith("TLS error:")
+    assert result.status is None and result.body is None
+
+
+def test_server_that_never_answers_times_out(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server("silent")
+    with Fetcher(FetchSettings(timeout=1, connect_timeout=1)) as quick:
+        result = get(quick, server.url)
+    assert result.error == "took longer than 1 s in total (cut off)"
+    assert result.status is None and result.body is None
+
+
+@pytest.mark.parametrize("mode", ["trickle_headers", "trickle_body"])
+def test_a_server_trickling_one_byte_at_a_time_is_cut_off_at_the_total_timeout(
+        raw_server: Callable[..., RawServer], mode: str) -> None:
+    server = raw_server(mode, pace=0.1)  # each byte arrives well within the per-read timeout
+    with Fetcher(FetchSettings(timeout=1.5, connect_timeout=1)) as quick:
+        result = get(quick, server.url)
+    assert result.error == "took longer than 1.5 s in total (cut off)"
+    assert result.body is None
+
+
+def test_the_deadline_belongs_to_one_fetch_not_the_thread(feed_server: FeedServer,
+                                                          raw_server: Callable[..., RawServer]) -> None:
+    slow = raw_server("trickle_body", pace=0.1)
+    good = feed_server.serve("/feed.xml", TOSS)
+    with Fetcher(FetchSettings(timeout=1, connect_timeout=1)) as quick:
+        assert get(quick, slow.url).error is not None
+        result = get(quick, good)  # same thread, next fetch: a fresh deadline
+    assert result.error is None and result.body == TOSS
 
 
 def test_fetch_from_several_threads(feed_server: FeedServer, fetcher: Fetcher) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import FEEDS, NOW, FeedServer, Route
+from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port
 from sqlalchemy import select
 
 from aggregator.fetch import Fetcher, FetchSettings
@@ -261,3 +261,68 @@ def test_dates_are_utc_and_undated_posts_use_first_seen(store: Store, fetcher: F
     assert [c.title for c in nov] == ["Dated"]
     assert [c.title for c in dec] == ["Undated"]
     assert dec[0].published == clock()
+
+
+def test_a_date_in_the_future_is_taken_as_the_first_seen_time(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    body = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+    <item><title>From 2099</title><link>https://x.example/f</link><pubDate>Thu, 01 Jan 2099 00:00:00 GMT</pubDate></item>
+    </channel></rss>"""
+    url = feed_server.serve("/f.xml", body)
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("F", url, "X")], clock())
+    poll(store, fetcher, clock)
+    assert [p.published_at for p in post_rows(store)] == [NOW]  # counted in this month, not in 2099's
+
+
+# -- servers that fail in every way: recorded on the feed, backed off, retried -------------------------
+
+@pytest.mark.parametrize("kind", ["refused", "dns", "tls", "silent", "trickle_headers", "trickle_body"])
+def test_every_kind_of_server_failure_is_recorded_and_backed_off(
+        store: Store, feed_server: FeedServer, raw_server: Callable[..., RawServer], kind: str) -> None:
+    url = {
+        "refused": lambda: f"http://127.0.0.1:{free_port()}/feed.xml",
+        "dns": lambda: "http://blog.example.invalid/feed.xml",
+        "tls": lambda: feed_server.serve("/feed.xml", FEEDS / "toss.rss.xml").replace("http://", "https://"),
+    }.get(kind, lambda: raw_server(kind, pace=0.1).url)()
+    expected = {"refused": "connection refused", "dns": "cannot resolve host name (DNS)", "tls": "TLS error:"}
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Bad", url)], clock())
+    with Fetcher(FetchSettings(timeout=1, connect_timeout=1)) as quick:
+        for errors, wait in [(1, timedelta(hours=1)), (2, timedelta(hours=2))]:
+            [outcome] = poll(store, quick, clock).outcomes
+            row = feed_row(store, "Bad")
+            assert outcome.status == "error" and row.error_count == errors
+            assert row.last_error == outcome.message
+            assert row.last_error.startswith(expected.get(kind, "took longer than 1 s in total"))
+            assert row.next_check_at - clock() == wait
+            clock.now = row.next_check_at
+
+
+def test_429_backs_off_with_its_own_shorter_cap_and_a_success_clears_it(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/busy.xml"] = Route(status=429, body=b"")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Busy", feed_server.url("/busy.xml"))], clock())
+    waits = []
+    for _ in range(5):
+        poll(store, fetcher, clock)
+        row = feed_row(store, "Busy")
+        waits.append(row.next_check_at - clock())
+        clock.now = row.next_check_at
+    assert waits == [timedelta(hours=h) for h in (1, 2, 4, 4, 4)]  # 503s would go on to 8 h, 16 h, 24 h
+    feed_server.serve("/busy.xml", FEEDS / "toss.rss.xml")
+    poll(store, fetcher, clock)
+    assert feed_row(store, "Busy").error_count == 0
+
+
+def test_a_body_that_is_not_a_feed_keeps_no_validators_so_it_is_never_mistaken_for_unchanged(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/page.html", FEEDS / "not_a_feed.html", content_type="text/html")
+    clock = Clock(NOW)
+    store.sync_feeds([FeedConfig("Page", url)], clock())
+    for _ in range(2):
+        [outcome] = poll(store, fetcher, clock).outcomes
+        assert outcome.status == "error" and (outcome.message or "").startswith("not a feed")
+    assert feed_row(store, "Page").error_count == 2
+    assert [h.headers.get("if-none-match") for h in feed_server.hits_for("/page.html")] == [None, None]
