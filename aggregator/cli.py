@@ -18,13 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aggregator.config import add_feeds, load_config
-from aggregator.draft import default_path, make_draft, write_new
 from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
 from aggregator.errors import AggregatorError, BusyError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
 from aggregator.store import FeedHealth
-from aggregator.scheduler import Job, run_daemon
 
 app = typer.Typer(
     help="Poll AI/ML blogs' feeds into a database and draft the monthly digest.",
@@ -155,6 +153,8 @@ def run(
             for message in rt.refresh_drafts():
                 out.print(message)
             return
+        from aggregator.scheduler import Job, run_daemon
+
         log = logging.getLogger("aggregator")
 
         def poll_job() -> None:
@@ -358,6 +358,8 @@ def draft(
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select only posts with at least this priority.", show_default=False)] = None,
 ) -> None:
     """Write the draft of a month's digest in the house style, ranked and placed by the trained model."""
+    from aggregator.draft import default_path, make_draft, write_new
+
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
     month = month or month_of(utc_now())

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config
-from aggregator.draft import refresh_draft
 from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import PassSummary, month_bounds, month_of
@@ -100,6 +99,8 @@ class Runtime:
     def refresh_drafts(self) -> list[str]:
         """Keep the current month's draft fresh, and finish last month's once it has ended.
         A damaged or stale model leaves the drafts alone and says so; polling goes on."""
+        from aggregator.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
+
         try:
             model = self.load_model()
         except ModelError as exc:

@@ -161,6 +161,7 @@ class LabelRow(Base):
 
 metadata = Base.metadata
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SCHEMA_VERSION = "0003"  # the newest revision in MIGRATIONS_DIR (a test keeps the two in step)
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), refusing unknown future versions."""
+        if self._schema_is_current():
+            return  # the common case, answered without importing Alembic (a quarter of a second)
         from alembic import command
         from alembic.config import Config as AlembicConfig
         from alembic.runtime.migration import MigrationContext
@@ -343,6 +346,13 @@ class Store:
                     command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    def _schema_is_current(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.scalars(text("SELECT version_num FROM alembic_version"))) == [SCHEMA_VERSION]
+        except SQLAlchemyError:  # no table yet, or not a database at all: migrate() will say which
+            return False
 
     # -- feeds ----------------------------------------------------------------------------
 

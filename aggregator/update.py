@@ -59,15 +59,6 @@ def _needs_parsing(feed: FeedState, result: FetchResult) -> bool:
     return result.error is None and result.body is not None and body_sha256(result.body) != feed.body_sha256
 
 
-def _parse(result: FetchResult) -> ParsedFeed | ParseError:
-    """Parse a fetched body; runs in a worker process, so it returns a ParseError instead of raising it."""
-    assert result.body is not None
-    try:
-        return parse_feed(result.body, url=result.url, content_type=result.content_type)
-    except ParseError as exc:
-        return exc
-
-
 def _record(store: Store, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
             schedule: Schedule, now: datetime) -> FeedOutcome:
     """Record one feed's fetch and its posts; one transaction per feed."""
@@ -92,8 +83,15 @@ def _record(store: Store, feed: FeedState, result: FetchResult, parsed: ParsedFe
     return FeedOutcome(feed.name, "ok", new, warning)
 
 
+def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
+    try:
+        return parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+    except ParseError as exc:
+        return exc
+
+
 def _parser_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes forked from a clean server process that has imported the parser already
+    """Worker processes forked from a clean server process that has imported only the parser
     (forking this process itself is unsafe: fetch threads are running)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["aggregator.parse"])
@@ -122,7 +120,7 @@ def run_pass(
     outcomes: list[FeedOutcome] = []
     queue = deque(feeds)
     fetching: dict[Future[FetchResult], FeedState] = {}
-    parsing: dict[Future[ParsedFeed | ParseError], tuple[FeedState, FetchResult]] = {}
+    parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult]] = {}
     pool: ProcessPoolExecutor | None = None
 
     def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None) -> None:
@@ -146,14 +144,17 @@ def run_pass(
                         if not _needs_parsing(feed, result):
                             finish(feed, result, None)
                         elif schedule.parse_workers <= 1:
-                            finish(feed, result, _parse(result))
+                            finish(feed, result, _parse_here(result))
                         else:
                             pool = pool or _parser_pool(schedule.parse_workers)
-                            parsing[pool.submit(_parse, result)] = (feed, result)
+                            parsing[pool.submit(parse_feed, result.body, url=result.url,
+                                                content_type=result.content_type)] = (feed, result)
                     else:
                         feed, result = parsing.pop(future)
                         try:
-                            parsed = future.result()
+                            parsed: ParsedFeed | ParseError = future.result()
+                        except ParseError as exc:
+                            parsed = exc
                         except Exception as exc:  # a parser process died (out of memory, say)
                             parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
                         finish(feed, result, parsed)

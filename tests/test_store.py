@@ -19,7 +19,7 @@ from sqlalchemy import text
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
-from aggregator.store import Store
+from aggregator.store import MIGRATIONS_DIR, SCHEMA_VERSION, Store
 from aggregator.update import run_pass
 
 
@@ -34,8 +34,17 @@ def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -
         store.migrate()
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == SCHEMA_VERSION
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_schema_version_is_the_newest_migration() -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [SCHEMA_VERSION]
 
 
 def test_a_future_schema_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
