@@ -160,6 +160,28 @@ def test_feeds_health_reset_and_opml_round_trip(tmp_path: Path, feed_server: Fee
     assert config.read_text(encoding="utf-8") == after
 
 
+def test_feeds_shows_broken_rate_limited_and_gone_feeds_and_the_feed_a_page_advertises(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    page = feed_server.serve("/blog/", FEEDS / "not_a_feed.html", content_type="text/html")
+    feed_server.routes["/busy.xml"] = Route(status=429, body=b"")
+    feed_server.routes["/dead.xml"] = Route(status=410, body=b"")
+    config = write_config(tmp_path, feed_server, extra="  broken_after: 2\n")
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f"  - name: Page\n    url: {page}\n  - name: Busy\n    url: {feed_server.url('/busy.xml')}\n"
+                f"  - name: Dead\n    url: {feed_server.url('/dead.xml')}\n")
+    for _ in range(2):
+        invoke(config, "--quiet", "fetch", "--all")
+    lines = invoke(config, "feeds").output.splitlines()
+    state = {line.split()[0]: line.split()[1] for line in lines[1:] if line.split() and line.split()[0] in
+             ("Toss", "Broken", "Page", "Busy", "Dead")}
+    assert state == {"Toss": "ok", "Broken": "broken", "Page": "broken", "Busy": "rate-limited", "Dead": "gone"}
+    assert any("parked (feeds reset)" in line for line in lines if line.startswith("Dead"))
+    assert f"Page: {page} is a web page; use the feed it advertises instead: {feed_server.url('/feed.xml')}" in lines
+    invoke(config, "feeds", "reset", "Dead")
+    invoke(config, "--quiet", "fetch")  # polled again after the reset: still 410, parked again
+    assert len(feed_server.hits_for("/dead.xml")) == 2
+
+
 def test_run_once_polls_and_writes_this_months_draft(tmp_path: Path, feed_server: FeedServer) -> None:
     config = write_config(tmp_path, feed_server)
     result = invoke(config, "run", "--once")
