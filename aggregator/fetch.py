@@ -33,6 +33,7 @@ class FetchSettings:
     max_bytes: int = 5 * 1024 * 1024  # after decompression
     max_redirects: int = 5
     per_host: int = 2
+    concurrency: int = 64  # fetches at once from all threads: the size of the connection pool
     user_agent: str = f"aggregator/{__version__} (monthly AI/ML digest feed poller)"
 
 
@@ -89,15 +90,17 @@ class _DeadlineBackend(httpcore.SyncBackend):
         return _DeadlineStream(stream)
 
 
-def deadline_transport() -> httpx.HTTPTransport:
+def deadline_transport(connections: int) -> httpx.HTTPTransport:
     """httpx's own transport on a network backend that enforces a total deadline per fetch.
 
     httpx has only per-operation timeouts (encode/httpx#1450) and no public way to choose the network
-    backend, so the connection pool is rebuilt here exactly as HTTPTransport builds it, plus the backend.
+    backend, so the connection pool is rebuilt here as HTTPTransport builds it, plus the backend, sized
+    for `connections` requests at once (httpcore's own default would be 10).
     """
     transport = httpx.HTTPTransport()
-    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                              network_backend=_DeadlineBackend())
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=_DeadlineBackend(), max_connections=connections,
+        max_keepalive_connections=connections, keepalive_expiry=5.0)
     return transport
 
 
@@ -148,7 +151,7 @@ class Fetcher:
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": self.settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
-            transport=transport or deadline_transport(),
+            transport=transport or deadline_transport(self.settings.concurrency),
             trust_env=False,
         )
         self._host_lock = threading.Lock()

@@ -65,7 +65,7 @@ class Runtime:
     def fetch_settings(self) -> FetchSettings:
         d = self.config.defaults
         return FetchSettings(timeout=d.timeout, connect_timeout=d.connect_timeout, max_bytes=d.max_bytes,
-                             per_host=d.per_host, user_agent=d.user_agent)
+                             per_host=d.per_host, concurrency=d.concurrency, user_agent=d.user_agent)
 
     def poll(self, *, names: Sequence[str] = (), everything: bool = False, wait: float = 0.0,
              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PassSummary:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -185,6 +186,15 @@ class DigestInfo:
     sections: tuple[SectionPath, ...]
     covers: tuple[str, ...]
     selected: int
+
+
+@dataclass(frozen=True)
+class Check:
+    """A successful fetch that brought nothing new (a 304, or the same body as last time)."""
+
+    feed: FeedState
+    result: FetchResult
+    next_check: datetime
 
 
 @dataclass(frozen=True)
@@ -435,6 +445,25 @@ class Store:
             if body_sha256:
                 row.body_sha256 = body_sha256
             return _add_posts(s, row, posts, now)
+
+    def record_checks(self, checks: Sequence[Check], *, now: datetime) -> None:
+        """Record many fetches that brought nothing new, in one transaction (a warm pass is mostly these)."""
+        rows = []
+        for check in checks:
+            result = check.result
+            row: dict[str, Any] = dict(id=check.feed.id, last_checked_at=now, last_status=result.status,
+                                       next_check_at=check.next_check, error_count=0, last_error=None,
+                                       last_success_at=now, gone=False)
+            if result.etag is not None or result.status == 200:
+                row["etag"] = result.etag
+            if result.last_modified is not None or result.status == 200:
+                row["last_modified"] = result.last_modified
+            if result.permanent_url:
+                row["url"] = result.permanent_url
+            rows.append(row)
+        if rows:
+            with self.session() as s:
+                s.execute(update(FeedRow), rows)
 
     def reset_feed(self, name: str, now: datetime) -> bool:
         """Clear a feed's errors and make it due now; False when no such feed."""

@@ -16,13 +16,15 @@ from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.parse import parse_feed
-from aggregator.store import Store
+from aggregator.store import Check, Store
 
 Clock = Callable[[], datetime]
 Progress = Callable[[FeedOutcome], None]
 
 RETRY_AFTER_CAP = timedelta(days=7)  # a server may ask us to wait; not for longer than this
 RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, shorter cap (seconds)
+PARSE_HERE_FIRST = 8  # changed bodies parsed in this process before worker processes are worth starting
+CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
 
 
 @dataclass(frozen=True)
@@ -59,27 +61,28 @@ def _needs_parsing(feed: FeedState, result: FetchResult) -> bool:
     return result.error is None and result.body is not None and body_sha256(result.body) != feed.body_sha256
 
 
+def _when(feed: FeedState, result: FetchResult, error: str | None, schedule: Schedule, now: datetime) -> datetime:
+    errors = feed.error_count + 1 if error else 0
+    return next_check(now, interval=feed.interval or schedule.interval, errors=errors,
+                      max_backoff=schedule.max_backoff, retry_after=result.retry_after,
+                      rate_limited=result.status == 429)
+
+
 def _record(store: Store, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
             schedule: Schedule, now: datetime) -> FeedOutcome:
-    """Record one feed's fetch and its posts; one transaction per feed."""
-    interval = feed.interval or schedule.interval
+    """Record one feed's failed fetch (parsed is None), or its parsed body and posts; one transaction."""
     error, posts, title, warning, digest = result.error, (), None, None, None
     if isinstance(parsed, ParseError):
         error = str(parsed)
     elif parsed is not None:
         posts, title, warning = parsed.posts, parsed.title, parsed.warning
         digest = body_sha256(result.body or b"")
-    errors = feed.error_count + 1 if error else 0
-    when = next_check(now, interval=interval, errors=errors, max_backoff=schedule.max_backoff,
-                      retry_after=result.retry_after, rate_limited=result.status == 429)
-    new = store.record_fetch(feed, result, posts, now=now, next_check=when, error=error, title=title,
-                             body_sha256=digest)
+    new = store.record_fetch(feed, result, posts, now=now, next_check=_when(feed, result, error, schedule, now),
+                             error=error, title=title, body_sha256=digest)
     if result.gone:
         return FeedOutcome(feed.name, "gone", 0, error)
     if error:
         return FeedOutcome(feed.name, "error", 0, error)
-    if parsed is None:  # 304, or the same body as last time
-        return FeedOutcome(feed.name, "not_modified", 0, None)
     return FeedOutcome(feed.name, "ok", new, warning)
 
 
@@ -108,8 +111,8 @@ def run_pass(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
 ) -> PassSummary:
-    """Fetch the given feeds concurrently (threads), parse new bodies on every core (processes), and
-    store each feed as its result arrives (this thread: one writer).
+    """Fetch the given feeds concurrently (threads), parse new bodies on every core (processes, once
+    more than a few bodies changed), and store each feed as its result arrives (this thread: one writer).
 
     One broken feed never stops the others: its error is recorded on its row. When `stop` (by default
     the fetcher's own event) is set, feeds not yet fetched are left for the next pass and in-flight
@@ -122,9 +125,25 @@ def run_pass(
     fetching: dict[Future[FetchResult], FeedState] = {}
     parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult]] = {}
     pool: ProcessPoolExecutor | None = None
+    parsed_here = 0
+
+    unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
 
     def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None) -> None:
-        outcome = _record(store, feed, result, parsed, schedule, clock())
+        if parsed is None and result.error is None:  # a 304, or a body seen before
+            unchanged.append(Check(feed, result, _when(feed, result, None, schedule, clock())))
+            if len(unchanged) >= CHECKS_PER_WRITE:
+                flush()
+            return
+        report(_record(store, feed, result, parsed, schedule, clock()))
+
+    def flush() -> None:
+        store.record_checks(unchanged, now=clock())
+        for check in unchanged:
+            report(FeedOutcome(check.feed.name, "not_modified"))
+        unchanged.clear()
+
+    def report(outcome: FeedOutcome) -> None:
         outcomes.append(outcome)
         if progress:
             progress(outcome)
@@ -141,9 +160,10 @@ def run_pass(
                         break
                     if future in fetching:
                         feed, result = fetching.pop(future), future.result()
-                        if not _needs_parsing(feed, result):
+                        if result.error is not None or not _needs_parsing(feed, result):
                             finish(feed, result, None)
-                        elif schedule.parse_workers <= 1:
+                        elif schedule.parse_workers <= 1 or parsed_here < PARSE_HERE_FIRST:
+                            parsed_here += 1
                             finish(feed, result, _parse_here(result))
                         else:
                             pool = pool or _parser_pool(schedule.parse_workers)
@@ -158,9 +178,13 @@ def run_pass(
                         except Exception as exc:  # a parser process died (out of memory, say)
                             parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
                         finish(feed, result, parsed)
+                if not fetching and not parsing:
+                    flush()  # a quiet moment, or the end: the progress shows these feeds now
         finally:
             for future in [*fetching, *parsing]:
                 future.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if unchanged:
+            flush()  # checks completed before a stop are still recorded
     return PassSummary(tuple(outcomes))

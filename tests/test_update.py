@@ -12,7 +12,7 @@ from sqlalchemy import select
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig
 from aggregator.store import FeedRow, PostRow, Store
-from aggregator.update import Schedule, next_check, run_pass
+from aggregator.update import PARSE_HERE_FIRST, Schedule, next_check, run_pass
 
 
 class Clock:
@@ -326,3 +326,22 @@ def test_a_body_that_is_not_a_feed_keeps_no_validators_so_it_is_never_mistaken_f
         assert outcome.status == "error" and (outcome.message or "").startswith("not a feed")
     assert feed_row(store, "Page").error_count == 2
     assert [h.headers.get("if-none-match") for h in feed_server.hits_for("/page.html")] == [None, None]
+
+
+def test_many_changed_bodies_are_parsed_by_worker_processes_with_the_same_results(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    body = (FEEDS / "toss.rss.xml").read_text(encoding="utf-8")
+    configs = [FeedConfig(f"Copy {i}", feed_server.serve(f"/c{i}.xml", body.replace("toss.tech/article/", f"toss.tech/{i}/")))
+               for i in range(PARSE_HERE_FIRST + 6)]
+    configs.append(FeedConfig("Page", feed_server.serve("/page.html", FEEDS / "not_a_feed.html", content_type="text/html")))
+    clock = Clock(NOW)
+    store.sync_feeds(configs, clock())
+    feeds = store.feeds_due(clock())
+    summary = run_pass(store, fetcher, feeds, clock=clock, schedule=Schedule(parse_workers=2))
+    by_name = {o.feed: o for o in summary.outcomes}
+    assert all(by_name[c.name].status == "ok" and by_name[c.name].new_posts == 4 for c in configs[:-1])
+    assert by_name["Page"].status == "error" and (by_name["Page"].message or "").startswith("not a feed")
+    assert len(post_rows(store)) == 4 * (PARSE_HERE_FIRST + 6)
+    again = run_pass(store, fetcher, store.feeds_due(clock(), everything=True), clock=clock,
+                     schedule=Schedule(parse_workers=2))
+    assert sorted(o.status for o in again.outcomes) == ["error"] + ["not_modified"] * (PARSE_HERE_FIRST + 6)
