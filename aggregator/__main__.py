@@ -2,4 +2,5 @@
 
 from aggregator.cli import main
 
-main()
+if __name__ == "__main__":  # not when multiprocessing imports this module in a worker
+    main()

@@ -148,9 +148,11 @@ def inline_text(children: Sequence[Token]) -> str:
     """
     parts: list[str] = []
     for tok in children:
-        if tok.type in ("text", "text_special"):
+        if tok.type == "text":
             # "**" that CommonMark left unparsed (e.g. "**Name**에" in Korean prose) is markup too.
             parts.append(tok.content.replace("**", ""))
+        elif tok.type == "text_special":  # an escaped character ("\*") or an entity: text as written
+            parts.append(tok.content)
         elif tok.type == "code_inline":
             parts.append(tok.content)
         elif tok.type in ("softbreak", "hardbreak"):
@@ -179,6 +181,7 @@ def _markdown() -> MarkdownIt:
     # Keep link targets exactly as the editor wrote them (no percent-encoding or punycode),
     # so they compare with the links feeds give.
     md.normalizeLink = lambda url: url  # type: ignore[method-assign]
+    md.disable("text_join")  # keep escaped characters apart from text, so "\*\*" is not taken for markup
     return md
 
 
@@ -199,7 +202,7 @@ def _front_matter(doc: _Document, path: str) -> dict[str, Any]:
     except (YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1  # +1 for the "---" line, +1 for 1-based
-        problem = getattr(exc, "problem", None) or str(exc).strip() or type(exc).__name__
+        problem = _collapse(getattr(exc, "problem", None) or str(exc)) or type(exc).__name__
         raise DigestError(f"{path}:{line}: front matter is not valid YAML: {problem}") from exc
     return data if isinstance(data, dict) else {}
 

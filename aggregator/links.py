@@ -8,10 +8,13 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_")
 _TRACKING_NAMES = frozenset({"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_hsenc", "_hsmi"})
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
+_STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")  # a "%" that starts no escape is itself escaped: "%25"
 _SAFE_PATH = "/:@!$&'*+,;=-._~%"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_REG_NAME = re.compile(r"[a-z0-9\-._~!$&'()*+,;=%]+")  # RFC 3986 reg-name characters, after IDNA
+# Host name characters after IDNA. RFC 3986 also allows !$&'()*+,;= and %-escapes, but no real host uses
+# them, and some of them change as Markdown reads a link ("(" must be escaped, a bare "%" gets encoded).
+_REG_NAME = re.compile(r"[a-z0-9\-._~]+")
 
 
 def _is_tracking(name: str, value: str) -> bool:
@@ -22,8 +25,10 @@ def _is_tracking(name: str, value: str) -> bool:
 
 
 def _normalise_escapes(text: str, safe: str) -> str:
-    """Upper-case existing %xx escapes and percent-encode what needs it (non-ASCII, spaces, parentheses)."""
-    return quote(_PERCENT.sub(lambda m: m.group(0).upper(), text), safe=safe)
+    """Upper-case existing %xx escapes and percent-encode what needs it (non-ASCII, spaces, parentheses, a
+    stray "%")."""
+    text = _STRAY_PERCENT.sub("%25", _PERCENT.sub(lambda m: m.group(0).upper(), text))
+    return quote(text, safe=safe)
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
@@ -34,7 +39,9 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """
     if not url:
         return None
-    url = "".join(ch for ch in url.strip() if ch >= " " and ch != "\x7f")
+    url = "".join(ch for ch in url.strip() if ch >= " " and ch != "\x7f").strip()
+    if not url:
+        return None  # a blank link is no link, not the base it would resolve to
     if base:
         try:
             url = urljoin(base, url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -11,9 +12,13 @@ from aggregator.models import DraftItem, SectionPath
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 BELOW_CUT = "Candidates below the cut"
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# Markup in CommonMark, GFM and kramdown ("{::nomarkdown}", "$$" math) that inline text could start.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&{}$])")
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
-_URL_UNSAFE = {" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E", "\\": "%5C", "`": "%60"}
+_URL_UNSAFE = {"(": "%28", ")": "%29", "<": "%3C", ">": "%3E", "\\": "%5C", "`": "%60"}
+_ENTITY_LIKE = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # "&amp;" in a link target would be read as "&"
+_LINK_SCHEMES = ("http://", "https://")
+_DOUBLE_HYPHEN = re.compile(r"-(?=-)")  # "--" may not appear inside an HTML comment
 
 
 def month_label(when: datetime) -> str:
@@ -21,14 +26,25 @@ def month_label(when: datetime) -> str:
     return f"{MONTHS[when.month - 1]} {when.year}"
 
 
+def _printable(text: str) -> str:
+    """One line of text: white space collapsed, control and format characters dropped."""
+    return " ".join("".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text).split())
+
+
 def escape_markdown(text: str) -> str:
     """Backslash-escape every character that could start Markdown or HTML markup in inline text."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", _printable(text))
 
 
 def safe_link(url: str) -> str:
-    """A URL that cannot close the `(...)` of a Markdown link early."""
-    return "".join(_URL_UNSAFE.get(ch, ch) for ch in url)
+    """A URL that cannot close the `(...)` of a Markdown link early, nor change as Markdown reads it."""
+    url = "".join(_URL_UNSAFE.get(ch, ch) if " " < ch != "\x7f" else f"%{ord(ch):02X}" for ch in url)
+    return _ENTITY_LIKE.sub(r"\\&", url)
+
+
+def _comment_text(text: str) -> str:
+    """Text that cannot end the HTML comment it is put in."""
+    return _DOUBLE_HYPHEN.sub("- ", _printable(text))
 
 
 def first_sentences(text: str, count: int = 2, limit: int = 280) -> str:
@@ -44,11 +60,17 @@ def first_sentences(text: str, count: int = 2, limit: int = 280) -> str:
 
 
 def entry_line(item: DraftItem, *, with_source: bool = True) -> str:
-    """`* [Title (Dec 2022, Netflix)](url): first sentence or two`."""
+    """`* [Title (Dec 2022, Netflix)](url): first sentence or two`.
+
+    A post without an http(s) link (none in its feed, or javascript:, data: …) is listed in an HTML
+    comment: the editor sees it, the published page and a digest import do not.
+    """
     post = item.candidate
     label = month_label(post.published)
     if with_source and post.source:
         label += f", {post.source}"
+    if not post.url.lower().startswith(_LINK_SCHEMES):
+        return f"<!-- no link: {_comment_text(post.title)} ({_comment_text(label)}) -->"
     line = f"* [{escape_markdown(post.title)} ({escape_markdown(label)})]({safe_link(post.url)})"
     summary = first_sentences(post.summary)
     if summary:
@@ -66,7 +88,7 @@ def _comment(item: DraftItem) -> str | None:
     if p.section_confidence is not None:
         parts.append(f"section {p.section_confidence:.2f}")
     if p.reasons:
-        terms = ", ".join(r.replace("--", "- -") for r in p.reasons)
+        terms = ", ".join(_comment_text(r) for r in p.reasons)
         parts.append(f"terms: {terms}")
     return "<!-- " + "; ".join(parts) + " -->"
 
@@ -99,7 +121,7 @@ def render_markdown(
     """
     lines = [f"# {title}"]
     if note:
-        lines.append(f"<!-- {note} -->")
+        lines.append(f"<!-- {_comment_text(note)} -->")
     selected = [i for i in items if i.selected]
     printed: set[SectionPath] = set()
     for section in _ordered_sections(selected, taxonomy):
@@ -109,7 +131,8 @@ def render_markdown(
                 printed.add(head)
                 if not lines[-1].startswith("#"):  # as in the house style: "## 1. Research" then "### 1.1. CV"
                     lines.append("")
-                lines.append(f"{'#' * (depth + 1)} {head[-1]}")
+                heading = escape_markdown(head[-1]).replace("#", "\\#")  # "## C#" must not lose its "#"
+                lines.append(f"{'#' * (depth + 1)} {heading}")
         with_source = section[0] not in no_source_sections
         for item in sorted((i for i in selected if i.prediction.section == section), key=_sort_key):
             lines.append(entry_line(item, with_source=with_source))
@@ -120,7 +143,8 @@ def render_markdown(
     if rest:
         lines += ["", f"## {BELOW_CUT}"]
         for item in rest:
-            lines.append(entry_line(item) + f" <!-- suggested section: {' > '.join(item.prediction.section)} -->")
+            section = _comment_text(" > ".join(item.prediction.section))
+            lines.append(entry_line(item) + f" <!-- suggested section: {section} -->")
     return "\n".join(lines) + "\n"
 
 

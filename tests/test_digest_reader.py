@@ -401,6 +401,18 @@ def test_weekly_without_category_uses_the_default_section() -> None:
     assert digest.month is None
 
 
+def test_escaped_markup_in_titles_is_read_as_text() -> None:
+    text = "## 1. Posts\n" r"* [a \*\* b \{x\} \$\$ \<i\> \[c\] \&amp; (Dec 2022, S)](https://a.example/): \*\*sum"
+    [entry] = read_digest(text).entries
+    assert (entry.title, entry.source, entry.summary) == ("a ** b {x} $$ <i> [c] &amp;", "S", "**sum")
+
+
+def test_front_matter_error_is_one_line() -> None:
+    with pytest.raises(DigestError) as info:
+        read_digest("---\ntitle: \x08\n---\n\n### A\n\n[참고링크](https://a.example/)\n", path="w.md")
+    assert str(info.value).startswith("w.md:1: front matter is not valid YAML: ") and "\n" not in str(info.value)
+
+
 def test_invalid_front_matter_is_a_digest_error() -> None:
     text = "---\ntitle: [unclosed\n---\n\n### A\n\n[참고링크](https://a.example/)\n"
     with pytest.raises(DigestError, match=r"^bad\.md:\d+: front matter is not valid YAML"):

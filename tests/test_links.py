@@ -60,6 +60,7 @@ DRAMANCOMPANY_CANONICAL = (
          "https://en.wikipedia.org/wiki/Transformer_%28machine_learning_model%29"),
         ("https://example.com/?q=%e2%82%ac", "https://example.com/?q=%E2%82%AC"),
         ("https://example.com/?q=€", "https://example.com/?q=%E2%82%AC"),
+        ("https://example.com/100%-sure?p=50%&q=%zz", "https://example.com/100%25-sure?p=50%25&q=%25zz"),
         # surrounding white space and control characters
         ("  https://example.com/a\n", "https://example.com/a"),
         ("https://exam\tple.com/a", "https://example.com/a"),
@@ -128,6 +129,17 @@ def test_relative_links_resolved_against_base(link: str, base: str, expected: st
 @pytest.mark.parametrize("link", ["javascript:void(0)", "mailto:x@example.com", "ftp://example.com/a"])
 def test_base_does_not_rescue_other_schemes(link: str) -> None:
     assert canonical_url(link, "https://blog.example.com/") is None
+
+
+@pytest.mark.parametrize("link", ["", " ", "\n\t", "\x00\x7f", " \x01 "])
+def test_a_blank_link_is_no_link_not_the_base(link: str) -> None:
+    assert canonical_url(link, "https://blog.example.com/feed.xml") is None
+
+
+@pytest.mark.parametrize("url", ["http://)/", "http://a(b).example/", "http://x*y.example/", "http://a,b/", "http://%/",
+                                 "http://ex%41mple.com/"])
+def test_hosts_with_sub_delimiters_or_escapes_are_not_links(url: str) -> None:
+    assert canonical_url(url) is None
 
 
 def test_same_post_spelled_differently_is_one_url() -> None:

@@ -98,3 +98,41 @@ def test_json_lists_every_candidate_with_its_fields() -> None:
 
 def test_escape_collapses_whitespace_and_control_breaks() -> None:
     assert escape_markdown("a\n\n## b\r\nc") == "a ## b c"
+
+
+def test_posts_without_an_http_link_are_listed_in_a_comment_never_as_a_link() -> None:
+    for url in ("", "javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "JAVASCRIPT:x"):
+        line = entry_line(item("Title --> <script>x</script>", url))
+        assert line == "<!-- no link: Title - -> <script>x</script> (Dec 2022) -->"
+        tokens = MarkdownIt("commonmark").parse(render_markdown([item("T", url)], title="D"))
+        assert [(t.type, t.content) for t in tokens if t.type.startswith(("bullet", "html", "inline"))] == [
+            ("inline", "D"), ("inline", "1. Posts"), ("html_block", "<!-- no link: T (Dec 2022) -->\n")]
+
+
+def test_comments_cannot_be_closed_early() -> None:
+    md = render_markdown([DraftItem(Candidate(1, "https://x/a", "A", "", "", DEC),
+                                    Prediction(("1. Posts",), priority=0.5, reasons=("--->", "a--b", "<!--")))],
+                         title="T", note="note --> end")
+    comments = [line for line in md.splitlines() if line.startswith("<!--")]
+    assert comments == ["<!-- note - -> end -->", "<!-- priority 0.50; terms: - - ->, a- -b, <!- - -->"]
+    assert all(c.count("--") == 2 for c in comments)  # only the opening and closing ones
+
+
+def test_kramdown_and_math_markup_in_titles_is_escaped() -> None:
+    assert escape_markdown("{::nomarkdown}<b>x</b>{:/} costs $$5") == \
+        r"\{::nomarkdown\}\<b\>x\</b\>\{:/\} costs \$\$5"
+
+
+def test_link_targets_read_back_exactly() -> None:
+    url = "https://x.example/a?q=1&amp;b=2&lt=3&x=%20"
+    md = render_markdown([item("T", url), item("U", "https://x.example/p\x7fq r")], title="D")
+    hrefs = [c.attrs["href"] for t in MarkdownIt("commonmark").parse(md) if t.type == "inline"
+             for c in t.children or () if c.type == "link_open"]
+    assert hrefs == [url, "https://x.example/p%7Fq%20r"]
+
+
+def test_section_headings_are_escaped() -> None:
+    md = render_markdown([item("A", "https://x/a", section=("2. Tools", "C# and F#")),
+                          item("B", "https://x/b", section=("2. Tools", "*Agents* & <RAG>"))], title="T")
+    headings = [line for line in md.splitlines() if line.startswith("##")]
+    assert headings == ["## 2. Tools", r"### \*Agents\* \& \<RAG\>", r"### C\# and F\#"]
