@@ -113,6 +113,9 @@ def clean_text(text: str) -> str:
     """Remove control and format characters and collapse white space."""
     if not text:
         return ""
+    text = _SPACE.sub(" ", text)
+    if text.isprintable():  # the usual case, checked in C: no control or format characters left
+        return text.strip()
     kept = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     return _SPACE.sub(" ", kept).strip()
 
