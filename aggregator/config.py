@@ -73,7 +73,7 @@ class Polling(_Strict):
     timeout: Duration = 30  # total seconds one fetch may take
     connect_timeout: Duration = 10
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    concurrency: int = Field(default=32, gt=0, le=256)  # feeds fetched at once (per_host still applies)
+    concurrency: int = Field(default=64, gt=0, le=256)  # feeds fetched at once (per_host still applies)
     per_host: int = Field(default=2, gt=0, le=16)
     max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
     broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken

@@ -35,7 +35,7 @@ class Schedule:
 
     interval: int = 3600  # seconds between polls of a healthy feed (feeds.yaml may override per feed)
     max_backoff: int = 86400  # longest wait between retries of a failing feed
-    concurrency: int = 32  # feeds fetched at once
+    concurrency: int = 64  # feeds fetched at once
     parse_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # processes parsing; 1 = in this one
 
 
