@@ -31,7 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -227,6 +227,23 @@ def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
     return on_connect
 
 
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """On SQLite, run the block in one explicit write transaction, DDL included: pysqlite otherwise commits
+    each CREATE/ALTER on its own, and a process killed half-way through a migration would leave half a
+    schema with no version recorded. (Only here: the usual implicit BEGIN suits the other transactions.)"""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.dbapi_connection
+    raw.isolation_level = None
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        raw.isolation_level = ""  # the COMMIT or ROLLBACK at the end of engine.begin() ends it
+
+
 def describe_db(url: str) -> str:
     """The URL without its password, for messages."""
     try:
@@ -342,7 +359,7 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         scripts = ScriptDirectory.from_config(cfg)
         try:
-            with self.engine.begin() as conn:
+            with self.engine.begin() as conn, _transactional_ddl(conn):
                 current = MigrationContext.configure(conn).get_current_heads()
                 known = {s.revision for s in scripts.walk_revisions()}
                 unknown = [rev for rev in current if rev not in known]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import multiprocessing
 import os
 import threading
 from collections import deque
@@ -19,6 +18,7 @@ from aggregator.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.parse import parse_feed
 from aggregator.store import Check, Store
+from aggregator.workers import parser_pool
 
 Clock = Callable[[], datetime]
 Progress = Callable[[FeedOutcome], None]
@@ -104,13 +104,6 @@ def _fewer_malloc_arenas() -> None:
         pass
 
 
-def _parser_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes forked from a clean server process (forking this process itself is unsafe:
-    fetch threads are running). Nothing is preloaded there, so no script's __main__ is ever re-run;
-    each worker imports the parser when its first body arrives."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
-
-
 def run_pass(
     store: Store,
     fetcher: Fetcher,
@@ -178,7 +171,7 @@ def run_pass(
                             finish(feed, result, _parse_here(result))
                         else:
                             try:
-                                pool = pool or _parser_pool(schedule.parse_workers)
+                                pool = pool or parser_pool(schedule.parse_workers)
                                 parsing[pool.submit(parse_feed, result.body, url=result.url,
                                                     content_type=result.content_type)] = (feed, result)
                             except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core

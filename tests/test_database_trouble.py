@@ -163,3 +163,19 @@ def test_a_corrupt_or_too_new_database_stops_the_command_with_one_line(
         assert ("0099 is newer than this aggregator knows" in line) if damage == "future" else ("malformed" in line or "not a database" in line)
     assert db.read_bytes() == before
     assert feed_server.hits == []
+
+
+def test_a_write_after_another_connection_committed_waits_instead_of_failing(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from aggregator.store import FeedRow
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with Store(url) as daemon, Store(url) as by_hand:
+        daemon.migrate()
+        daemon.sync_feeds([FeedConfig("A", "http://127.0.0.1:9/a.xml")], NOW)
+        with daemon.session() as s:
+            row = s.scalars(select(FeedRow)).one()  # the daemon reads...
+            assert by_hand.reset_feed("A", NOW)  # ...another process commits in between...
+            row.error_count = 5  # ...and the daemon then writes: no "database is locked"
+        assert daemon.feed_health()[0].error_count == 5
