@@ -295,6 +295,15 @@ def parse_floor(corpus: list[tuple[bytes, str, str]]) -> str:
             f"{time.process_time() - cpu:.2f} s CPU")
 
 
+def startup_floor(work: Path) -> str:
+    """What aggregator costs before its first request: a fresh process importing the polling command."""
+    runs = [measure([sys.executable, "-c", "import aggregator.cli, aggregator.update"], work / "startup.log")
+            for _ in range(3)]
+    wall, cpu, rss = (statistics.median(column) for column in zip(*runs))
+    return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
+            f"pydantic, typer, feedparser): {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB (median of 3)")
+
+
 def median_table(results: list[dict[tuple[str, str], Sample]]) -> str:
     med = statistics.median
     lines = [(f"{'phase':8} {'system':10} {'wall s':>7} {'CPU s':>7} {'RSS MiB':>8} {'requests':>8} {'200':>5} "
@@ -360,6 +369,7 @@ def main() -> None:
     print(median_table(results))
     print(floor_transport)
     print(floor_parse)
+    print(startup_floor(work))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes share the CPUs)")
 
 
