@@ -11,10 +11,6 @@ class ConfigError(AggregatorError):
     """feeds.yaml (or an option) is malformed or invalid."""
 
 
-class FetchError(AggregatorError):
-    """A feed could not be fetched (network, HTTP status, size, redirects)."""
-
-
 class ParseError(AggregatorError):
     """A feed body is not a readable feed."""
 

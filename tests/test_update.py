@@ -49,6 +49,18 @@ def feed_row(store: Store, name: str) -> FeedRow:
         return s.scalars(select(FeedRow).where(FeedRow.name == name)).one()
 
 
+def waits_between_polls(store: Store, fetcher: Fetcher, clock: Clock, name: str, times: int) -> list[timedelta]:
+    """Poll `times` times, each time at the feed's next check; the waits it was given."""
+    waits = []
+    for _ in range(times):
+        poll(store, fetcher, clock)
+        row = feed_row(store, name)
+        waits.append(row.next_check_at - clock())
+        clock.now = row.next_check_at
+        assert [f.name for f in store.feeds_due(clock())] == [name]  # retried, never dropped
+    return waits
+
+
 # -- next_check ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -179,13 +191,7 @@ def test_repeated_failures_back_off_and_success_clears_the_count(
     feed_server.routes["/flaky.xml"] = Route(status=503, body=b"busy")
     clock = Clock(NOW)
     store.sync_feeds([FeedConfig("Flaky", feed_server.url("/flaky.xml"))], clock())
-    waits = []
-    for _ in range(4):
-        poll(store, fetcher, clock)
-        row = feed_row(store, "Flaky")
-        waits.append(row.next_check_at - clock())
-        clock.now = row.next_check_at
-        assert [f.name for f in store.feeds_due(clock())] == ["Flaky"]  # retried, never dropped
+    waits = waits_between_polls(store, fetcher, clock, "Flaky", 4)
     assert waits == [timedelta(hours=1), timedelta(hours=2), timedelta(hours=4), timedelta(hours=8)]
     assert feed_row(store, "Flaky").error_count == 4
     feed_server.serve("/flaky.xml", FEEDS / "toss.rss.xml")
@@ -304,12 +310,7 @@ def test_429_backs_off_with_its_own_shorter_cap_and_a_success_clears_it(
     feed_server.routes["/busy.xml"] = Route(status=429, body=b"")
     clock = Clock(NOW)
     store.sync_feeds([FeedConfig("Busy", feed_server.url("/busy.xml"))], clock())
-    waits = []
-    for _ in range(5):
-        poll(store, fetcher, clock)
-        row = feed_row(store, "Busy")
-        waits.append(row.next_check_at - clock())
-        clock.now = row.next_check_at
+    waits = waits_between_polls(store, fetcher, clock, "Busy", 5)
     assert waits == [timedelta(hours=h) for h in (1, 2, 4, 4, 4)]  # 503s would go on to 8 h, 16 h, 24 h
     feed_server.serve("/busy.xml", FEEDS / "toss.rss.xml")
     poll(store, fetcher, clock)
