@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_")
 _TRACKING_NAMES = frozenset({"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_hsenc", "_hsmi"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
 _STRAY_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")  # a "%" that starts no escape is itself escaped: "%25"
 _SAFE_PATH = "/:@!$&'*+,;=-._~%"
@@ -31,6 +33,12 @@ def _normalise_escapes(text: str, safe: str) -> str:
     return quote(text, safe=safe)
 
 
+@functools.lru_cache(maxsize=1024)
+def _idna(host: str) -> str:
+    """A host name in ASCII (IDNA); UnicodeError for one that has no such form. Hosts repeat, so it is cached."""
+    return host.encode("idna").decode("ascii")
+
+
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """The canonical form of an http(s) link, resolved against `base`; None for anything else.
 
@@ -39,7 +47,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """
     if not url:
         return None
-    url = "".join(ch for ch in url.strip() if ch >= " " and ch != "\x7f").strip()
+    url = _CONTROL.sub("", url.strip()).strip()
     if not url:
         return None  # a blank link is no link, not the base it would resolve to
     if base:
@@ -50,7 +58,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port
-        host = (parts.hostname or "").encode("idna").decode("ascii") if parts.hostname else ""
+        host = _idna(parts.hostname) if parts.hostname else ""
     except (ValueError, UnicodeError):
         return None
     scheme = parts.scheme.lower()

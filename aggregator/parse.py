@@ -14,6 +14,7 @@ from typing import Any
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
+from aggregator import parse_fast
 from aggregator.errors import ParseError
 from aggregator.links import canonical_url
 from aggregator.models import ParsedFeed, ParsedPost
@@ -213,41 +214,38 @@ def _as_utf8(text: str) -> bytes:
     return ('<?xml version="1.0" encoding="utf-8"?>\n' + text).encode("utf-8", "replace")
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None, fast: bool = True) -> ParsedFeed:
     """Parse a feed body (RSS 0.9x/1.0/2.0 or Atom) fetched from `url`.
 
     The body is decoded here rather than by feedparser, which reads CP949 labelled EUC-KR (as Korean
     servers send it) as windows-1252, and trusts a charset that decodes anything over one that fits.
+    Plain RSS and Atom are read by parse_fast; the rest, and everything when `fast` is False, by feedparser.
     """
     text, note = _decode(body, content_type)
     notes = [note] if note else []
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type.split(";")[0].strip() + "; charset=utf-8"
-    try:
-        parsed = feedparser.parse(_as_utf8(text), response_headers=headers, sanitize_html=False,
-                                  resolve_relative_uris=False)
-    except Exception as exc:  # noqa: BLE001  a feedparser bug on hostile bytes must not stop the pass
-        failure = f"{type(exc).__name__}: {_one_line(exc)[:120]}"
-        raise ParseError(f"not a readable feed: the parser failed ({failure})") from None
-    version = parsed.get("version") or ""
-    entries = parsed.get("entries") or []
-    if not version and not entries:
-        if re.search(rb"<html[\s>]", body[:4096], re.IGNORECASE):
-            hint = advertised_feed(body, url)
-            tip = f"; the page advertises a feed at {hint}" if hint else ""
-            raise ParseError(f"not a feed: got an HTML page{tip}")
-        reason = parsed.get("bozo_exception")
-        raise ParseError(f"not a readable feed: {_one_line(reason)}" if reason else "not a readable feed")
-    if parsed.get("bozo"):
-        reason = parsed.get("bozo_exception")
-        name = type(reason).__name__ if reason is not None else "error"
-        if name not in ("CharacterEncodingOverride", "NonXMLContentType"):  # well-formed XML, odd headers
-            notes.insert(0, f"malformed feed ({name}: {_one_line(reason)[:120]})")
-    feed = parsed.get("feed") or {}
+    xml = _as_utf8(text)
+    quick = parse_fast.read(xml, url) if fast else None
+    if quick is not None:
+        version, feed, entries = quick
+        base = url
+    else:
+        parsed = _feedparser(xml, url, content_type)
+        version, feed, entries = parsed.get("version") or "", parsed.get("feed") or {}, parsed.get("entries") or []
+        base = parsed.get("href") or url
+        if not version and not entries:
+            if re.search(rb"<html[\s>]", body[:4096], re.IGNORECASE):
+                hint = advertised_feed(body, url)
+                tip = f"; the page advertises a feed at {hint}" if hint else ""
+                raise ParseError(f"not a feed: got an HTML page{tip}")
+            reason = parsed.get("bozo_exception")
+            raise ParseError(f"not a readable feed: {_one_line(reason)}" if reason else "not a readable feed")
+        if parsed.get("bozo"):
+            reason = parsed.get("bozo_exception")
+            name = type(reason).__name__ if reason is not None else "error"
+            if name not in ("CharacterEncodingOverride", "NonXMLContentType"):  # well-formed XML, odd headers
+                notes.insert(0, f"malformed feed ({name}: {_one_line(reason)[:120]})")
     home = canonical_url(feed.get("link"), url)
     not_posts = {link for link in (canonical_url(url), home) if link}
-    base = parsed.get("href") or url
     posts: list[ParsedPost] = []
     seen: set[str] = set()
     for entry in entries:
@@ -264,6 +262,17 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         posts=tuple(posts),
         warning=warning,
     )
+
+
+def _feedparser(xml: bytes, url: str, content_type: str | None) -> Any:
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type.split(";")[0].strip() + "; charset=utf-8"
+    try:
+        return feedparser.parse(xml, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:  # noqa: BLE001  a feedparser bug on hostile bytes must not stop the pass
+        failure = f"{type(exc).__name__}: {_one_line(exc)[:120]}"
+        raise ParseError(f"not a readable feed: the parser failed ({failure})") from None
 
 
 def _one_line(reason: object) -> str:
