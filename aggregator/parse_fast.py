@@ -141,8 +141,6 @@ def _title(element: ET.Element, attrs: dict[str, str], atom: bool) -> tuple[str,
 
 def _join(base: str, uri: str) -> str:
     """A URI made absolute against `base`, as feedparser does for links and permalink ids."""
-    if not uri:
-        return uri
     try:
         return urllib.parse.urljoin(base, _EXTRA_SLASHES.sub(r"\1", uri))
     except ValueError:
@@ -153,7 +151,7 @@ def _link(element: ET.Element, attrs: dict[str, str], base: str, in_entry: bool)
     """The page an element like <link href rel type/> or <link>url</link> names; None for other kinds of link."""
     href = attrs.get("url", attrs.get("uri", attrs.get("href")))
     if href is None:
-        link = _join(base, _text(element))
+        link = _join(base, text) if (text := _text(element)) else ""
         return _ENTITY_LIKE.sub(r"&\1", link.replace("&amp;", "&") if in_entry else link)
     rel = attrs.get("rel", "alternate")
     kind = attrs.get("type", "application/atom+xml" if rel == "self" else "text/html")
@@ -224,7 +222,7 @@ def _entry(item: ET.Element, base: str, atom: bool) -> Entry:
         elif name in _ID:
             value = _text(child)
             if attrs.get("ispermalink", "true") == "true":
-                entry["id"] = value = _join(base, value)
+                entry["id"] = value = _join(base, value) if value else ""
                 entry.setdefault("link", value)
             else:
                 entry["id"] = value
