@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -195,6 +197,21 @@ class Check:
     feed: FeedState
     result: FetchResult
     next_check: datetime
+    checked_at: datetime | None = None  # when the answer came; the time of the write if None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A fetch with something to record: a new body's posts, or an error."""
+
+    feed: FeedState
+    result: FetchResult
+    posts: Sequence[ParsedPost]
+    next_check: datetime
+    error: str | None
+    title: str | None = None
+    body_sha256: str | None = None
+    checked_at: datetime | None = None  # when the answer came; the time of the write if None
 
 
 @dataclass(frozen=True)
@@ -253,8 +270,12 @@ def describe_db(url: str) -> str:
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
+    return _chunks_of(items, _CHUNK)
+
+
+def _chunks_of(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class Store:
@@ -435,42 +456,24 @@ class Store:
         title: str | None = None,
         body_sha256: str | None = None,
     ) -> int:
-        """Save one feed's fetch outcome and its posts in one transaction; return how many posts are new.
-        `body_sha256` is the hash of a body that was parsed without error, remembered to skip it next time."""
+        """Save one feed's fetch outcome and its posts in one transaction; return how many posts are new."""
+        fetched = Fetched(feed, result, tuple(posts), next_check, error, title, body_sha256)
+        return self.record_fetches([fetched], now=now)[0]
+
+    def record_fetches(self, batch: Sequence[Fetched], *, now: datetime) -> list[int]:
+        """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added."""
         with self.session() as s:
-            row = s.get(FeedRow, feed.id)
-            if row is None:
-                raise StoreError(f"{self.where}: feed {feed.name!r} vanished during the pass")
-            row.last_checked_at, row.last_status, row.next_check_at = now, result.status, next_check
-            if result.status == 200 and error is not None:  # a body we could not use: ask for all of it next time
-                row.etag = row.last_modified = None
-            else:
-                if result.etag is not None or result.status == 200:
-                    row.etag = result.etag
-                if result.last_modified is not None or result.status == 200:
-                    row.last_modified = result.last_modified
-            if result.permanent_url:
-                row.url = result.permanent_url
-            if error is None:
-                row.error_count, row.last_error, row.last_success_at = 0, None, now
-            else:
-                row.error_count += 1
-                row.last_error = error
-            row.gone = result.gone
-            if title:
-                row.title = title
-            if body_sha256:
-                row.body_sha256 = body_sha256
-            return _add_posts(s, row, posts, now)
+            return [_record_one(s, fetched, now) for fetched in batch]
 
     def record_checks(self, checks: Sequence[Check], *, now: datetime) -> None:
         """Record many fetches that brought nothing new, in one transaction (a warm pass is mostly these)."""
         rows = []
         for check in checks:
             result = check.result
-            row: dict[str, Any] = dict(id=check.feed.id, last_checked_at=now, last_status=result.status,
+            when = check.checked_at or now
+            row: dict[str, Any] = dict(id=check.feed.id, last_checked_at=when, last_status=result.status,
                                        next_check_at=check.next_check, error_count=0, last_error=None,
-                                       last_success_at=now, gone=False)
+                                       last_success_at=when, gone=False)
             if result.etag is not None or result.status == 200:
                 row["etag"] = result.etag
             if result.last_modified is not None or result.status == 200:
@@ -685,21 +688,68 @@ def _short(exc: SQLAlchemyError) -> str:
     return str(orig) if orig is not None else str(exc).splitlines()[0]
 
 
-def _add_posts(s: Session, feed: FeedRow, posts: Sequence[ParsedPost], now: datetime) -> int:
-    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed) in one statement;
-    refresh changed ones. A date in the future is taken as the time the post was first seen."""
+def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
+    """One feed's fetch outcome on its row, and its posts; how many posts are new."""
+    feed, result, error = fetched.feed, fetched.result, fetched.error
+    now = fetched.checked_at or now
+    values: dict[str, Any] = dict(last_checked_at=now, last_status=result.status, next_check_at=fetched.next_check,
+                                  gone=result.gone)
+    if result.status == 200 and error is not None:  # a body we could not use: ask for all of it next time
+        values.update(etag=None, last_modified=None)
+    else:
+        if result.etag is not None or result.status == 200:
+            values["etag"] = result.etag
+        if result.last_modified is not None or result.status == 200:
+            values["last_modified"] = result.last_modified
+    if result.permanent_url:
+        values["url"] = result.permanent_url
+    if error is None:
+        values.update(error_count=0, last_error=None, last_success_at=now)
+    else:
+        values.update(error_count=FeedRow.error_count + 1, last_error=error)
+    if fetched.title:
+        values["title"] = fetched.title
+    if fetched.body_sha256:
+        values["body_sha256"] = fetched.body_sha256
+    if s.execute(update(FeedRow).where(FeedRow.id == feed.id).values(**values)).rowcount == 0:
+        raise StoreError(f"feed {feed.name!r} vanished during the pass")
+    return _add_posts(s, feed.id, fetched.posts, now)
+
+
+_STORED = (PostRow.id, PostRow.url, PostRow.key, PostRow.feed_id, PostRow.content_hash)
+_NEW_POST = ("feed_id", "key", "url", "title", "summary", "author", "source", "published_at", "first_seen_at",
+             "content_hash")
+_ROWS_PER_INSERT = 90  # 10 columns each: under the 999 bound variables of old SQLite builds
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_posts(rows: int) -> TextClause:
+    """One INSERT of `rows` new posts, binds named "<column>_<row>" (SQLAlchemy's executemany would send
+    each row as its own SQLite step, and every step lets the fetch threads take the GIL)."""
+    values = ", ".join("(" + ", ".join(f":{name}_{i}" for name in _NEW_POST) + ")" for i in range(rows))
+    dates = [bindparam(f"{name}_{i}", type_=UTCDateTime()) for i in range(rows)
+             for name in ("published_at", "first_seen_at")]
+    return text(f"INSERT INTO posts ({', '.join(_NEW_POST)}) VALUES {values}").bindparams(*dates)
+
+
+def _add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datetime) -> int:
+    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed), many rows per
+    statement; refresh changed ones. A date in the future is taken as the time the post was first seen.
+
+    Rows are read as plain tuples, not ORM objects, and one INSERT carries many rows."""
     if not posts:
         return 0
     urls = sorted({p.url for p in posts if p.url})
     keys = sorted({p.key for p in posts})
-    by_url: dict[str, PostRow] = {}
-    by_key: dict[str, PostRow] = {}
+    by_url: dict[str, Any] = {}
+    by_key: dict[str, Any] = {}
     for chunk in _chunks(urls):
-        by_url.update((r.url, r) for r in s.scalars(select(PostRow).where(PostRow.url.in_(chunk))) if r.url)
+        by_url.update((r.url, r) for r in s.execute(select(*_STORED).where(PostRow.url.in_(chunk))))
     for chunk in _chunks(keys):
-        query = select(PostRow).where(PostRow.feed_id == feed.id, PostRow.key.in_(chunk))
-        by_key.update((r.key, r) for r in s.scalars(query))
+        query = select(*_STORED).where(PostRow.feed_id == feed_id, PostRow.key.in_(chunk))
+        by_key.update((r.key, r) for r in s.execute(query))
     new: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
     seen_urls: set[str] = set()
     seen_keys: set[str] = set()
     for post in posts:
@@ -707,19 +757,23 @@ def _add_posts(s: Session, feed: FeedRow, posts: Sequence[ParsedPost], now: date
         row = (by_url.get(post.url) if post.url else None) or by_key.get(post.key)
         if row is not None:
             by_key.setdefault(post.key, row)  # later entries of this batch with the same guid are this post too
-            if row.content_hash != post.content_hash and row.feed_id == feed.id:
-                row.title, row.summary, row.author = post.title, post.summary, post.author
-                row.published_at = published or row.published_at
-                row.content_hash, row.updated_at = post.content_hash, now
+            if row.content_hash != post.content_hash and row.feed_id == feed_id:
+                update_ = dict(id=row.id, title=post.title, summary=post.summary, author=post.author,
+                               content_hash=post.content_hash, updated_at=now)
+                if published:
+                    update_["published_at"] = published
+                changed[row.id] = update_
             continue
         if post.key in seen_keys or (post.url and post.url in seen_urls):
             continue  # the same post twice in one body: the first one wins
         seen_keys.add(post.key)
         if post.url:
             seen_urls.add(post.url)
-        new.append(dict(feed_id=feed.id, key=post.key, url=post.url, title=post.title, summary=post.summary,
+        new.append(dict(feed_id=feed_id, key=post.key, url=post.url, title=post.title, summary=post.summary,
                         author=post.author, source="", published_at=published, first_seen_at=now,
                         content_hash=post.content_hash))
-    if new:
-        s.execute(insert(PostRow), new)
+    for chunk in _chunks_of(new, _ROWS_PER_INSERT):
+        s.execute(_insert_posts(len(chunk)), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
+    for update_ in changed.values():
+        s.execute(update(PostRow).where(PostRow.id == update_.pop("id")).values(**update_))
     return len(new)

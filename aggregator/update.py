@@ -17,7 +17,7 @@ from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.parse import parse_feed
-from aggregator.store import Check, Store
+from aggregator.store import Check, Fetched, Store
 from aggregator.workers import parser_pool
 
 Clock = Callable[[], datetime]
@@ -27,6 +27,7 @@ RETRY_AFTER_CAP = timedelta(days=7)  # a server may ask us to wait; not for long
 RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, shorter cap (seconds)
 PARSE_HERE_FIRST = 8  # changed bodies parsed in this process before worker processes are worth starting
 CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
+FETCHES_PER_WRITE = 20  # feeds with new bodies or errors recorded per transaction
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,13 @@ def body_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _needs_parsing(feed: FeedState, result: FetchResult) -> bool:
-    """A body arrived and it differs from the last one parsed (servers without conditional GET resend it)."""
-    return result.error is None and result.body is not None and body_sha256(result.body) != feed.body_sha256
+def _new_body(feed: FeedState, result: FetchResult) -> str | None:
+    """The SHA-256 of a body that differs from the last one parsed (servers without conditional GET resend
+    it); None for no body or the same one."""
+    if result.error is not None or result.body is None:
+        return None
+    digest = body_sha256(result.body)
+    return digest if digest != feed.body_sha256 else None
 
 
 def _when(feed: FeedState, result: FetchResult, error: str | None, schedule: Schedule, now: datetime) -> datetime:
@@ -70,22 +75,24 @@ def _when(feed: FeedState, result: FetchResult, error: str | None, schedule: Sch
                       rate_limited=result.status == 429)
 
 
-def _record(store: Store, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
-            schedule: Schedule, now: datetime) -> FeedOutcome:
-    """Record one feed's failed fetch (parsed is None), or its parsed body and posts; one transaction."""
-    error, posts, title, warning, digest = result.error, (), None, None, None
+def _fetched(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None, digest: str | None,
+             schedule: Schedule, now: datetime) -> tuple[Fetched, str | None]:
+    """What to record of a failed fetch (parsed is None) or a parsed body, and the parser's warning."""
+    error, posts, title, warning = result.error, (), None, None
     if isinstance(parsed, ParseError):
-        error = str(parsed)
+        error, digest = str(parsed), None
     elif parsed is not None:
         posts, title, warning = parsed.posts, parsed.title, parsed.warning
-        digest = body_sha256(result.body or b"")
-    new = store.record_fetch(feed, result, posts, now=now, next_check=_when(feed, result, error, schedule, now),
-                             error=error, title=title, body_sha256=digest)
-    if result.gone:
-        return FeedOutcome(feed.name, "gone", 0, error)
-    if error:
-        return FeedOutcome(feed.name, "error", 0, error)
-    return FeedOutcome(feed.name, "ok", new, warning)
+    fetched = Fetched(feed, result, posts, _when(feed, result, error, schedule, now), error, title, digest, now)
+    return fetched, warning
+
+
+def _outcome(fetched: Fetched, new: int, warning: str | None) -> FeedOutcome:
+    if fetched.result.gone:
+        return FeedOutcome(fetched.feed.name, "gone", 0, fetched.error)
+    if fetched.error:
+        return FeedOutcome(fetched.feed.name, "error", 0, fetched.error)
+    return FeedOutcome(fetched.feed.name, "ok", new, warning)
 
 
 def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
@@ -126,25 +133,34 @@ def run_pass(
     outcomes: list[FeedOutcome] = []
     queue = deque(feeds)
     fetching: dict[Future[FetchResult], FeedState] = {}
-    parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult]] = {}
+    parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult, str]] = {}
     pool: ProcessPoolExecutor | None = None
     parsed_here = 0
 
     unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
+    changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
 
-    def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None) -> None:
+    def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
+               digest: str | None = None) -> None:
+        now = clock()
         if parsed is None and result.error is None:  # a 304, or a body seen before
-            unchanged.append(Check(feed, result, _when(feed, result, None, schedule, clock())))
-            if len(unchanged) >= CHECKS_PER_WRITE:
-                flush()
-            return
-        report(_record(store, feed, result, parsed, schedule, clock()))
+            unchanged.append(Check(feed, result, _when(feed, result, None, schedule, now), now))
+        else:
+            changed.append(_fetched(feed, result, parsed, digest, schedule, now))
+        if len(unchanged) >= CHECKS_PER_WRITE or len(changed) >= FETCHES_PER_WRITE:
+            flush()
 
     def flush() -> None:
-        store.record_checks(unchanged, now=clock())
-        for check in unchanged:
-            report(FeedOutcome(check.feed.name, "not_modified"))
-        unchanged.clear()
+        if changed:
+            news = store.record_fetches([fetched for fetched, _ in changed], now=clock())
+            for (fetched, warning), new in zip(changed, news):
+                report(_outcome(fetched, new, warning))
+            changed.clear()
+        if unchanged:
+            store.record_checks(unchanged, now=clock())
+            for check in unchanged:
+                report(FeedOutcome(check.feed.name, "not_modified"))
+            unchanged.clear()
 
     def report(outcome: FeedOutcome) -> None:
         outcomes.append(outcome)
@@ -164,28 +180,29 @@ def run_pass(
                         break
                     if future in fetching:
                         feed, result = fetching.pop(future), future.result()
-                        if result.error is not None or not _needs_parsing(feed, result):
+                        digest = _new_body(feed, result)
+                        if digest is None:
                             finish(feed, result, None)
                         elif schedule.parse_workers <= 1 or parsed_here < PARSE_HERE_FIRST:
                             parsed_here += 1
-                            finish(feed, result, _parse_here(result))
+                            finish(feed, result, _parse_here(result), digest)
                         else:
                             try:
                                 pool = pool or parser_pool(schedule.parse_workers)
                                 parsing[pool.submit(parse_feed, result.body, url=result.url,
-                                                    content_type=result.content_type)] = (feed, result)
+                                                    content_type=result.content_type)] = (feed, result, digest)
                             except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
                                 schedule = replace(schedule, parse_workers=1)
-                                finish(feed, result, _parse_here(result))
+                                finish(feed, result, _parse_here(result), digest)
                     else:
-                        feed, result = parsing.pop(future)
+                        feed, result, digest = parsing.pop(future)
                         try:
                             parsed: ParsedFeed | ParseError = future.result()
                         except ParseError as exc:
                             parsed = exc
                         except Exception as exc:  # a parser process died (out of memory, say)
                             parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
-                        finish(feed, result, parsed)
+                        finish(feed, result, parsed, digest)
                 if not fetching and not parsing:
                     flush()  # a quiet moment, or the end: the progress shows these feeds now
         finally:
@@ -193,6 +210,5 @@ def run_pass(
                 future.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        if unchanged:
-            flush()  # checks completed before a stop are still recorded
+        flush()  # what completed before a stop is still recorded
     return PassSummary(tuple(outcomes))
