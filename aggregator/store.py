@@ -270,12 +270,8 @@ def describe_db(url: str) -> str:
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    return _chunks_of(items, _CHUNK)
-
-
-def _chunks_of(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
 
 
 class Store:
@@ -719,10 +715,10 @@ def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
 _STORED = (PostRow.id, PostRow.url, PostRow.key, PostRow.feed_id, PostRow.content_hash)
 _NEW_POST = ("feed_id", "key", "url", "title", "summary", "author", "source", "published_at", "first_seen_at",
              "content_hash")
-_ROWS_PER_INSERT = 90  # 10 columns each: under the 999 bound variables of old SQLite builds
+_ROWS_PER_INSERT = 64  # 10 columns each: under the 999 bound variables of old SQLite builds
 
 
-@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+@functools.lru_cache(maxsize=8)
 def _insert_posts(rows: int) -> TextClause:
     """One INSERT of `rows` new posts, binds named "<column>_<row>" (SQLAlchemy's executemany would send
     each row as its own SQLite step, and every step lets the fetch threads take the GIL)."""
@@ -772,8 +768,12 @@ def _add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datet
         new.append(dict(feed_id=feed_id, key=post.key, url=post.url, title=post.title, summary=post.summary,
                         author=post.author, source="", published_at=published, first_seen_at=now,
                         content_hash=post.content_hash))
-    for chunk in _chunks_of(new, _ROWS_PER_INSERT):
-        s.execute(_insert_posts(len(chunk)), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
+    start = 0
+    while start < len(new):  # statements of 64, 32, ... 1 rows: seven shapes to compile and cache, not ninety
+        size = min(_ROWS_PER_INSERT, 1 << (len(new) - start).bit_length() - 1)
+        chunk = new[start:start + size]
+        s.execute(_insert_posts(size), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
+        start += size
     for update_ in changed.values():
         s.execute(update(PostRow).where(PostRow.id == update_.pop("id")).values(**update_))
     return len(new)

@@ -11,10 +11,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 def parser_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes forked from a clean server process (forking the pass's own process is unsafe: its
-    fetch threads are running). Nothing is preloaded there, so no script's __main__ is ever re-run; each
-    worker imports the parser when its first body arrives."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=_watch, initargs=(os.getpid(),))
+    fetch threads are running). The server imports the parser once, before it forks any worker; it never
+    imports __main__, so no script is ever re-run."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["aggregator.parse"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_watch, initargs=(os.getpid(),))
 
 
 def _watch(pass_pid: int) -> None:

@@ -1,6 +1,6 @@
 """Feed-update benchmark (issue 5): `aggregator fetch --all` against lemon24's reader, cold / warm / warm-mutated.
 
-    .venv/bin/python benchmarks/bench_update.py [--feeds 500] [--runs 3] [--work-dir /tmp/aggregator-bench]
+    .venv/bin/python benchmarks/bench_update.py [--feeds 500] [--runs 3] [--per-address N] [--work-dir /tmp/aggregator-bench]
     .venv/bin/python benchmarks/bench_update.py --quick          # 40 feeds, 1 run: a smoke test
 
 feedserver.py serves feedgen.py's feeds from loopback addresses 127.0.0.2... in its own process. Each run
@@ -79,9 +79,9 @@ class Sample:
 class FeedServer:
     """feedserver.py in a child process, spoken to over its stdin/stdout."""
 
-    def __init__(self, feeds: int, seed: int, latency: float, per_address: int) -> None:
+    def __init__(self, feeds: int, seed: int, latency: float, per_address: int | None) -> None:
         argv = [sys.executable, str(HERE / "feedserver.py"), "--feeds", str(feeds), "--seed", str(seed),
-                "--latency", str(latency), "--per-address", str(per_address)]
+                "--latency", str(latency)] + (["--per-address", str(per_address)] if per_address else [])
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         hello = self._read()
         self.port: int = hello["port"]
@@ -333,7 +333,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs per system and phase; the table shows medians")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--latency", type=float, default=0.05, help="seconds the server waits before each answer")
-    ap.add_argument("--per-address", type=int, default=16, help="feeds per loopback address")
+    ap.add_argument("--per-address", type=int, default=None,
+                    help="feeds per loopback address (default: spread as in a real reading list, see feedgen.host_slots)")
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/aggregator-bench"))
     ap.add_argument("--quick", action="store_true", help="smoke test: 40 feeds, 1 run")
     args = ap.parse_args()
@@ -353,8 +354,10 @@ def main() -> None:
           f"({size / len(feeds) / 1e3:.1f} KB/feed), sha256 {hashlib.sha256(b''.join(bodies)).hexdigest()[:16]}")
     server = FeedServer(args.feeds, args.seed, args.latency, args.per_address)
     try:
+        spread = (f"{args.per_address} feeds per address" if args.per_address else
+                  "spread as in a real reading list: 8% of the feeds on one host, 2% on another, the rest alone")
         print(f"server: pid {server.proc.pid}, {server.addresses} loopback addresses (127.0.0.2...) on port "
-              f"{server.port}, {args.latency * 1000:.0f} ms latency per answer; work dir {work}", flush=True)
+              f"{server.port} ({spread}), {args.latency * 1000:.0f} ms latency per answer; work dir {work}", flush=True)
         systems = Systems(work, server, reader_python)
         systems.warm_up(server.feeds[:5])
         floor_transport = transport_floor(server, args.latency)

@@ -1,7 +1,7 @@
 """The benchmark's feed server: serves feedgen's feeds from many loopback addresses with ETag/Last-Modified/304
 and injected latency, in its own process, driven by one-word commands on stdin (answers: JSON lines on stdout).
 
-    python benchmarks/feedserver.py --feeds 500 [--seed 1] [--latency 0.05] [--per-address 16]
+    python benchmarks/feedserver.py --feeds 500 [--seed 1] [--latency 0.05] [--per-address N]
 
 Commands: `stats` (request counts and server CPU since the last `stats`), `mutate` (5% of the feeds gain one
 entry), `reset` (back to the first version of every feed), `published` (every canonical link published since
@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import resource
+import selectors
 import sys
 import threading
 import time
@@ -54,7 +55,7 @@ def document(feed: Feed) -> Document:
 class Corpus:
     """The feeds currently published, and request counters; shared by every handler thread."""
 
-    def __init__(self, n: int, seed: int, per_address: int, latency: float) -> None:
+    def __init__(self, n: int, seed: int, per_address: int | None, latency: float) -> None:
         self.seed, self.latency = seed, latency
         self.original = generate(n, seed, per_address)
         self.first_docs = {(f.address, f.path): document(f) for f in self.original}
@@ -163,6 +164,17 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up mid-answer is not the server's problem
 
 
+def _accept_all(servers: list[_Server]) -> None:
+    """One thread waits on every listening socket (a thread per address would wake thousands of times a
+    second); each accepted connection is served on a thread of its own, as ThreadingHTTPServer does."""
+    with selectors.DefaultSelector() as selector:
+        for server in servers:
+            selector.register(server, selectors.EVENT_READ)
+        while True:
+            for key, _events in selector.select():
+                key.fileobj._handle_request_noblock()  # type: ignore[union-attr]
+
+
 def serve(corpus: Corpus) -> tuple[int, list[_Server]]:
     """One threading HTTP server per loopback address, all on one port; returns the port and the servers."""
     addresses = sorted({f.address for f in corpus.original})
@@ -177,8 +189,7 @@ def serve(corpus: Corpus) -> tuple[int, list[_Server]]:
             for s in servers:
                 s.server_close()
             continue
-        for s in servers:
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True).start()
+        threading.Thread(target=_accept_all, args=(servers,), daemon=True).start()
         return port, servers
     raise SystemExit("feedserver: cannot bind one port on every loopback address")
 
@@ -188,7 +199,8 @@ def main() -> None:
     ap.add_argument("--feeds", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--latency", type=float, default=0.05, help="seconds added to every response")
-    ap.add_argument("--per-address", type=int, default=16, help="feeds served per loopback address")
+    ap.add_argument("--per-address", type=int, default=None,
+                    help="feeds served per loopback address (default: spread as in a real reading list)")
     args = ap.parse_args()
     corpus = Corpus(args.feeds, args.seed, args.per_address, args.latency)
     port, servers = serve(corpus)
