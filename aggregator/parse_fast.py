@@ -179,11 +179,13 @@ def _author(element: ET.Element) -> str:
     return f"{name} ({email})" if name and email else name or email
 
 
-def _skip(element: ET.Element, name: str) -> bool:
+def _skip(element: ET.Element, name: str, *, in_entry: bool = False) -> bool:
     """Whether an element can be passed over: feedparser files it where parse.py never looks."""
     if name in _PERSONS:
         _check_inert(element, _PERSON_PARTS)
     elif name in _NESTED_PARTS:
+        if in_entry:  # feedparser would take an entry's <image><title> for the entry's title
+            raise Unusual(f"<{name}> in an entry")
         for child in element:
             if _name(child.tag) not in _NESTED_PARTS[name]:
                 raise Unusual(f"<{_name(child.tag)}> in <{name}>")
@@ -205,7 +207,7 @@ def _entry(item: ET.Element, base: str, atom: bool) -> Entry:
     seen: set[frozenset[str]] = set()
     for child in item:
         name = _name(child.tag)
-        if _skip(child, name):
+        if _skip(child, name, in_entry=True):
             continue
         field = next((field for field in _FIELDS if name in field), None)
         if field is not None:

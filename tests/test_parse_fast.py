@@ -61,6 +61,7 @@ def rss(items: str, channel: str = "<title>Blog</title><link>http://127.0.0.1/bl
     "<item><title>A <b>bold</b></title></item>",  # markup that is not escaped
     "<item><title>A</title><source url='http://127.0.0.1/other'>Other</source></item>",
     "<item><title>A</title><description mode='base64'>QUJD</description></item>",
+    "<item><image><title>Logo</title></image><link>http://127.0.0.1/p</link></item>",  # its title, the item's
 ])
 def test_what_the_fast_path_cannot_read_exactly_goes_to_feedparser(item: str) -> None:
     body = rss(item)
