@@ -22,13 +22,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TextClause,
     TypeDecorator,
     UniqueConstraint,
     bindparam,
     create_engine,
     event,
     func,
-    insert,
     select,
     text,
     update,
@@ -467,16 +467,8 @@ class Store:
         for check in checks:
             result = check.result
             when = check.checked_at or now
-            row: dict[str, Any] = dict(id=check.feed.id, last_checked_at=when, last_status=result.status,
-                                       next_check_at=check.next_check, error_count=0, last_error=None,
-                                       last_success_at=when, gone=False)
-            if result.etag is not None or result.status == 200:
-                row["etag"] = result.etag
-            if result.last_modified is not None or result.status == 200:
-                row["last_modified"] = result.last_modified
-            if result.permanent_url:
-                row["url"] = result.permanent_url
-            rows.append(row)
+            rows.append(dict(_answered(result, usable=True), id=check.feed.id, last_checked_at=when,
+                             next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when))
         if rows:
             with self.session() as s:
                 s.execute(update(FeedRow), rows)
@@ -684,13 +676,10 @@ def _short(exc: SQLAlchemyError) -> str:
     return str(orig) if orig is not None else str(exc).splitlines()[0]
 
 
-def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
-    """One feed's fetch outcome on its row, and its posts; how many posts are new."""
-    feed, result, error = fetched.feed, fetched.result, fetched.error
-    now = fetched.checked_at or now
-    values: dict[str, Any] = dict(last_checked_at=now, last_status=result.status, next_check_at=fetched.next_check,
-                                  gone=result.gone)
-    if result.status == 200 and error is not None:  # a body we could not use: ask for all of it next time
+def _answered(result: FetchResult, *, usable: bool) -> dict[str, Any]:
+    """What an answer changes on its feed's row: status, validators, a permanent move, gone."""
+    values: dict[str, Any] = dict(last_status=result.status, gone=result.gone)
+    if result.status == 200 and not usable:  # a body we could not use: ask for all of it next time
         values.update(etag=None, last_modified=None)
     else:
         if result.etag is not None or result.status == 200:
@@ -699,6 +688,15 @@ def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
             values["last_modified"] = result.last_modified
     if result.permanent_url:
         values["url"] = result.permanent_url
+    return values
+
+
+def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
+    """One feed's fetch outcome on its row, and its posts; how many posts are new."""
+    feed, result, error = fetched.feed, fetched.result, fetched.error
+    now = fetched.checked_at or now
+    values = _answered(result, usable=error is None)
+    values.update(last_checked_at=now, next_check_at=fetched.next_check)
     if error is None:
         values.update(error_count=0, last_error=None, last_success_at=now)
     else:
