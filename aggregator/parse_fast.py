@@ -30,7 +30,6 @@ _HANDLERS = frozenset(name.split("_", 2)[2] for name in dir(_FeedParserMixin)
 _HANDLER_SUFFIXES = frozenset(name.rsplit("_", 1)[-1] for name in _HANDLERS)
 
 _TITLE = frozenset({"title", "dc_title"})
-_LINK = frozenset({"link"})
 _ID = frozenset({"guid", "id"})
 _SUMMARY = frozenset({"description", "dc_description", "summary"})
 _CONTENT = frozenset({"content", "content_encoded", "fullitem"})

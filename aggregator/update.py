@@ -137,7 +137,6 @@ def run_pass(
     parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult, str]] = {}
     pool: ProcessPoolExecutor | None = None
     parsed_here = 0
-    never_parsed = sum(feed.body_sha256 is None for feed in feeds)
 
     unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
     changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
@@ -172,14 +171,6 @@ def run_pass(
     _fewer_malloc_arenas()
     with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as threads:
         try:
-            if never_parsed > PARSE_HERE_FIRST and schedule.parse_workers > 1:  # a first pass, say
-                try:
-                    pool = parser_pool(schedule.parse_workers)  # the workers start while the first GETs wait
-                    for _ in range(schedule.parse_workers):
-                        pool.submit(int)  # each submit spawns one worker
-                    parsed_here = PARSE_HERE_FIRST
-                except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
-                    schedule = replace(schedule, parse_workers=1)
             while (queue or fetching or parsing) and not stop.is_set():
                 while queue and len(fetching) < schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
                     feed = queue.popleft()
