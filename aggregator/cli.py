@@ -10,19 +10,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, ParamSpec
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from aggregator.config import add_feeds, load_config
 from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
 from aggregator.errors import AggregatorError, BusyError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
 from aggregator.store import FeedHealth
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 app = typer.Typer(
     help="Poll AI/ML blogs' feeds into a database and draft the monthly digest.",
@@ -34,8 +34,32 @@ feeds_app = typer.Typer(help="Show feed health, reset a failing feed, move subsc
 app.add_typer(feeds_app, name="feeds")
 
 P = ParamSpec("P")
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(text: str) -> None:
+    """One line on standard output, as written (no markup)."""
+    typer.echo(text)
+
+
+def warn(text: str) -> None:
+    """One line on standard error, as written."""
+    typer.echo(text, err=True)
+
+
+def _console() -> Console:
+    """rich, for the progress bar and tables only: plain lines (all that cron sees) never import it."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _table(*columns: str, **options: object) -> Table:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, **options)  # type: ignore[arg-type]
+    for column in columns:
+        table.add_column(column)
+    return table
 
 
 @dataclass
@@ -72,7 +96,7 @@ def reports_errors(command: Callable[P, None]) -> Callable[P, None]:
         try:
             command(*args, **kwargs)
         except AggregatorError as exc:
-            err.print(f"error: {exc}", markup=False)
+            warn(f"error: {exc}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -87,7 +111,7 @@ def runtime(ctx: typer.Context) -> Iterator[Runtime]:
 
 def _say(ctx: typer.Context, text: str) -> None:
     if not ctx.obj.quiet:
-        out.print(text)
+        say(text)
 
 
 def _summary_line(summary: PassSummary) -> str:
@@ -98,14 +122,16 @@ def _summary_line(summary: PassSummary) -> str:
 def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool, wait: float = 0.0) -> PassSummary:
     def report(outcome: FeedOutcome) -> None:
         if outcome.status in ("error", "gone"):
-            err.print(f"{outcome.feed}: {outcome.message}", markup=False)
+            warn(f"{outcome.feed}: {outcome.message}")
         elif outcome.message and not ctx.obj.quiet:
-            err.print(f"{outcome.feed}: warning: {outcome.message}", markup=False)
+            warn(f"{outcome.feed}: warning: {outcome.message}")
 
     if not ctx.obj.interactive:
         return rt.poll(names=names, everything=everything, wait=wait, progress=report)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("fetching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out, transient=True) as bar:
+    with Progress(*columns, console=_console(), transient=True) as bar:
         task = bar.add_task("feeds", total=None)
 
         def tick(outcome: FeedOutcome) -> None:
@@ -122,7 +148,7 @@ def init(ctx: typer.Context) -> None:
     """Create or upgrade the database and register the feeds of feeds.yaml."""
     with runtime(ctx) as rt:
         store = rt.store  # opening migrates and syncs the feeds
-        out.print(f"database ready: {store.where} ({len(store.feed_names())} feeds)")
+        say(f"database ready: {store.where} ({len(store.feed_names())} feeds)")
 
 
 @app.command()
@@ -136,7 +162,7 @@ def fetch(
     """One polling pass over the feeds that are due: for cron. Exit 0 even when some feeds fail."""
     with runtime(ctx) as rt:
         summary = _poll(ctx, rt, feed or [], everything, wait)
-        out.print(_summary_line(summary))
+        say(_summary_line(summary))
 
 
 @app.command()
@@ -149,9 +175,9 @@ def run(
     with runtime(ctx) as rt:
         if once:
             summary = _poll(ctx, rt, [], False)
-            out.print(_summary_line(summary))
+            say(_summary_line(summary))
             for message in rt.refresh_drafts():
-                out.print(message)
+                say(message)
             return
         from aggregator.scheduler import Job, run_daemon
 
@@ -194,9 +220,10 @@ def feeds(ctx: typer.Context) -> None:
     with runtime(ctx) as rt:
         broken_after = rt.config.defaults.broken_after
         now = rt.clock()
-        table = Table(box=None, pad_edge=False, show_edge=False)
-        for column in ("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"):
-            table.add_column(column, overflow="fold")
+        table = _table("feed", "state", "checked", "status", "errors", "next check", "posts", "last error",
+                       show_edge=False)
+        for column in table.columns:
+            column.overflow = "fold"
         hints = []
         for h in rt.store.feed_health():
             if not h.active:
@@ -207,9 +234,9 @@ def feeds(ctx: typer.Context) -> None:
             advertised = re.search(r"advertises a feed at (\S+)", h.last_error or "")
             if advertised:
                 hints.append(f"{h.name}: {h.url} is a web page; use the feed it advertises instead: {advertised[1]}")
-        out.print(table)
+        _console().print(table)
         for hint in hints:
-            out.print(hint, markup=False, soft_wrap=True)
+            say(hint)
 
 
 def _state(h: FeedHealth, broken_after: int) -> str:
@@ -230,7 +257,7 @@ def feeds_reset(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
     with runtime(ctx) as rt:
         if not rt.store.reset_feed(name, rt.clock()):
             raise AggregatorError(f"no feed named {name!r}")
-        out.print(f"{name}: reset; it will be polled at the next pass")
+        say(f"{name}: reset; it will be polled at the next pass")
 
 
 @feeds_app.command("import-opml")
@@ -242,7 +269,7 @@ def feeds_import_opml(ctx: typer.Context, file: Annotated[Path, typer.Argument(h
     except OSError as exc:
         raise AggregatorError(f"{file}: cannot read: {exc.strerror or exc}") from None
     added = add_feeds(ctx.obj.config, read_opml(data, path=str(file)))
-    out.print(f"added {len(added)} feeds to {ctx.obj.config}")
+    say(f"added {len(added)} feeds to {ctx.obj.config}")
 
 
 @feeds_app.command("export-opml")
@@ -280,9 +307,9 @@ def import_digest(
         for file in files:
             report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock())  # type: ignore[arg-type]
             if report.unchanged:
-                out.print(f"{file}: {report.month}: unchanged ({report.entries} entries)")
+                say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
             else:
-                out.print(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
+                say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
                           f"{report.removed} removed; {report.new_posts} posts known only from the digest")
 
 
@@ -299,14 +326,14 @@ def train(ctx: typer.Context) -> None:
         model = fit(labels, now=rt.clock())
         save(model, rt.model_dir)
         meta = model.meta
-        out.print(f"trained on {meta['n_examples']} posts ({meta['n_positives']} selected, {meta['n_negatives']} not) "
+        say(f"trained on {meta['n_examples']} posts ({meta['n_positives']} selected, {meta['n_negatives']} not) "
                   f"over {len(meta['sections'])} sections; saved to {rt.model_dir}")
         if meta["priority_mode"] == "similarity":
-            out.print("priority: no negatives yet (only digests imported, few posts fetched from their months), so "
+            say("priority: no negatives yet (only digests imported, few posts fetched from their months), so "
                       "priority is the similarity to past selections; it becomes a classifier once fetched posts "
                       "the editor left out exist")
         else:
-            out.print("priority: a classifier of selected against left-out posts")
+            say("priority: a classifier of selected against left-out posts")
 
 
 @app.command("eval")
@@ -327,16 +354,16 @@ def evaluate(
         sys.stdout.write(jsonlib.dumps([dataclasses.asdict(s) for s in scores], indent=2) + "\n")
         return
     if not scores:
-        out.print("nothing to evaluate: import digests of at least two months first")
+        say("nothing to evaluate: import digests of at least two months first")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP"):
-        table.add_column(column, justify="right")
+    table = _table("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP")
+    for column in table.columns:
+        column.justify = "right"
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for sc in scores:
         table.add_row(sc.month, str(sc.train_labels), str(sc.selected), str(sc.negatives), fmt(sc.section_accuracy),
                       fmt(sc.section_macro_f1), fmt(sc.precision_at_k), fmt(sc.recall_at_k), fmt(sc.average_precision))
-    out.print(table)
+    _console().print(table)
 
 
 def _check_month(month: str) -> None:
@@ -374,7 +401,7 @@ def draft(
         write_new(path, result.text, force=force)
         if fmt == "markdown" and output is None:
             rt.store.record_draft(month, str(path), result.text, rt.clock(), result.selected_urls)
-        out.print(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
+        say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
     text,
     update,
@@ -99,6 +100,12 @@ class FeedRow(Base):
     body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the last body parsed; an equal one is skipped
 
     posts: Mapped[list[PostRow]] = relationship(back_populates="feed")
+
+
+# The polling pass reads and writes feed rows through the table itself (SQLAlchemy Core): plain tuples and
+# one executemany per batch, with none of the ORM's per-object bookkeeping.
+_FEEDS = FeedRow.__table__
+_UPDATE_FEED_BY_ID = update(_FEEDS).where(_FEEDS.c.id == bindparam("feed_id"))
 
 
 class PostRow(Base):
@@ -401,40 +408,44 @@ class Store:
     # -- feeds ----------------------------------------------------------------------------
 
     def sync_feeds(self, feeds: Iterable[FeedConfig], now: datetime) -> None:
-        """Make the feeds table match feeds.yaml: add new feeds (due now), update changed ones."""
+        """Make the feeds table match feeds.yaml: add new feeds (due now), update changed ones.
+        An unchanged feeds.yaml (every run of cron) reads the table and writes nothing."""
         wanted = {f.name: f for f in feeds}
+        t = _FEEDS
         with self.session() as s:
-            rows = {row.name: row for row in s.scalars(select(FeedRow))}
-            for name, feed in wanted.items():
-                row = rows.get(name)
-                if row is None:
-                    s.add(FeedRow(name=name, config_url=feed.url, url=feed.url, source=feed.source,
-                                  interval=feed.interval, active=True, error_count=0, gone=False,
-                                  next_check_at=now, created_at=now))
-                    continue
-                if row.config_url != feed.url:  # the editor changed the URL: start afresh there
-                    row.config_url = row.url = feed.url
-                    row.etag = row.last_modified = None
-                    row.error_count, row.gone, row.next_check_at = 0, False, now
-                row.source, row.interval, row.active = feed.source, feed.interval, True
+            rows = {row.name: row for row in s.execute(select(t.c.id, t.c.name, t.c.config_url, t.c.source,
+                                                              t.c.interval, t.c.active))}
+            new = [dict(name=name, config_url=feed.url, url=feed.url, source=feed.source, interval=feed.interval,
+                        next_check_at=now, created_at=now) for name, feed in wanted.items() if name not in rows]
+            if new:
+                s.execute(insert(t), new)
             for name, row in rows.items():
-                if name not in wanted:
-                    row.active = False
+                feed = wanted.get(name)
+                values: dict[str, Any] = {}
+                if feed is None:
+                    values = {"active": False} if row.active else {}
+                else:
+                    if row.config_url != feed.url:  # the editor changed the URL: start afresh there
+                        values.update(config_url=feed.url, url=feed.url, etag=None, last_modified=None,
+                                      error_count=0, gone=False, next_check_at=now)
+                    if (row.source, row.interval, row.active) != (feed.source, feed.interval, True):
+                        values.update(source=feed.source, interval=feed.interval, active=True)
+                if values:
+                    s.execute(update(t).where(t.c.id == row.id).values(**values))
 
     def feeds_due(self, now: datetime, *, names: Sequence[str] | None = None, everything: bool = False) -> list[FeedState]:
         """Feeds to poll now: due ones (or all with `everything`), never gone ones unless named."""
-        query = select(FeedRow).where(FeedRow.active.is_(True)).order_by(FeedRow.id)
+        t = _FEEDS
+        query = (select(t.c.id, t.c.name, t.c.url, t.c.etag, t.c.last_modified, t.c.error_count, t.c.interval,
+                        t.c.body_sha256).where(t.c.active.is_(True)).order_by(t.c.id))
         if names:
-            query = query.where(FeedRow.name.in_(names))
+            query = query.where(t.c.name.in_(names))
         else:
-            query = query.where(FeedRow.gone.is_(False))
+            query = query.where(t.c.gone.is_(False))
             if not everything:
-                query = query.where((FeedRow.next_check_at.is_(None)) | (FeedRow.next_check_at <= now))
+                query = query.where((t.c.next_check_at.is_(None)) | (t.c.next_check_at <= now))
         with self.session() as s:
-            return [
-                FeedState(r.id, r.name, r.url, r.etag, r.last_modified, r.error_count, r.interval, r.body_sha256)
-                for r in s.scalars(query)
-            ]
+            return [FeedState(*row) for row in s.execute(query)]
 
     def feed_names(self) -> list[str]:
         with self.session() as s:
@@ -463,15 +474,16 @@ class Store:
 
     def record_checks(self, checks: Sequence[Check], *, now: datetime) -> None:
         """Record many fetches that brought nothing new, in one transaction (a warm pass is mostly these)."""
-        rows = []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
         for check in checks:
-            result = check.result
             when = check.checked_at or now
-            rows.append(dict(_answered(result, usable=True), id=check.feed.id, last_checked_at=when,
-                             next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when))
-        if rows:
+            row = dict(_answered(check.result, usable=True), feed_id=check.feed.id, last_checked_at=when,
+                       next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when)
+            groups.setdefault(tuple(row), []).append(row)
+        if groups:
             with self.session() as s:
-                s.execute(update(FeedRow), rows)
+                for rows in groups.values():
+                    s.execute(_UPDATE_FEED_BY_ID, rows)
 
     def reset_feed(self, name: str, now: datetime) -> bool:
         """Clear a feed's errors and make it due now; False when no such feed."""
@@ -700,12 +712,12 @@ def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
     if error is None:
         values.update(error_count=0, last_error=None, last_success_at=now)
     else:
-        values.update(error_count=FeedRow.error_count + 1, last_error=error)
+        values.update(error_count=_FEEDS.c.error_count + 1, last_error=error)
     if fetched.title:
         values["title"] = fetched.title
     if fetched.body_sha256:
         values["body_sha256"] = fetched.body_sha256
-    if s.execute(update(FeedRow).where(FeedRow.id == feed.id).values(**values)).rowcount == 0:
+    if s.execute(update(_FEEDS).where(_FEEDS.c.id == feed.id).values(**values)).rowcount == 0:
         raise StoreError(f"feed {feed.name!r} vanished during the pass")
     return _add_posts(s, feed.id, fetched.posts, now)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FEEDS, NOW, FeedServer
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher, FetchSettings
@@ -77,6 +77,23 @@ def test_sync_feeds_adds_updates_and_deactivates(store: Store) -> None:
     assert [(f.name, f.url) for f in store.feeds_due(NOW + timedelta(hours=1))] == [("A", "https://a.example/new-feed")]
     health = {h.name: h for h in store.feed_health()}
     assert health["A"].source == "A2" and not health["B"].active
+
+
+def test_an_unchanged_config_resyncs_without_writing_and_a_returning_feed_is_active_again(store: Store) -> None:
+    feeds = [FeedConfig("A", "https://a.example/feed", "A"), FeedConfig("B", "https://b.example/feed", "B")]
+    store.sync_feeds(feeds, NOW)
+    statements: list[str] = []
+
+    def listener(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(store.engine, "before_cursor_execute", listener)
+    store.sync_feeds(feeds, NOW + timedelta(hours=1))
+    event.remove(store.engine, "before_cursor_execute", listener)
+    assert statements == ["SELECT"]
+    store.sync_feeds(feeds[:1], NOW)
+    store.sync_feeds(feeds, NOW)
+    assert {h.name: h.active for h in store.feed_health()} == {"A": True, "B": True}
 
 
 def test_a_permanent_redirect_survives_a_resync_with_the_same_config(store: Store) -> None:
