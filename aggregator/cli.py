@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -405,5 +406,17 @@ def draft(
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point. Ends with os._exit once output is flushed, as mypy does: tearing down the
+    interpreter (every SQLAlchemy and httpx object freed one by one) took 0.1 s of each cron run."""
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`draft --out - | head`): nothing more can be said
+        code = code or 1
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

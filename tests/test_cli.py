@@ -206,6 +206,23 @@ def test_python_dash_m_entry_point_and_unreachable_feeds_are_one_line_each(tmp_p
     assert "1 feeds: 0 ok, 0 not modified, 1 failed; 0 new posts" in proc.stdout
 
 
+def test_the_command_flushes_its_output_and_keeps_its_exit_status_when_it_skips_interpreter_teardown(
+        tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n" + "".join(f"  - name: Blog {i}\n    url: http://127.0.0.1:9/{i}.xml\n"
+                                         for i in range(300)), encoding="utf-8")
+    opml = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(path), "feeds", "export-opml"],
+                          capture_output=True, text=True, timeout=120)
+    assert opml.returncode == 0 and opml.stdout.rstrip().endswith("</opml>") and opml.stdout.count("<outline") == 300
+    missing = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(tmp_path / "nope.yaml"), "fetch"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [f"error: {tmp_path / 'nope.yaml'}: no such file (pass --config or set AGGREGATOR_CONFIG)"]
+    usage = subprocess.run([sys.executable, "-m", "aggregator", "draft", "--month", "2024-13"],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "--month" in usage.stderr
+
+
 def test_the_bundled_feeds_yaml_loads_from_a_copy(tmp_path: Path) -> None:
     shutil.copy(ROOT / "feeds.yaml", tmp_path / "feeds.yaml")
     result = invoke(tmp_path / "feeds.yaml", "init")

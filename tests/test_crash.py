@@ -55,7 +55,8 @@ KILL_POINTS: dict[str, KillPoint] = {
     "first_request": lambda db, server: server.requests().total() > 0,
     "a_few_feeds_stored": lambda db, server: scalar(db, CHECKED) >= 3,
     "half_way": lambda db, server: scalar(db, CHECKED) >= FEEDS // 2,
-    "last_feeds": lambda db, server: scalar(db, CHECKED) >= FEEDS - 2,
+    # the last requests are out; up to a batch of answers (FETCHES_PER_WRITE) is not written yet
+    "last_requests": lambda db, server: server.requests().total() >= FEEDS - 2,
 }
 
 
