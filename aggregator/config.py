@@ -74,7 +74,7 @@ class Polling(_Strict):
     connect_timeout: Duration = 10
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     concurrency: int = Field(default=64, gt=0, le=256)  # feeds fetched at once (per_host still applies)
-    per_host: int = Field(default=4, gt=0, le=16)
+    per_host: int = Field(default=6, gt=0, le=16)  # as browsers do over HTTP/1.1
     max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
     broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; monthly AI/ML digest)"

@@ -32,7 +32,7 @@ class FetchSettings:
     connect_timeout: float = 10.0
     max_bytes: int = 5 * 1024 * 1024  # after decompression
     max_redirects: int = 5
-    per_host: int = 4
+    per_host: int = 6
     concurrency: int = 64  # fetches at once from all threads: the size of the connection pool
     user_agent: str = f"aggregator/{__version__} (monthly AI/ML digest feed poller)"
 
