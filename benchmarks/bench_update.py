@@ -306,13 +306,18 @@ def parse_floor(corpus: list[tuple[bytes, str, str]]) -> str:
             f"{mine:.2f} s CPU for {posts} posts")
 
 
-def startup_floor(work: Path) -> str:
-    """What aggregator costs before its first request: a fresh process importing the polling command."""
-    runs = [measure([sys.executable, "-c", "import aggregator.cli, aggregator.update"], work / "startup.log")
-            for _ in range(3)]
-    wall, cpu, rss = (statistics.median(column) for column in zip(*runs))
+def startup_floor(work: Path, reader_python: Path) -> str:
+    """What each system costs before its first request: a fresh process importing its polling code."""
+    def imports(python: Path, code: str) -> tuple[float, float, float]:
+        runs = [measure([str(python), "-c", code], work / "startup.log") for _ in range(3)]
+        wall, cpu, rss = (statistics.median(column) for column in zip(*runs, strict=True))
+        return wall, cpu, rss
+
+    wall, cpu, rss = imports(Path(sys.executable), "import aggregator.cli, aggregator.update")
+    r_wall, r_cpu, r_rss = imports(reader_python, "import reader, feedparser, requests")
     return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
-            f"pydantic, typer): {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB (median of 3)")
+            f"pydantic, typer): {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB; importing reader, feedparser "
+            f"and requests: {r_wall:.2f} s wall, {r_cpu:.2f} s CPU, {r_rss:.0f} MiB (medians of 3)")
 
 
 def median_table(results: list[dict[tuple[str, str], Sample]]) -> str:
@@ -383,7 +388,7 @@ def main() -> None:
     print(median_table(results))
     print(floor_transport)
     print(floor_parse)
-    print(startup_floor(work))
+    print(startup_floor(work, reader_python))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes share the CPUs)")
 
 
