@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Iterator, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, ParamSpec, Sequence
 
 import typer
+
 from aggregator.config import add_feeds, load_config
 from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
 from aggregator.errors import AggregatorError, BusyError
@@ -54,12 +55,12 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
-def _table(*columns: str, **options: object) -> Table:
+def _table(columns: Sequence[str], *, show_edge: bool = True, **column_options: Any) -> Table:
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, **options)  # type: ignore[arg-type]
-    for column in columns:
-        table.add_column(column)
+    table = Table(box=None, pad_edge=False, show_edge=show_edge)
+    for name in columns:
+        table.add_column(name, **column_options)
     return table
 
 
@@ -221,10 +222,8 @@ def feeds(ctx: typer.Context) -> None:
     with runtime(ctx) as rt:
         broken_after = rt.config.defaults.broken_after
         now = rt.clock()
-        table = _table("feed", "state", "checked", "status", "errors", "next check", "posts", "last error",
-                       show_edge=False)
-        for column in table.columns:
-            column.overflow = "fold"
+        table = _table(("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"),
+                       show_edge=False, overflow="fold")
         hints = []
         for h in rt.store.feed_health():
             if not h.active:
@@ -311,7 +310,7 @@ def import_digest(
                 say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
             else:
                 say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
-                          f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+                    f"{report.removed} removed; {report.new_posts} posts known only from the digest")
 
 
 @app.command()
@@ -328,11 +327,11 @@ def train(ctx: typer.Context) -> None:
         save(model, rt.model_dir)
         meta = model.meta
         say(f"trained on {meta['n_examples']} posts ({meta['n_positives']} selected, {meta['n_negatives']} not) "
-                  f"over {len(meta['sections'])} sections; saved to {rt.model_dir}")
+            f"over {len(meta['sections'])} sections; saved to {rt.model_dir}")
         if meta["priority_mode"] == "similarity":
             say("priority: no negatives yet (only digests imported, few posts fetched from their months), so "
-                      "priority is the similarity to past selections; it becomes a classifier once fetched posts "
-                      "the editor left out exist")
+                "priority is the similarity to past selections; it becomes a classifier once fetched posts "
+                "the editor left out exist")
         else:
             say("priority: a classifier of selected against left-out posts")
 
@@ -357,9 +356,8 @@ def evaluate(
     if not scores:
         say("nothing to evaluate: import digests of at least two months first")
         return
-    table = _table("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP")
-    for column in table.columns:
-        column.justify = "right"
+    table = _table(("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP"),
+                   justify="right")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for sc in scores:
         table.add_row(sc.month, str(sc.train_labels), str(sc.selected), str(sc.negatives), fmt(sc.section_accuracy),
