@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -221,6 +222,14 @@ def test_the_command_flushes_its_output_and_keeps_its_exit_status_when_it_skips_
     usage = subprocess.run([sys.executable, "-m", "aggregator", "draft", "--month", "2024-13"],
                            capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "--month" in usage.stderr
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # whoever read standard output has gone (`... | head`)
+    try:
+        gone = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(path), "feeds", "export-opml"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
 
 
 def test_the_bundled_feeds_yaml_loads_from_a_copy(tmp_path: Path) -> None:
