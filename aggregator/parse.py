@@ -10,6 +10,7 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any
+from xml.etree import ElementTree
 
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
@@ -271,8 +272,23 @@ def _feedparser(xml: bytes, url: str, content_type: str | None) -> Any:
     try:
         return feedparser.parse(xml, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # noqa: BLE001  a feedparser bug on hostile bytes must not stop the pass
+        malformed = _xml_error(xml)
+        if malformed:  # feedparser's loose reader tripped over broken markup: name the markup's fault
+            raise ParseError(f"not a readable feed: malformed XML ({malformed})") from None
         failure = f"{type(exc).__name__}: {_one_line(exc)[:120]}"
         raise ParseError(f"not a readable feed: the parser failed ({failure})") from None
+
+
+def _xml_error(xml: bytes) -> str | None:
+    """Where `xml` (as _as_utf8 made it) stops being well-formed, as expat says, counted in the body's own
+    lines and 1-based columns ("not well-formed (invalid token) at line 1, column 6"); None when well-formed."""
+    try:
+        ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        line, column = exc.position
+        problem = str(exc).rsplit(": line ", 1)[0]
+        return f"{problem} at line {max(line - 1, 1)}, column {column + 1}"  # line 1 is the declaration we wrote
+    return None
 
 
 def _one_line(reason: object) -> str:

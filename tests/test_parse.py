@@ -277,6 +277,13 @@ def test_garbage_is_a_parse_error(body: bytes) -> None:
         parse_feed(body, url="http://127.0.0.1/feed", content_type=RSS)
 
 
+def test_markup_that_crashes_feedparser_is_reported_as_malformed_xml_at_its_line() -> None:
+    body = b'<?xml version="1.0"?>\n<rss><channel>\n<item<link<feed</item</link>'  # found by test_properties
+    with pytest.raises(ParseError) as info:
+        parse_feed(body, url="http://127.0.0.1/feed", content_type=RSS)
+    assert str(info.value) == "not a readable feed: malformed XML (not well-formed (invalid token) at line 3, column 6)"
+
+
 def test_malformed_but_readable_xml_gives_posts_and_a_warning() -> None:
     body = (FEEDS / "toss.rss.xml").read_bytes().replace(
         "<title><![CDATA[ESLint와".encode(), "<title>Lint & AST <![CDATA[ESLint와".encode(), 1)
