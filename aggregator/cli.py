@@ -297,7 +297,7 @@ def import_digest(
     style: Annotated[str | None, typer.Option("--style", help="house, footnote or weekly (default: detected).", show_default=False)] = None,
 ) -> None:
     """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
-    from aggregator.learn import import_digest_file
+    from aggregator.learn.jobs import import_digest_file
 
     if style not in (None, "house", "footnote", "weekly"):
         raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
@@ -317,9 +317,9 @@ def import_digest(
 @reports_errors
 def train(ctx: typer.Context) -> None:
     """Train the section and priority models on every imported decision, and save them."""
-    from aggregator.classify import save
-    from aggregator.classify import train as fit
-    from aggregator.learn import aligned_labels
+    from aggregator.learn.classify import save
+    from aggregator.learn.classify import train as fit
+    from aggregator.learn.jobs import aligned_labels
 
     with runtime(ctx) as rt:
         labels = [label for _month, label in aligned_labels(rt.store)]
@@ -346,7 +346,7 @@ def evaluate(
     import dataclasses
     import json as jsonlib
 
-    from aggregator.learn import aligned_labels, backtest
+    from aggregator.learn.jobs import aligned_labels, backtest
 
     with runtime(ctx) as rt:
         scores = backtest(aligned_labels(rt.store), now=rt.clock())

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config
 from aggregator.errors import DigestError
-from aggregator.labels import align_section, sections_without_source, typical_selection
-from aggregator.learn import taxonomy
+from aggregator.learn.labels import align_section, sections_without_source, typical_selection
+from aggregator.learn.jobs import taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, month_bounds
 from aggregator.render import render_json, render_markdown
 from aggregator.store import Store
 
 if TYPE_CHECKING:
-    from aggregator.classify import Model
+    from aggregator.learn.classify import Model
 
 Format = Literal["markdown", "json"]
 

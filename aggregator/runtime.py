@@ -16,7 +16,7 @@ from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
 
 if TYPE_CHECKING:
-    from aggregator.classify import Model
+    from aggregator.learn.classify import Model
 
 
 def utc_now() -> datetime:
@@ -92,7 +92,7 @@ class Runtime:
         """The trained model, or None before the first `train`; ModelError when it is damaged or stale."""
         if not self.model_dir.exists():
             return None
-        from aggregator.classify import load  # scikit-learn stays off the polling path
+        from aggregator.learn.classify import load  # scikit-learn stays off the polling path
 
         return load(self.model_dir)
 

@@ -39,7 +39,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from aggregator.errors import BusyError, StoreError
-from aggregator.labels import ImportEntry
+from aggregator.learn.labels import ImportEntry
 from aggregator.models import (
     Candidate,
     FeedConfig,

@@ -1,4 +1,4 @@
-"""Time training and scoring of aggregator.classify on synthetic posts, and report peak memory.
+"""Time training and scoring of aggregator.learn.classify on synthetic posts, and report peak memory.
 
     python benchmarks/bench_classify.py [--train 1000 10000] [--score 10000 100000]
 
@@ -21,7 +21,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator import classify  # noqa: E402
+from aggregator.learn import classify  # noqa: E402
 from aggregator.models import Candidate, Label  # noqa: E402
 
 T = TypeVar("T")

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_classify import NOW, make_candidates, make_labels, peak_rss_mib, timed  # noqa: E402
 
-from aggregator import classify  # noqa: E402
+from aggregator.learn import classify  # noqa: E402
 from aggregator.config import parse_config  # noqa: E402
 from aggregator.draft import make_draft  # noqa: E402
 from aggregator.models import FeedConfig, FetchResult, ParsedPost  # noqa: E402

@@ -18,8 +18,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aggregator.classify import train
-from aggregator.learn import aligned_labels, backtest, import_digest_file
+from aggregator.learn.classify import train
+from aggregator.learn.jobs import aligned_labels, backtest, import_digest_file
 from aggregator.render import MONTHS
 from aggregator.store import Store
 

@@ -1,4 +1,4 @@
-"""Tests for aggregator.classify on a small hand-made corpus whose structure is known."""
+"""Tests for aggregator.learn.classify on a small hand-made corpus whose structure is known."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator import classify
+from aggregator.learn import classify
 from aggregator.errors import ModelError
 from aggregator.models import Candidate, Label, Prediction
 

@@ -11,8 +11,8 @@ from conftest import DATA, FEEDS, FeedServer
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
-from aggregator.digest_reader import read_digest
-from aggregator.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
+from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
 from aggregator.links import canonical_url
 
 DIGESTS = DATA / "digests"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aggregator.digest_reader import read_digest
+from aggregator.learn.digest_reader import read_digest
 from aggregator.errors import DigestError, ModelError
-from aggregator.labels import align_section, covered_months, digest_month, import_entries
+from aggregator.learn.labels import align_section, covered_months, digest_month, import_entries
 from aggregator.models import DigestStyle, Label, SectionPath
 from aggregator.store import ImportReport, Store
 
@@ -76,7 +76,7 @@ def backtest(labels: Sequence[tuple[str, Label]], *, now: datetime, seed: int = 
     """For each month m with history before it: train on earlier months, score m's decisions."""
     from sklearn.metrics import average_precision_score, f1_score
 
-    from aggregator.classify import train
+    from aggregator.learn.classify import train
 
     months = sorted({m for m, _ in labels})
     scores = []
