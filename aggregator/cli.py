@@ -318,22 +318,20 @@ def import_digest(
 def train(ctx: typer.Context) -> None:
     """Train the section and priority models on every imported decision, and save them."""
     from aggregator.learn.classify import save
-    from aggregator.learn.classify import train as fit
-    from aggregator.learn.jobs import aligned_labels
+    from aggregator.learn.jobs import train_model
 
     with runtime(ctx) as rt:
-        labels = [label for _month, label in aligned_labels(rt.store)]
-        model = fit(labels, now=rt.clock())
+        model = train_model(rt.store, now=rt.clock())
         save(model, rt.model_dir)
         meta = model.meta
-        say(f"trained on {meta['n_examples']} posts ({meta['n_positives']} selected, {meta['n_negatives']} not) "
-            f"over {len(meta['sections'])} sections; saved to {rt.model_dir}")
-        if meta["priority_mode"] == "similarity":
-            say("priority: no negatives yet (only digests imported, few posts fetched from their months), so "
-                "priority is the similarity to past selections; it becomes a classifier once fetched posts "
-                "the editor left out exist")
-        else:
-            say("priority: a classifier of selected against left-out posts")
+        say(f"trained on {meta['n_examples']} decisions ({meta['n_positives']} picks, {meta['n_negatives']} non-picks) "
+            f"and {meta['n_background']} undecided fetched posts, over {len(meta['sections'])} sections; "
+            f"saved to {rt.model_dir}")
+        say({"classifier": "priority: picks against known non-picks, calibrated on held-out folds",
+             "background": "priority: picks against the undecided fetched posts (no known non-picks yet), "
+                           "calibrated on held-out folds",
+             "prior": "priority: only picks are known and nothing has been fetched, so priority is a prior from "
+                      "AI/ML vocabulary and the sites you pick from; fetch, then train again"}[meta["priority_mode"]])
 
 
 @app.command("eval")
@@ -380,8 +378,8 @@ def draft(
     output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: drafts/YYYY-MM.md; standard output for json).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
-    max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: about as many as past digests held).", show_default=False)] = None,
-    min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select only posts with at least this priority.", show_default=False)] = None,
+    max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: every post above the model's cut).", show_default=False)] = None,
+    min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
 ) -> None:
     """Write the draft of a month's digest in the house style, ranked and placed by the trained model."""
     from aggregator.draft import default_path, make_draft, write_new

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config
 from aggregator.errors import DigestError
-from aggregator.learn.labels import align_section, sections_without_source, typical_selection
+from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, month_bounds
 from aggregator.render import render_json, render_markdown
@@ -30,9 +30,9 @@ def place_unranked(candidates: Sequence[Candidate], section: str) -> list[DraftI
 
 def place_ranked(candidates: Sequence[Candidate], predictions: Sequence[Prediction], *, count: int | None,
                  min_priority: float | None, decided: Mapping[int, SectionPath | None] | None = None) -> list[DraftItem]:
-    """Rank by priority (ties by URL, so drafts are reproducible) and select the top `count` whose
-    priority reaches `min_priority`. Posts the editor already decided on (`decided`: post id ->
-    their section, or None for left out) keep that decision. Every candidate is returned."""
+    """Rank by priority (ties by URL, so drafts are reproducible) and select those whose priority
+    reaches `min_priority`, at most `count` of them. Posts the editor already decided on (`decided`:
+    post id -> their section, or None for left out) keep that decision. Every candidate is returned."""
     decided = decided or {}
     order = sorted(range(len(candidates)), key=lambda i: (-(predictions[i].priority or 0.0), candidates[i].url))
     forced = sum(1 for c in candidates if decided.get(c.id) is not None)
@@ -70,7 +70,8 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
                count: int | None = None, min_priority: float | None = None) -> Draft:
     """Render the draft of `month` from the posts stored for it, placed by `model` when there is one.
 
-    Without `count`, a model's draft selects about as many posts as the editor's past digests held.
+    A model's draft selects the posts likely enough to be picked (the model's cut, see
+    `Model.cut`); `min_priority` replaces that threshold and `count` caps how many are selected.
     """
     start, end = month_bounds(month)
     edition = store.edition_labels(month)  # what this month's imported digest already decided
@@ -83,15 +84,18 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         tree: tuple[SectionPath, ...] = ()
         no_source: list[str] = []
     else:
-        if count is None and min_priority is None:
-            count = typical_selection([d.selected for d in store.digests()])
         tree = taxonomy(store) or tuple(model.sections)
         decided = {pid: (align_section(section, tree) if section else None) for pid, section in edition.items()}
-        items = place_ranked(candidates, model.predict(candidates), count=count, min_priority=min_priority,
-                             decided=decided)
+        predictions = model.predict(candidates)
+        threshold, how = model.cut([p.priority or 0.0 for c, p in zip(candidates, predictions) if c.id not in decided])
+        if min_priority is not None:
+            threshold, how = min_priority, f"selected: priority >= {min_priority:.2f} (--min-priority)"
+        if count is not None:
+            how += f", at most {count} (--max)"
+        items = place_ranked(candidates, predictions, count=count, min_priority=threshold, decided=decided)
         chosen = sum(i.selected for i in items)
-        note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; "
-                f"model trained {model.meta.get('trained_at', '?')[:19]}")
+        note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; {how}; "
+                f"model trained {model.meta.get('trained_at', '?')[:19]} ({model.priority_mode})")
         no_source = sections_without_source(store.printed_sources())
     if fmt == "json":
         return Draft(month, render_json(items), tuple(items))

@@ -631,6 +631,17 @@ class Store:
         with self.session() as s:
             return [(tuple(json.loads(sec)), src) for sec, src in s.execute(query) if sec]
 
+    def fetched_posts(self, *, before: datetime | None = None) -> list[Candidate]:
+        """Every post fetched from a feed (not known only from a digest), dated before `before` when given:
+        the background that tells the priority model what an ordinary post looks like."""
+        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
+                 .order_by(PostRow.id))
+        if before is not None:
+            query = query.where(when < before)
+        with self.session() as s:
+            return [_candidate(p, feed_source, feed_name) for p, feed_source, feed_name in s.execute(query)]
+
     def training_labels(self) -> list[tuple[str, Label]]:
         """(month, label) for every decision: selections, removals, and the unselected posts stored
         from the months imported digests cover."""

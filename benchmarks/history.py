@@ -10,7 +10,9 @@ items' types, so the run exercises the real import -> train -> eval path:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import resource
 import tempfile
 import time
@@ -18,26 +20,48 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aggregator.learn.classify import train
-from aggregator.learn.jobs import aligned_labels, backtest, import_digest_file
+from aggregator.learn.evaluate import Report
+from aggregator.learn.jobs import aligned_labels, evaluate_months, import_digest_file, train_model
 from aggregator.render import MONTHS
 from aggregator.store import Store
 
 SECTIONS = {"paper": "1. Papers", "dev": "2. Developer Tools and Releases", "news": "3. News"}
 
 
+def load_items(data: dict | list) -> list[dict]:
+    """Items with title, url, org, type, year, month: NLP-Paper-News's `items`, or the AI-trend `rows`
+    (one per footnoted entry; the section is the type, the post's file name gives year and month)."""
+    if isinstance(data, list):
+        return data
+    if "items" in data:
+        return data["items"]
+    items = []
+    for row in data.get("rows", []):
+        match = re.search(r"(\d{4})-(\d{2})-\d{2}", row.get("post", ""))
+        if match:
+            section = re.sub(r"[^\w\s,&]", "", row.get("section", "")).strip() or "News"
+            items.append({"title": row.get("ref_title") or row.get("heading", ""), "url": row.get("url", ""),
+                          "type": section, "year": match.group(1), "month": match.group(2), "org": ""})
+    return items
+
+
 def month_digests(items: list[dict]) -> dict[str, str]:
-    """YYYY-MM -> a house-style digest of that month's items."""
+    """YYYY-MM -> a house-style digest of that month's items, one numbered section per item type."""
     by_month: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    kinds: list[str] = []
     for item in items:
-        if item.get("url", "").startswith("http") and item.get("title"):
+        item = {**item, "url": item.get("url", "").strip().replace("(", "%28").replace(")", "%29")}
+        if item["url"].startswith("http") and " " not in item["url"] and item.get("title"):
             key = f"{int(item['year']):04d}-{int(item['month']):02d}"
-            by_month[key][item.get("type", "news")].append(item)
+            kind = item.get("type", "news")
+            by_month[key][kind].append(item)
+            kinds += [kind] if kind not in kinds else []
+    headings = {k: SECTIONS.get(k, f"{i + 1}. {k}") for i, k in enumerate(kinds)}
     out = {}
     for month, groups in sorted(by_month.items()):
         label = f"{MONTHS[int(month[5:]) - 1]} {month[:4]}"
         lines = ["# Summary of Important AI & ML Blog Posts", ""]
-        for kind, heading in SECTIONS.items():
+        for kind, heading in headings.items():
             if groups.get(kind):
                 lines.append(f"## {heading}")
                 for item in groups[kind]:
@@ -56,11 +80,11 @@ def peak_rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=Path, required=True, help="JSON file with an `items` list (or a bare list)")
-    parser.add_argument("--months", type=int, default=0, help="backtest only the last N months (0: all)")
+    parser.add_argument("--months", type=int, default=0, help="test only the last N months (0: all)")
     parser.add_argument("--json", action="store_true", help="print the backtest rows as JSON")
     args = parser.parse_args()
     data = json.loads(args.items.read_text(encoding="utf-8"))
-    items = data["items"] if isinstance(data, dict) else data
+    items = load_items(data)
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
     with tempfile.TemporaryDirectory() as tmp:
         digests = month_digests(items)
@@ -74,28 +98,29 @@ def main() -> None:
             t_import = time.perf_counter() - t0
             labels = aligned_labels(store)
             t0 = time.perf_counter()
-            train([lb for _, lb in labels], now=now)
+            train_model(store, now=now)
             t_train = time.perf_counter() - t0
-            if args.months:
-                keep = sorted({m for m, _ in labels})[-(args.months + 1):]
-                labels = [(m, lb) for m, lb in labels if m in keep]
             t0 = time.perf_counter()
-            scores = backtest(labels, now=now)
+            report = evaluate_months(store, now=now, last=args.months or None)
             t_eval = time.perf_counter() - t0
     if args.json:
-        print(json.dumps([s.__dict__ for s in scores], indent=2))
+        print(json.dumps(dataclasses.asdict(report), indent=2))
         return
     print(f"history: {len(items)} items -> {len(digests)} monthly digests, {len(labels)} labels")
     print(f"import  {t_import:6.2f} s   train (all labels) {t_train:6.2f} s   backtest {t_eval:6.2f} s   "
           f"peak RSS {peak_rss_mib():.0f} MiB")
-    print(f"{'month':>8} {'trained on':>10} {'selected':>8} {'section acc':>11} {'macro-F1':>8}")
-    for s in scores:
-        acc = "-" if s.section_accuracy is None else f"{s.section_accuracy:.2f}"
-        f1 = "-" if s.section_macro_f1 is None else f"{s.section_macro_f1:.2f}"
-        print(f"{s.month:>8} {s.train_labels:>10} {s.selected:>8} {acc:>11} {f1:>8}")
-    accs = [s.section_accuracy for s in scores if s.section_accuracy is not None]
-    if accs:
-        print(f"mean section accuracy over {len(accs)} months: {sum(accs) / len(accs):.3f}")
+    print_report(report)
+
+
+def print_report(report: Report) -> None:
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    print(f"{'month':>8} {'trained on':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8}")
+    for name, trained, f in report.splits:
+        print(f"{name:>8} {trained:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8}")
+    print(f"pooled over {len(report.splits)} months:")
+    print(f"{'method':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8} {'macro-F1':>8}")
+    for f in report.methods:
+        print(f"{f.method:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8} {fmt(f.leaf_macro_f1):>8}")
 
 
 if __name__ == "__main__":

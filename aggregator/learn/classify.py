@@ -1,14 +1,15 @@
-"""Training and applying the section and priority models that place candidates in a draft."""
+"""The section and priority models: features of a post, sections through the taxonomy's structure, a calibrated pick probability."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +22,15 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from aggregator import __version__
 from aggregator.errors import ModelError
+from aggregator.learn import lexicon
 from aggregator.models import Candidate, Label, Prediction, SectionPath
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
 
@@ -39,7 +41,16 @@ MAX_FEATURES = 2**18
 SECTION_C = 10.0  # inverse L2 strength; TF-IDF rows are unit length, so weak regularisation suits
 PRIORITY_C = 1.0
 MAX_ITER = 1000
-MIN_PER_CLASS = 5  # positives and negatives needed each before priority becomes a classifier
+MIN_PER_CLASS = 5  # picks and non-picks (known or background) needed before priority is learned
+CV_FOLDS = 5  # out-of-fold scores calibrate the priority
+PRIOR_WEIGHT = 2.0  # a section name's built-in vocabulary counts as this many examples of it
+LEXICON_SCALE = 0.5  # a lexicon feature's value when a group's terms occur (TF-IDF rows have unit length)
+EXCLUSIVE_MIN = 3  # picks, all from one site, that make a section that site's own ("3. AWS ML Only")
+BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known non-picks exist
+CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be picked
+PRIOR_CUT = 0.5  # the cut before anything but picks is known
+SECTION_CLASS_WEIGHT = "balanced"  # a section's few picks weigh as much as a big one's: the prior is not the answer
+FLAT_WEIGHT = 1.0  # the leaf classifier's say beside the top-level and topic classifiers
 N_REASONS = 3
 PREDICT_BATCH = 8192
 
@@ -58,40 +69,46 @@ META_KEYS = (
     "priority_mode",
     "model_sha256",
 )
-_STATE_KEYS = (
-    "features",
-    "section_clf",
-    "sections",
-    "section_weights",
-    "priority_clf",
-    "centroids",
-    "similarity_ref",
-)
+_STATE_KEYS = ("features", "sections", "section", "priority", "sites")
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]*)[^/?#]*([^?#]*)")  # host, path
 _WORD = re.compile(r"\w\w+")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _HANGUL_PAIR = re.compile("(?=([\uac00-\ud7a3]{2}))")  # overlapping syllable bigrams
-_REASON_SPLIT = re.compile(r"[ /]")  # "aws.amazon.com/blogs" repeats "aws.amazon.com"
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)*\.?\s*")
 _HANGUL_MARK = "~"
+_PREFIX_MARK = "^"
 _META_MARK = "="
-_NOT_A_REASON = 2
+_PREFIX = 5  # "recommendation" and "recommender" share "recom": a cheap stem for tiny corpora
+
+# The dense lexicon columns appended to the TF-IDF features, in order.
+_TOPIC_MATCHERS = [(t.key, lexicon.Matcher(t.terms)) for t in lexicon.TOPICS]
+_KIND_MATCHERS = [(t.key, lexicon.Matcher(t.terms)) for t in lexicon.KINDS]
+_SCOPE = lexicon.Matcher(lexicon.SCOPE)
+_WEAK_SCOPE = lexicon.Matcher(lexicon.WEAK_SCOPE)
+_OPEN = lexicon.Matcher(lexicon.OPEN)
+LEXICON_COLUMNS = (
+    [f"topic:{k}" for k, _ in _TOPIC_MATCHERS]
+    + [f"kind:{k}" for k, _ in _KIND_MATCHERS]
+    + ["scope:title", "scope:opening", "open:code", "host:research"]
+    + [f"topic:{k}:opening" for k, _ in _TOPIC_MATCHERS]
+)
+_N_TITLE_LEXICON = len(_TOPIC_MATCHERS) + len(_KIND_MATCHERS) + 1  # columns a title alone sets (and open:code)
 
 
-# --- what the model sees -------------------------------------------------------------------------
+# --- what the models see -------------------------------------------------------------------------
 
 
 def candidate_text(c: Candidate) -> str:
     """The document the models read for a candidate: title, summary opening and feed tokens, one per line."""
-    return _document(c, extra="")
+    return f"{_clip(c.title, TITLE_CHARS)}\n{_clip(c.summary, SUMMARY_CHARS)}\n{' '.join(feed_tokens(c))}"
 
 
-def _document(c: Candidate, extra: str) -> str:
-    title = _clip(c.title, TITLE_CHARS)
-    body = _clip(c.summary, SUMMARY_CHARS)
-    if extra:
-        body = f"{body} {_clip(extra, SUMMARY_CHARS)}"
-    return f"{title}\n{body}\n{' '.join(_feed_tokens(c))}"
+def _title_document(c: Candidate) -> str:
+    """What the TF-IDF features read: the title and where the post comes from. The opening is read only
+    through the lexicon: boilerplate ("Amazon SageMaker is a fully managed service ...") opens many
+    unrelated posts, and posts known only from a digest have no opening at all."""
+    return f"{_clip(c.title, TITLE_CHARS)}\n\n{' '.join(feed_tokens(c))}"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -99,16 +116,24 @@ def _clip(text: str, limit: int) -> str:
     return " ".join(text[: 4 * limit].split())[:limit]
 
 
-def _feed_tokens(c: Candidate) -> list[str]:
-    """Where a post comes from: host, host plus first path segment, source and feed names."""
-    tokens = []
-    match = _URL.match(c.url)
+def site_of(url: str) -> tuple[str, str]:
+    """(host, host plus first path segment): "aws.amazon.com", "aws.amazon.com/blogs" (skips "/ko/" and years)."""
+    match = _URL.match(url)
     host = match.group(1).lower().removeprefix("www.") if match else ""
+    if not host:
+        return "", ""
+    segments = [s for s in match.group(2).split("/") if s and len(s) != 2 and not s.isdigit()]  # type: ignore[union-attr]
+    return host, f"{host}/{segments[0].lower()}" if segments else host
+
+
+def feed_tokens(c: Candidate) -> list[str]:
+    """Where a post comes from: host, host plus first path segment, source and feed names."""
+    host, site = site_of(c.url)
+    tokens = []
     if host:
         tokens.append(f"host={host}")
-        segments = [s for s in match.group(2).split("/") if s and len(s) != 2 and not s.isdigit()]
-        if segments:  # "aws.amazon.com/blogs", "medium.com/airbnb-engineering"; skips "/ko/" and years
-            tokens.append(f"site={host}/{segments[0].lower()}")
+        if site != host:
+            tokens.append(f"site={site}")
     for key, value in (("source", c.source), ("feed", c.feed or "")):
         value = "_".join(value.lower().split())
         if value:
@@ -117,8 +142,9 @@ def _feed_tokens(c: Candidate) -> list[str]:
 
 
 def analyze(doc: str) -> list[str]:
-    """Features of a document from `candidate_text`: words of title and summary, title word bigrams,
-    feed tokens, and Hangul syllable bigrams (Korean attaches particles to words: 서빙을, 서빙으로).
+    """Features of a document from `candidate_text` or `_title_document`: words of title and summary,
+    title word bigrams, five-letter word prefixes, feed tokens, and Hangul syllable bigrams (Korean
+    attaches particles to words: 서빙을, 서빙으로).
 
     Character n-grams over the whole text would read Korean and English alike, but cost ~30 s per
     100k candidates here, so only Hangul gets them.
@@ -127,8 +153,9 @@ def analyze(doc: str) -> list[str]:
     body, _, feed = rest.partition("\n")
     title_words = _WORD.findall(title)
     features = _WORD.findall(body)
-    features += title_words  # title words count twice: titles say most
+    features += title_words
     features += [f"{a} {b}" for a, b in zip(title_words, title_words[1:])]
+    features += [_PREFIX_MARK + w[:_PREFIX] for w in title_words if len(w) > _PREFIX and w.isascii()]
     features += feed.split()
     if _HANGUL.search(title) or _HANGUL.search(body):
         features += [_HANGUL_MARK + p for p in _HANGUL_PAIR.findall(f"{title} {body}")]
@@ -136,107 +163,343 @@ def analyze(doc: str) -> list[str]:
 
 
 def build_features() -> TfidfVectorizer:
-    """TF-IDF over `analyze` features; fitted once on every labelled post and shared by both models."""
-    return TfidfVectorizer(
-        analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64
-    )
+    """TF-IDF over `analyze` features of title documents; fitted once per training and shared by every model."""
+    return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64)
 
 
-def build_section_pipeline(seed: int = 0) -> Pipeline:
-    """The section model: TF-IDF features -> multinomial logistic regression over leaf sections."""
-    clf = LogisticRegression(C=SECTION_C, max_iter=MAX_ITER, random_state=seed)
-    return Pipeline([("features", build_features()), ("clf", clf)])
+def lexicon_features(c: Candidate) -> list[float]:
+    """The `LEXICON_COLUMNS` of one post: which built-in vocabulary groups its title and opening use."""
+    title, opening = _clip(c.title, TITLE_CHARS), _clip(c.summary, SUMMARY_CHARS)
+    host = site_of(c.url)[0]
+    row = [min(m.count(title), 2) / 2 for _, m in _TOPIC_MATCHERS]
+    row += [min(m.count(title), 2) / 2 for _, m in _KIND_MATCHERS]
+    row += [_scope(title), _scope(opening),
+            float(bool(_OPEN.count(f"{title} {opening}") or "github.com" in c.url)),
+            float(any(h in host for h in lexicon.RESEARCH_HOSTS))]
+    row += [min(m.count(opening), 2) / 2 for _, m in _TOPIC_MATCHERS]
+    return row
 
 
-def build_priority_classifier(seed: int = 0) -> LogisticRegression:
-    """The priority model when there are enough positives and negatives: P(selected) on the same features."""
-    return LogisticRegression(
-        C=PRIORITY_C, class_weight="balanced", max_iter=MAX_ITER, random_state=seed
-    )
+def _scope(text: str) -> float:
+    """1 when `text` has a strong AI/ML word or two weak ones, 0.5 for one weak word, else 0."""
+    return min(_SCOPE.count(text) + _WEAK_SCOPE.count(text) / 2, 1.0)
 
 
 def section_key(section: SectionPath) -> str:
     return SECTION_SEP.join(section)
 
 
+def _name(heading: str) -> str:
+    """A heading without its number: "2.4. Training, Inference and MLOps" -> "training, inference and mlops"."""
+    return _NUMBER.sub("", heading).strip().casefold()
+
+
+def _matrix(features: TfidfVectorizer, candidates: Sequence[Candidate]) -> sp.csr_matrix:
+    """TF-IDF of the title documents with the lexicon columns appended."""
+    x = features.transform([_title_document(c) for c in candidates])
+    lex = np.array([lexicon_features(c) for c in candidates], dtype=np.float64).reshape(len(candidates), -1)
+    return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr")
+
+
+def _title_only(x: sp.csr_matrix) -> sp.csr_matrix:
+    """The columns a title gives: the opening's lexicon columns zeroed (sections are read from titles)."""
+    x = x.tocsr(copy=True)
+    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+    keep = np.ones(x.shape[1])
+    keep[n_tfidf + LEXICON_COLUMNS.index("scope:opening")] = 0
+    for k, _ in _TOPIC_MATCHERS:
+        keep[n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}:opening")] = 0
+    return (x @ sp.diags(keep)).tocsr()
+
+
+def _opening_as_title(x: sp.csr_matrix) -> sp.csr_matrix:
+    """The opening's topic columns moved into the title's topic columns: used to file a post whose title
+    says nothing the section model knows."""
+    x = x.tolil(copy=True)
+    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+    for k, _ in _TOPIC_MATCHERS:
+        src = n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}:opening")
+        dst = n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}")
+        x[:, dst] = x[:, src]
+    return _title_only(x.tocsr())
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+
+class SectionModel:
+    """P(leaf section | post): a flat classifier over the leaves, times a top-level classifier and a
+    topic classifier when the taxonomy is two-level. Topic subsections that repeat under several
+    parents ("CV" under "1. Research" and "2. Business Cases") share one topic class, so what is
+    learned about NLP under one parent helps the others. A section whose picks all come from one site
+    (the house style's "3. AWS ML Only") is closed to posts from any other site."""
+
+    def __init__(self, leaves: list[SectionPath], flat: LogisticRegression | None, top: LogisticRegression | None,
+                 topic: LogisticRegression | None, exclusive: dict[str, str]) -> None:
+        self.leaves = leaves
+        self.flat, self.top, self.topic = flat, top, topic
+        self.exclusive = exclusive  # section key (top or leaf) -> the one site allowed in it
+
+    def proba(self, x: sp.csr_matrix, sites: Sequence[tuple[str, str]]) -> np.ndarray:
+        n = x.shape[0]
+        log_p = np.zeros((n, len(self.leaves)))
+        factored = self.top is not None and self.topic is not None
+        if self.flat is not None and (FLAT_WEIGHT or not factored):
+            log_p += (FLAT_WEIGHT if factored else 1.0) * _log(_proba_in(self.flat, x, [section_key(s) for s in self.leaves]))
+        if self.top is not None and self.topic is not None:
+            log_p += _log(_proba_in(self.top, x, [s[0] for s in self.leaves]))
+            log_p += _log(_proba_in(self.topic, x, [_name(s[-1]) for s in self.leaves]))
+        for j, leaf in enumerate(self.leaves):
+            for key in (leaf[0], section_key(leaf)):
+                allowed = self.exclusive.get(key)
+                if allowed is not None:
+                    closed = np.array([allowed not in site for site in sites], dtype=bool)
+                    log_p[closed, j] = -np.inf
+        log_p -= log_p.max(axis=1, keepdims=True)
+        p = np.exp(log_p)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def _proba_in(clf: LogisticRegression, x: sp.csr_matrix, names: list[str]) -> np.ndarray:
+    """Columns of predict_proba for `names` (classes the classifier never saw get a small probability)."""
+    proba = clf.predict_proba(x)
+    index = {c: i for i, c in enumerate(clf.classes_.tolist())}
+    out = np.full((x.shape[0], len(names)), 1e-3)
+    for j, name in enumerate(names):
+        if name in index:
+            out[:, j] = proba[:, index[name]]
+    return out
+
+
+def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int) -> LogisticRegression | None:
+    if len(set(y)) < 2:
+        return None
+    clf = LogisticRegression(C=SECTION_C, class_weight=SECTION_CLASS_WEIGHT, max_iter=MAX_ITER, random_state=seed)
+    return clf.fit(x, y, sample_weight=weights)
+
+
+def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic], n_tfidf: int,
+                features: TfidfVectorizer) -> tuple[list[sp.csr_matrix], list[str]]:
+    """One pseudo-example per class whose name matches a built-in topic: its vocabulary as a title,
+    and its lexicon column set."""
+    rows, labels = [], []
+    for name in sorted(set(names)):
+        topic = lexicon.matches(name, groups)
+        if topic is None:
+            continue
+        text = features.transform([" ".join(topic.terms) + "\n\n"])
+        lex = np.zeros((1, len(LEXICON_COLUMNS)))
+        column = f"topic:{topic.key}" if f"topic:{topic.key}" in LEXICON_COLUMNS else f"kind:{topic.key}"
+        lex[0, LEXICON_COLUMNS.index(column)] = LEXICON_SCALE
+        rows.append(sp.hstack([text, sp.csr_matrix(lex)], format="csr"))
+        labels.append(name)
+    return rows, labels
+
+
+def _exclusive_sections(paths: list[SectionPath], sites: list[tuple[str, str]]) -> dict[str, str]:
+    """Sections (top or leaf) with at least EXCLUSIVE_MIN picks, all from one site, while that
+    site's posts also appear elsewhere or other sites exist: that site's own section."""
+    by_section: dict[str, set[str]] = defaultdict(set)
+    count: Counter[str] = Counter()
+    for path, (host, site) in zip(paths, sites):
+        for key in {path[0], section_key(path)}:
+            by_section[key].add(site or host)
+            count[key] += 1
+    all_sites = {site or host for host, site in sites}
+    return {key: next(iter(s)) for key, s in sorted(by_section.items())
+            if len(s) == 1 and count[key] >= EXCLUSIVE_MIN and len(all_sites) > 1}
+
+
+def _fit_sections(x: sp.csr_matrix, paths: list[SectionPath], weights: np.ndarray, sites: list[tuple[str, str]],
+                  features: TfidfVectorizer, seed: int) -> SectionModel:
+    leaves = sorted(set(paths))
+    keys = [section_key(p) for p in paths]
+    flat = _fit_classes(x, keys, weights, seed)
+    top = topic = None
+    two_level = all(len(p) >= 2 for p in leaves)
+    if two_level:
+        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+        tops = [p[0] for p in paths]
+        names = [_name(p[-1]) for p in paths]
+        extra, extra_y = _prior_rows(names, lexicon.TOPICS, n_tfidf, features)
+        topic = _fit_classes(sp.vstack([x, *extra]).tocsr() if extra else x, names + extra_y,
+                             np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
+        extra, extra_y = _prior_rows(tops, lexicon.KINDS, n_tfidf, features)
+        top = _fit_classes(sp.vstack([x, *extra]).tocsr() if extra else x, tops + extra_y,
+                           np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
+        if top is None or topic is None:
+            top = topic = None
+    else:
+        extra, extra_y = _prior_rows(keys, lexicon.TOPICS, 0, features)
+        if extra:
+            flat = _fit_classes(sp.vstack([x, *extra]).tocsr(), keys + extra_y,
+                                np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
+    return SectionModel(leaves, flat, top, topic, _exclusive_sections(paths, sites))
+
+
+# --- priority -------------------------------------------------------------------------------------
+
+
+class PriorityModel:
+    """P(the editor picks the post).
+
+    - "classifier": picks against known non-picks (removed entries, and fetched posts of the months a
+      digest covers that it left out), background posts counting as weak non-picks; Platt-calibrated on
+      out-of-fold scores of the known decisions.
+    - "background": no known non-picks yet, but fetched posts nobody decided on: picks against those
+      (positive-unlabelled learning); P(labelled) is calibrated out of fold and divided by its mean over
+      the picks (Elkan and Noto, 2008), which turns it into P(pick) when picks are labelled at random.
+    - "prior": nothing but picks is known: a post that uses AI/ML vocabulary (built in) or comes from a
+      site the editor has picked from gets a middling score, raised by its likeness to past picks; any
+      other post a low one. Not calibrated.
+    """
+
+    def __init__(self, mode: str, clf: LogisticRegression | None, platt: tuple[float, float], scale: float,
+                 centroid: np.ndarray | None, ref: float, picked_sites: frozenset[str] = frozenset()) -> None:
+        self.mode, self.clf, self.platt, self.scale = mode, clf, platt, scale
+        self.centroid, self.ref, self.picked_sites = centroid, ref, picked_sites
+
+    def proba(self, x: sp.csr_matrix, sites: Sequence[str]) -> np.ndarray:
+        """P(pick) of each row; `sites` (host plus first path segment) tell the prior which sites the editor reads."""
+        if self.clf is not None:
+            a, b = self.platt
+            g = 1.0 / (1.0 + np.exp(-(a * self.clf.decision_function(x) + b)))
+            return np.clip(g / self.scale, 0.0, 1.0)
+        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+        lex = np.asarray(x[:, n_tfidf:].todense())
+        scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
+        in_scope = scope >= LEXICON_SCALE - 1e-9  # a strong word, or weak ones in both title and opening
+        in_scope |= np.array([site in self.picked_sites for site in sites], dtype=bool)
+        similarity = np.asarray(x[:, :n_tfidf] @ self.centroid).ravel() if self.centroid is not None else np.zeros(x.shape[0])
+        closeness = np.clip(similarity / (self.ref if self.ref > 0 else 1.0), 0.0, 1.0)
+        return np.where(in_scope, 0.5 + 0.3 * closeness, 0.02 + 0.2 * closeness)
+
+    def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
+        """The probability a post needs to be selected, and how it was chosen, in words.
+
+        With calibrated probabilities the cut maximises the expected F1 of the selection (the expected
+        number of picks selected over the mean of selected and expected picks; Lipton et al., 2014:
+        the best threshold is half the best F1), never below CUT_FLOOR."""
+        if self.mode == "prior":
+            return PRIOR_CUT, (f"selected: priority >= {PRIOR_CUT:.2f}; no non-picks known yet, so priority is a "
+                               "prior from the digest's vocabulary, not a probability (fetch, then train again)")
+        p = np.sort(np.asarray(priorities, dtype=np.float64))[::-1]
+        expected = float(p.sum())
+        if not len(p) or expected <= 0:
+            return 1.0, "selected: nothing (no post has a chance of being picked)"
+        f1 = 2 * np.cumsum(p) / (np.arange(1, len(p) + 1) + expected)
+        best = float(f1.max())
+        threshold = max(best / 2, CUT_FLOOR)
+        return threshold, (f"selected: P(pick) >= {threshold:.2f}, the cut that maximises the expected F1 "
+                           f"({best:.2f}) given the calibrated probabilities; about {expected:.1f} picks expected "
+                           f"among these {len(p)} posts")
+
+
+def _platt(scores: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
+    """Sigmoid calibration of raw scores: (a, b) with P = 1 / (1 + exp(-(a s + b)))."""
+    lr = LogisticRegression(C=1e4, max_iter=MAX_ITER, random_state=seed).fit(scores.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> np.ndarray:
+    """Decision scores of each row from a classifier that did not see it."""
+    folds = min(CV_FOLDS, int(y.sum()), int((~y).sum()))
+    scores = np.zeros(len(y))
+    for fit_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        clf = _priority_classifier(seed).fit(x[fit_rows], y[fit_rows], sample_weight=w[fit_rows])
+        scores[test_rows] = clf.decision_function(x[test_rows])
+    return scores
+
+
+def _priority_classifier(seed: int) -> LogisticRegression:
+    return LogisticRegression(C=PRIORITY_C, class_weight="balanced", max_iter=MAX_ITER, random_state=seed)
+
+
+def _fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sites: list[str], seed: int) -> PriorityModel:
+    """`known`: rows that are decisions (picks and known non-picks); the others are background."""
+    n_pos = int(selected.sum())
+    n_known_neg = int((known & ~selected).sum())
+    n_background = int((~known).sum())
+    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+    if n_pos < MIN_PER_CLASS or n_known_neg + n_background < MIN_PER_CLASS:
+        picks = x[np.flatnonzero(selected), :n_tfidf]
+        centroid = np.asarray(picks.mean(axis=0)).ravel()
+        norm = np.linalg.norm(centroid)
+        centroid = centroid / norm if norm else centroid
+        ref = float(np.median(np.asarray(picks @ centroid).ravel())) if picks.shape[0] else 0.0
+        picked = frozenset(site for site, chosen in zip(sites, selected.tolist()) if chosen)
+        return PriorityModel("prior", None, (1.0, 0.0), 1.0, centroid, ref, picked)
+    if n_known_neg >= MIN_PER_CLASS:
+        weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
+        scores = _out_of_fold(x, selected, weights, seed)
+        platt = _platt(scores[known], selected[known], seed)
+        clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
+        return PriorityModel("classifier", clf, platt, 1.0, None, 0.0)
+    weights = np.ones(len(selected))
+    scores = _out_of_fold(x, selected, weights, seed)
+    platt = _platt(scores, selected, seed)
+    g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
+    clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
+    return PriorityModel("background", clf, platt, max(float(g.mean()), 1e-3), None, 0.0)
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
-def train(labels: Sequence[Label], *, seed: int = 0, now: datetime) -> Model:
-    """Fit both models on the editor's decisions. Input order does not matter.
+def train(labels: Sequence[Label], *, background: Sequence[Candidate] = (), seed: int = 0, now: datetime) -> Model:
+    """Fit both models on the editor's decisions, with `background` (fetched posts nobody decided on)
+    as what an ordinary post looks like. Input order does not matter.
 
     Runs on one thread: with two BLAS/OpenMP threads on two cores, fitting 10k labels took 7-19 s
     instead of 5 s whenever another process was busy too (measured with benchmarks/bench_classify.py).
 
-    The vocabulary and IDF are fitted on every labelled post (selected or not), so the priority
-    model also knows the words of posts the editor left out. The section classifier learns from
-    selected posts with a section; each one with an editor summary is seen twice, without and with
-    the summary appended, at half weight each, so the summary enriches the vocabulary while the
-    model still fits documents shaped like candidates. The priority classifier is fitted on
-    candidate documents only: only selected posts have summaries, so they would leak the answer.
-    A section on a post that was not selected is ignored.
+    Sections are learned from the picks' titles and sources only, never from editor summaries (the
+    draft has none) nor openings (digest-only picks have none, so a model trained on a mix would
+    read the presence of text as a section cue). A section on a post that was not selected is ignored.
     """
     with threadpool_limits(limits=1):
-        return _train(sorted(labels, key=_label_order), seed=seed, now=now)
+        labelled = {lb.candidate.url for lb in labels}
+        extra = sorted({c.url: c for c in background if c.url not in labelled}.values(), key=_candidate_order)
+        return _train(sorted(labels, key=_label_order), extra, seed=seed, now=now)
 
 
-def _train(ordered: list[Label], *, seed: int, now: datetime) -> Model:
+def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now: datetime) -> Model:
     if not any(label.selected for label in ordered):
         raise ModelError("no selected posts to learn from: import a digest first")
     sectioned = [lb for lb in ordered if lb.selected and lb.section]
     if not sectioned:
         raise ModelError("no selected posts with a section to learn from: import a digest first")
 
-    base_docs = [candidate_text(lb.candidate) for lb in ordered]
-    enriched = [lb for lb in sectioned if lb.editor_summary.strip()]
-    extra_docs = [_document(lb.candidate, lb.editor_summary) for lb in enriched]
+    candidates = [lb.candidate for lb in ordered] + background
+    features = build_features()
+    features.fit([_title_document(c) for c in candidates])
+    x = _matrix(features, candidates)
+    rows = [i for i, lb in enumerate(ordered) if lb.selected and lb.section]
+    paths = [tuple(lb.section or ()) for lb in sectioned]
+    sites = [site_of(lb.candidate.url) for lb in sectioned]
+    section_model = _fit_sections(_title_only(x[rows]), paths, np.ones(len(rows)), sites, features, seed)
 
-    section_pipeline = build_section_pipeline(seed)
-    features: TfidfVectorizer = section_pipeline.named_steps["features"]
-    x_all = features.fit_transform(base_docs + extra_docs)
-    x_base, x_extra = x_all[: len(base_docs)], x_all[len(base_docs) :]
+    selected = np.array([lb.selected for lb in ordered] + [False] * len(background))
+    known = np.array([True] * len(ordered) + [False] * len(background))
+    all_sites = [site or host for host, site in (site_of(c.url) for c in candidates)]
+    priority_model = _fit_priority(x, selected, known, all_sites, seed)
 
-    sectioned_rows = [i for i, lb in enumerate(ordered) if lb.selected and lb.section]
-    x_section = sp.vstack([x_base[sectioned_rows], x_extra]).tocsr()
-    y_section = [section_key(lb.section) for lb in sectioned] + [
-        section_key(lb.section) for lb in enriched
-    ]
-    weights = np.array(
-        [0.5 if lb.editor_summary.strip() else 1.0 for lb in sectioned] + [0.5] * len(enriched)
-    )
-    path_of = {section_key(lb.section): tuple(lb.section) for lb in sectioned}
-    sections = sorted(path_of)  # LogisticRegression.classes_ has the same order
-    section_clf: LogisticRegression | None = None
-    if len(sections) == 1:
-        section_weights = _unit_rows(np.asarray(x_section.mean(axis=0)))
-    else:
-        section_clf = section_pipeline.named_steps["clf"]
-        section_clf.fit(x_section, y_section, sample_weight=weights)
-        section_weights = _class_weights(section_clf)
-
-    selected = np.array([lb.selected for lb in ordered])
-    n_pos, n_neg = int(selected.sum()), int((~selected).sum())
-    priority_clf: LogisticRegression | None = None
-    centroids: np.ndarray | None = None
-    similarity_ref = 0.0
-    if n_pos >= MIN_PER_CLASS and n_neg >= MIN_PER_CLASS:
-        priority_clf = build_priority_classifier(seed).fit(x_base, selected)
-        mode = "classifier"
-    else:
-        positive_rows = x_base[np.flatnonzero(selected)]
-        centroids = _centroids(positive_rows, [lb.section for lb in ordered if lb.selected])
-        similarity_ref = float(np.median(_similarity(positive_rows, centroids)))
-        mode = "similarity"
-
+    picks_by_site: dict[str, Counter[str]] = defaultdict(Counter)
+    for lb in ordered:
+        host, site = site_of(lb.candidate.url)
+        picks_by_site[site or host][section_key(lb.section) if lb.selected and lb.section else ""] += 1
     state = {
         "features": features,
-        "section_clf": section_clf,
-        "sections": [path_of[s] for s in sections],
-        "section_weights": section_weights,
-        "priority_clf": priority_clf,
-        "centroids": centroids,
-        "similarity_ref": similarity_ref,
+        "sections": [list(s) for s in section_model.leaves],
+        "section": section_model,
+        "priority": priority_model,
+        "sites": {k: dict(v) for k, v in sorted(picks_by_site.items())},
     }
+    n_pos = int(selected.sum())
     meta = {
         "format": FORMAT_VERSION,
         "trained_at": now.isoformat(),
@@ -247,55 +510,25 @@ def _train(ordered: list[Label], *, seed: int, now: datetime) -> Model:
         "seed": seed,
         "n_examples": len(ordered),
         "n_positives": n_pos,
-        "n_negatives": n_neg,
+        "n_negatives": len(ordered) - n_pos,
+        "n_background": len(background),
         "n_sectioned": len(sectioned),
-        "n_with_editor_summary": len(enriched),
-        "label_counts": dict(sorted(Counter(section_key(lb.section) for lb in sectioned).items())),
-        "sections": [list(s) for s in state["sections"]],
-        "priority_mode": mode,
+        "label_counts": dict(sorted(Counter(section_key(p) for p in paths).items())),
+        "sections": [list(s) for s in section_model.leaves],
+        "exclusive_sections": section_model.exclusive,
+        "priority_mode": priority_model.mode,
         "n_features": len(features.vocabulary_),
         "model_sha256": None,  # filled in by save()
     }
     return Model(state, meta)
 
 
+def _candidate_order(c: Candidate) -> tuple[Any, ...]:
+    return (c.url, c.title, c.summary, c.source, c.feed or "", c.published.isoformat(), c.id)
+
+
 def _label_order(label: Label) -> tuple[Any, ...]:
-    c = label.candidate
-    return (
-        c.url,
-        c.title,
-        c.summary,
-        c.source,
-        c.feed or "",
-        c.published.isoformat(),
-        c.id,
-        label.section or (),
-        label.selected,
-        label.editor_summary,
-    )
-
-
-def _class_weights(clf: LogisticRegression) -> np.ndarray:
-    """One weight row per class (a binary model stores one row, for the second class)."""
-    coef = np.asarray(clf.coef_)
-    return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef
-
-
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.where(norms == 0, 1.0, norms)
-
-
-def _centroids(rows: sp.csr_matrix, sections: list[SectionPath | None]) -> np.ndarray:
-    """Unit-length mean vector of the selected posts of each section (and of those without one)."""
-    keys = sorted({section_key(s) if s else "" for s in sections})
-    groups = [[i for i, s in enumerate(sections) if (section_key(s) if s else "") == k] for k in keys]
-    return _unit_rows(np.vstack([np.asarray(rows[g].mean(axis=0)) for g in groups]))
-
-
-def _similarity(x: sp.csr_matrix, centroids: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row to the nearest centroid (rows are unit length already)."""
-    return np.asarray(x @ centroids.T).max(axis=1)
+    return (*_candidate_order(label.candidate), label.section or (), label.selected, label.editor_summary)
 
 
 # --- prediction ---------------------------------------------------------------------------------
@@ -305,7 +538,7 @@ class Model:
     """The fitted section and priority models, with their metadata.
 
     `meta` is what meta.json holds: trained_at, versions, label counts per section, n_examples,
-    n_positives, n_negatives, priority_mode ("classifier" or "similarity"), and so on.
+    n_positives, n_negatives, n_background, priority_mode ("classifier", "background" or "prior"), and so on.
     """
 
     def __init__(self, state: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -313,104 +546,121 @@ class Model:
         self.meta = meta
         self.features: TfidfVectorizer = state["features"]
         self.sections: list[SectionPath] = [tuple(s) for s in state["sections"]]
-        self._display, self._rank = _feature_display(self.features.get_feature_names_out())
-
-    @property
-    def section_pipeline(self) -> Pipeline | None:
-        """The fitted section model as one Pipeline over `candidate_text` documents; None with one section."""
-        clf = self._state["section_clf"]
-        return None if clf is None else Pipeline([("features", self.features), ("clf", clf)])
+        self._section: SectionModel = state["section"]
+        self._priority: PriorityModel = state["priority"]
+        self._sites: dict[str, dict[str, int]] = state["sites"]
+        self._names = [n for n in self.features.get_feature_names_out()] + list(LEXICON_COLUMNS)
 
     @property
     def priority_mode(self) -> str:
-        return "classifier" if self._state["priority_clf"] is not None else "similarity"
+        return self._priority.mode
+
+    def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
+        """The priority a post needs to be selected among `priorities`, and why (see PriorityModel.cut)."""
+        return self._priority.cut(priorities)
 
     def predict(self, candidates: Sequence[Candidate]) -> list[Prediction]:
         """Section, confidence, priority and reasons for each candidate, in input order."""
         out: list[Prediction] = []
         for start in range(0, len(candidates), PREDICT_BATCH):
             batch = candidates[start : start + PREDICT_BATCH]
-            x = self.features.transform([candidate_text(c) for c in batch])
-            out.extend(self._predict_rows(x))
+            out.extend(self._predict_batch(batch, _matrix(self.features, batch)))
         return out
 
-    def _predict_rows(self, x: sp.csr_matrix) -> list[Prediction]:
-        st = self._state
-        if st["section_clf"] is None:
-            chosen = np.zeros(x.shape[0], dtype=np.intp)
-            confidence = np.ones(x.shape[0])
-        else:
-            proba = st["section_clf"].predict_proba(x)
-            chosen = proba.argmax(axis=1)
-            confidence = proba[np.arange(x.shape[0]), chosen]
-        if st["priority_clf"] is not None:
-            priority = st["priority_clf"].predict_proba(x)[:, 1]
-        else:
-            priority = _squash(_similarity(x, st["centroids"]), st["similarity_ref"])
-        reasons = _reasons(x, chosen, st["section_weights"], self._display, self._rank)
-        sections = self.sections
-        return [
-            Prediction(section=sections[k], section_confidence=c, priority=p, reasons=r)
-            for k, c, p, r in zip(chosen.tolist(), confidence.tolist(), priority.tolist(), reasons)
-        ]
+    def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix) -> list[Prediction]:
+        sites = [site_of(c.url) for c in batch]
+        site_keys = [site or host for host, site in sites]
+        titled = _title_only(x)
+        proba = self._section.proba(titled, site_keys)
+        blind = self._title_says_nothing(x)
+        if blind.any():  # a title the section model cannot read: let the opening's vocabulary speak
+            rows = np.flatnonzero(blind)
+            proba[rows] = self._section.proba(_opening_as_title(x[rows]), [site_keys[i] for i in rows])
+        chosen = proba.argmax(axis=1)
+        confidence = proba[np.arange(len(batch)), chosen]
+        priority = self._priority.proba(x, site_keys)
+        out = []
+        for i, c in enumerate(batch):
+            section = self.sections[int(chosen[i])]
+            reasons = self._reasons(titled[i], section, site_keys[i], float(priority[i]), x[i])
+            out.append(Prediction(section=section, section_confidence=float(confidence[i]),
+                                  priority=float(priority[i]), reasons=reasons))
+        return out
+
+    def _title_says_nothing(self, x: sp.csr_matrix) -> np.ndarray:
+        """Rows whose title has no word the models were trained on and no built-in topic word."""
+        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+        words = np.array([not n.startswith(("host=", "site=", "source=", "feed=")) for n in self._names[:n_tfidf]])
+        has_word = np.asarray(x[:, :n_tfidf] @ words.astype(np.float64)).ravel() > 0
+        topics = [n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}") for k, _ in _TOPIC_MATCHERS]
+        has_topic = np.asarray(x[:, topics].sum(axis=1)).ravel() > 0
+        return ~has_word & ~has_topic
+
+    def _reasons(self, row: sp.csr_matrix, section: SectionPath, site: str, priority: float,
+                 full: sp.csr_matrix) -> tuple[str, ...]:
+        """Why, in an editor's words: the strongest evidence for the section, then for the priority."""
+        reasons = []
+        words = self._section_words(row, section)
+        if words:
+            reasons.append(f"{section[-1]}: {', '.join(words)}")
+        history = self._sites.get(site)
+        if history:
+            picks = sum(n for k, n in history.items() if k)
+            same = history.get(section_key(section), 0)
+            left_out = history.get("", 0)
+            text = f"{site}: {picks} past picks"
+            if same:
+                text += f", {same} in {section[-1]}"
+            if left_out:
+                text += f", {left_out} left out"
+            reasons.append(text)
+        n_tfidf = full.shape[1] - len(LEXICON_COLUMNS)
+        lex = np.asarray(full[:, n_tfidf:].todense()).ravel()
+        scope = lex[LEXICON_COLUMNS.index("scope:title")] + lex[LEXICON_COLUMNS.index("scope:opening")]
+        if scope < LEXICON_SCALE - 1e-9:
+            reasons.append("little or no AI/ML vocabulary in title or opening")
+        if lex[LEXICON_COLUMNS.index("open:code")] > 0:
+            reasons.append("code, a library or weights published")
+        return tuple(reasons)
+
+    def _section_words(self, row: sp.csr_matrix, section: SectionPath) -> list[str]:
+        """Title words that pushed the post towards its section in the flat and topic models."""
+        row = row.tocsr()
+        contribution: Counter[int] = Counter()
+        for clf, name in ((self._section.flat, section_key(section)), (self._section.topic, _name(section[-1]))):
+            if clf is None:
+                continue
+            classes = clf.classes_.tolist()
+            if name not in classes:
+                continue
+            coef = np.asarray(clf.coef_)
+            weights = coef[0] * (1 if classes.index(name) == 1 else -1) if coef.shape[0] == 1 else coef[classes.index(name)]
+            for col, value in zip(row.indices.tolist(), row.data.tolist()):
+                contribution[col] += value * weights[col]
+        shown: list[str] = []
+        used: set[str] = set()
+        for col, value in sorted(contribution.items(), key=lambda kv: (-kv[1], kv[0])):
+            if value <= 0 or len(shown) == N_REASONS:
+                break
+            text = _display(self._names[col])
+            if text is None or set(text.split()) & used:
+                continue
+            shown.append(text)
+            used |= set(text.split())
+        return shown
 
 
-def _squash(similarity: np.ndarray, ref: float) -> np.ndarray:
-    """Map similarity to 0..1, 0.5 at the median similarity of the selected posts themselves."""
-    r = similarity / (ref if ref > 0 else 1.0)
-    return r / (1.0 + r)
-
-
-def _feature_display(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Readable text of each feature, and its rank as a reason: content words and feed tokens (0)
-    before Hangul syllable pairs (1); stop words and numbers (2) are never shown."""
-    display, rank = [], np.zeros(len(names), dtype=np.int8)
-    for i, name in enumerate(names):
-        if name.startswith(_HANGUL_MARK):
-            display.append(name[len(_HANGUL_MARK) :])
-            rank[i] = 1
-        elif _META_MARK in name and " " not in name:
-            display.append(name.split(_META_MARK, 1)[1])
-        else:
-            display.append(name)
-            if all(w in ENGLISH_STOP_WORDS or w.isdigit() for w in name.split()):
-                rank[i] = _NOT_A_REASON
-    return display, rank
-
-
-def _reasons(
-    x: sp.csr_matrix,
-    chosen: np.ndarray,
-    weights: np.ndarray,
-    display: list[str],
-    rank: np.ndarray,
-) -> list[tuple[str, ...]]:
-    """The features that pushed each row most towards its chosen section (weight x tf-idf > 0)."""
-    x = x.tocsr()
-    n = x.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(x.indptr))
-    cols = x.indices
-    contribution = x.data * weights[chosen[rows], cols]
-    helps = (contribution > 0) & (rank[cols] < _NOT_A_REASON)
-    rows, cols, contribution = rows[helps], cols[helps], contribution[helps]
-    # per row: words before syllables, then by contribution, ties by column (deterministic)
-    order = np.lexsort((cols, -contribution, rank[cols], rows))
-    cols_sorted = cols[order].tolist()
-    bounds = np.searchsorted(rows[order], np.arange(n + 1)).tolist()
-    out = []
-    for i in range(n):
-        chosen_texts: list[str] = []
-        used: set[str] = set()  # words already shown: no "sagemaker" then "amazon sagemaker"
-        for col in cols_sorted[bounds[i] : bounds[i + 1]]:
-            text = display[col]
-            words = set(_REASON_SPLIT.split(text))
-            if not words & used:
-                chosen_texts.append(text)
-                used |= words
-                if len(chosen_texts) == N_REASONS:
-                    break
-        out.append(tuple(chosen_texts))
-    return out
+def _display(name: str) -> str | None:
+    """A feature as an editor reads it, or None when it means nothing to them."""
+    if name.startswith(_HANGUL_MARK):
+        return name[1:]
+    if name.startswith("topic:") and name.count(":") == 1:
+        return f"{name[6:]} vocabulary"
+    if name.startswith(_PREFIX_MARK) or _META_MARK in name or name in LEXICON_COLUMNS:
+        return None
+    if all(w in ENGLISH_STOP_WORDS or w.isdigit() for w in name.split()):
+        return None
+    return name
 
 
 # --- persistence --------------------------------------------------------------------------------

@@ -1,18 +1,24 @@
-"""The learning jobs: importing digests as labels, training the models, and the month-by-month backtest."""
+"""The learning jobs: importing digests as labels, training the models, and evaluating them on the store's decisions."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aggregator.learn.digest_reader import read_digest
 from aggregator.errors import DigestError, ModelError
+from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, covered_months, digest_month, import_entries
-from aggregator.models import DigestStyle, Label, SectionPath
+from aggregator.models import Candidate, Digest, DigestStyle, Label, SectionPath, month_bounds
 from aggregator.store import ImportReport, Store
+
+if TYPE_CHECKING:
+    from aggregator.learn.classify import Model
+    from aggregator.learn.evaluate import Report
+
+Progress = Callable[[int, int], None] | None
 
 
 def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None,
@@ -57,51 +63,72 @@ def aligned_labels(store: Store) -> list[tuple[str, Label]]:
     return out
 
 
-@dataclass(frozen=True)
-class MonthScore:
-    """Backtest figures for one month: trained on the months before it."""
-
-    month: str
-    train_labels: int
-    selected: int
-    negatives: int
-    section_accuracy: float | None
-    section_macro_f1: float | None
-    precision_at_k: float | None
-    recall_at_k: float | None
-    average_precision: float | None
-
-
-def backtest(labels: Sequence[tuple[str, Label]], *, now: datetime, seed: int = 0) -> list[MonthScore]:
-    """For each month m with history before it: train on earlier months, score m's decisions."""
-    from sklearn.metrics import average_precision_score, f1_score
-
+def train_model(store: Store, *, now: datetime) -> Model:
+    """Fit the models on every decision, with the fetched posts nobody decided on as background."""
     from aggregator.learn.classify import train
 
-    months = sorted({m for m, _ in labels})
-    scores = []
-    for month in months[1:]:
-        history = [lb for m, lb in labels if m < month]
-        test = [lb for m, lb in labels if m == month]
-        try:
-            model = train(history, seed=seed, now=now)
-        except ModelError:
-            continue
-        predictions = model.predict([lb.candidate for lb in test])
-        chosen = [(lb, p) for lb, p in zip(test, predictions) if lb.selected and lb.section]
-        accuracy = f1 = None
-        if chosen:
-            truth = [" > ".join(lb.section or ()) for lb, _ in chosen]
-            guess = [" > ".join(p.section) for _, p in chosen]
-            accuracy = sum(t == g for t, g in zip(truth, guess)) / len(chosen)
-            f1 = float(f1_score(truth, guess, labels=sorted(set(truth)), average="macro", zero_division=0))
-        selected = [lb.selected for lb in test]
-        n_sel, n_neg = sum(selected), len(selected) - sum(selected)
-        p_at_k = r_at_k = ap = None
-        if n_sel and n_neg:
-            order = sorted(range(len(test)), key=lambda i: -(predictions[i].priority or 0.0))
-            hits = sum(selected[i] for i in order[:n_sel])
-            p_at_k = r_at_k = hits / n_sel  # k = the number the editor selected, so both coincide
-            ap = float(average_precision_score(selected, [p.priority or 0.0 for p in predictions]))
-        scores.append(MonthScore(month, len(history), n_sel, n_neg, accuracy, f1, p_at_k, r_at_k, ap))
-    return scores
+    labels = [label for _month, label in aligned_labels(store)]
+    return train(labels, background=store.fetched_posts(), now=now)
+
+
+def _read(path: Path, month: str | None = None) -> tuple[Digest, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"{path}: cannot read: {exc}") from None
+    digest = read_digest(text, path=str(path), style=None, month=month)
+    which = digest_month(digest, str(path), month)
+    if which is None:
+        raise DigestError(f"{path}: cannot tell which month this digest is for")
+    return digest, which
+
+
+def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched: dict[str, Candidate]) -> list[Label]:
+    """A digest's entries as picks; a post that was fetched is read as its feed gave it (with its opening)."""
+    out = []
+    for e in import_entries(digest, month):
+        candidate = fetched.get(e.url) or Candidate(0, e.url, e.title, "", e.source, e.published)
+        out.append(Label(candidate, align_section(e.section, tree), True))
+    return out
+
+
+def evaluate_months(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None) -> Report:
+    """Month by month: learn from the months before m, predict m's decisions (only the `last` months
+    when given); every method on the same splits."""
+    from aggregator.learn.evaluate import monthly_splits, run
+
+    splits = list(monthly_splits(aligned_labels(store), store.fetched_posts(), lambda m: month_bounds(m)[1]))
+    splits = splits[-last:] if last else splits
+    return run("month by month", splits, now=now, progress=progress)
+
+
+def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progress: Progress = None) -> Report:
+    """Learn from an older version of a digest (read from its file, not imported), predict what the newer added."""
+    from aggregator.learn.evaluate import old_to_new, run
+
+    old_digest, old_month = _read(old)
+    new_digest, new_month = _read(new)
+    background = store.fetched_posts()
+    fetched = {c.url: c for c in background}
+    tree = new_digest.sections
+    covers = covered_months([e.month for e in new_digest.entries]) or [new_month]
+    split = old_to_new(_as_labels(old_digest, old_month, tree, fetched), _as_labels(new_digest, new_month, tree, fetched),
+                       background, [month_bounds(m) for m in covers])
+    if not split.test:
+        raise DigestError(f"{new}: adds no entry to {old}")
+    return run(f"{old.name} -> {new.name}", [split], now=now, progress=progress)
+
+
+def evaluate_loo(store: Store, edition: str | None, *, now: datetime, progress: Progress = None) -> Report:
+    """Leave one out over one imported edition's picks (default: the newest), everything else learned."""
+    from aggregator.learn.evaluate import leave_one_out, run
+
+    labels = aligned_labels(store)
+    editions = sorted({m for m, lb in labels if lb.selected})
+    if not editions:
+        raise ModelError("nothing to evaluate: import a digest first")
+    edition = edition or editions[-1]
+    if edition not in editions:
+        raise ModelError(f"no imported digest for {edition} (imported: {', '.join(editions)})")
+    splits = list(leave_one_out(labels, store.fetched_posts(), edition))
+    return run(f"leave one out, {edition}", splits, now=now, progress=progress)

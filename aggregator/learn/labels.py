@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from statistics import median
 
 from aggregator.links import canonical_url
 from aggregator.models import Digest, SectionPath
@@ -90,12 +89,6 @@ def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
         out.append(ImportEntry(url, entry.title, entry.source, datetime(int(year), int(mon), 1, tzinfo=timezone.utc),
                                entry.section, entry.summary))
     return out
-
-
-def typical_selection(counts: Sequence[int]) -> int | None:
-    """How many posts a draft should select: the median of what past digests held."""
-    counts = [c for c in counts if c > 0]
-    return int(median(counts)) if counts else None
 
 
 def sections_without_source(digests_entries: Sequence[tuple[SectionPath, str]]) -> list[str]:
