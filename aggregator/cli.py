@@ -144,6 +144,20 @@ def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool, w
                        on_start=lambda n: bar.update(task, total=n))
 
 
+@contextmanager
+def _progress(ctx: typer.Context, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for long work on a terminal; nothing in cron, with --quiet or when output is piped."""
+    if not ctx.obj.interactive:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console(),
+                  transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 @app.command()
 @reports_errors
 def init(ctx: typer.Context) -> None:
@@ -338,29 +352,63 @@ def train(ctx: typer.Context) -> None:
 @reports_errors
 def evaluate(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    old: Annotated[Path | None, typer.Option("--from", help="An older version of a digest: learn from it alone ...", show_default=False)] = None,
+    new: Annotated[Path | None, typer.Option("--to", help="... and predict what this newer version added, and where it filed it.", show_default=False)] = None,
+    loo: Annotated[bool, typer.Option("--loo", help="Leave one out over one imported edition's picks.")] = False,
+    edition: Annotated[str | None, typer.Option("--edition", help="The edition for --loo, YYYY-MM (default: the newest).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Backtest month by month: train on the months before m, predict m, and score it."""
+    """Judge the model on the editor's decisions beside the baselines: month by month (default), --from/--to, or --loo."""
     import dataclasses
     import json as jsonlib
 
-    from aggregator.learn.jobs import aligned_labels, backtest
+    from aggregator.learn.jobs import evaluate_loo, evaluate_months, evaluate_old_new
 
+    if (old is None) != (new is None):
+        raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
+    if old is not None and loo:
+        raise typer.BadParameter("use either --from/--to or --loo", param_hint="--loo")
+    if edition is not None:
+        _check_month(edition)
     with runtime(ctx) as rt:
-        scores = backtest(aligned_labels(rt.store), now=rt.clock())
+        with _progress(ctx, "evaluating") as progress:
+            if old is not None and new is not None:
+                report = evaluate_old_new(rt.store, old, new, now=rt.clock(), progress=progress)
+            elif loo:
+                report = evaluate_loo(rt.store, edition, now=rt.clock(), progress=progress)
+            else:
+                report = evaluate_months(rt.store, now=rt.clock(), progress=progress)
     if as_json:
-        sys.stdout.write(jsonlib.dumps([dataclasses.asdict(s) for s in scores], indent=2) + "\n")
+        sys.stdout.write(jsonlib.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n")
         return
-    if not scores:
-        say("nothing to evaluate: import digests of at least two months first")
+    if not report.splits and not report.skipped:
+        say("nothing to evaluate: import digests of at least two months first (or use --from/--to, --loo)")
         return
-    table = _table(("month", "trained on", "selected", "left out", "section acc", "section F1", "P@k", "R@k", "AP"),
-                   justify="right")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    for sc in scores:
-        table.add_row(sc.month, str(sc.train_labels), str(sc.selected), str(sc.negatives), fmt(sc.section_accuracy),
-                      fmt(sc.section_macro_f1), fmt(sc.precision_at_k), fmt(sc.recall_at_k), fmt(sc.average_precision))
-    _console().print(table)
+    console = _console()
+    if len(report.splits) > 1 and not loo:
+        table = _table(("month", "trained on", "picks", "non-picks", "leaf acc", "top acc", "AP", "cut F1"),
+                       justify="right")
+        for name, trained, f in report.splits:
+            table.add_row(name, str(trained), str(f.picks), str(f.non_picks), fmt(f.leaf_accuracy),
+                          fmt(f.top_accuracy), fmt(f.average_precision), fmt(f.cut_f1))
+        console.print(table)
+    say(f"{report.scenario}: {len(report.splits)} split(s), pooled")
+    table = _table(("method", "picks", "leaf acc", "top acc", "leaf F1", "non-picks", "AP", "selected", "cut P",
+                    "cut R", "cut F1"), justify="right")
+    for f in report.methods:
+        table.add_row(f.method, str(f.picks), fmt(f.leaf_accuracy), fmt(f.top_accuracy), fmt(f.leaf_macro_f1),
+                      str(f.non_picks), fmt(f.average_precision), str(f.selected), fmt(f.cut_precision),
+                      fmt(f.cut_recall), fmt(f.cut_f1))
+    console.print(table)
+    if report.calibration:
+        table = _table(("P(pick)", "posts", "mean P", "picked"), justify="right")
+        for name, n, mean_p, rate in report.calibration:
+            table.add_row(name, str(n), f"{mean_p:.2f}", f"{rate:.2f}")
+        say("calibration of the model's P(pick):")
+        console.print(table)
+    for line in report.skipped:
+        warn(f"skipped {line}")
 
 
 def _check_month(month: str) -> None:

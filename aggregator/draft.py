@@ -70,8 +70,9 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
                count: int | None = None, min_priority: float | None = None) -> Draft:
     """Render the draft of `month` from the posts stored for it, placed by `model` when there is one.
 
-    A model's draft selects the posts likely enough to be picked (the model's cut, see
-    `Model.cut`); `min_priority` replaces that threshold and `count` caps how many are selected.
+    A model's draft selects the posts likely enough to be picked (the model's cut, see `Model.cut`).
+    `min_priority` replaces that threshold; `count` alone selects the `count` highest priorities, and
+    with `min_priority` caps how many pass it.
     """
     start, end = month_bounds(month)
     edition = store.edition_labels(month)  # what this month's imported digest already decided
@@ -90,8 +91,10 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         threshold, how = model.cut([p.priority or 0.0 for c, p in zip(candidates, predictions) if c.id not in decided])
         if min_priority is not None:
             threshold, how = min_priority, f"selected: priority >= {min_priority:.2f} (--min-priority)"
-        if count is not None:
-            how += f", at most {count} (--max)"
+            if count is not None:
+                how += f", at most {count} (--max)"
+        elif count is not None:
+            threshold, how = float("-inf"), f"selected: the {count} highest priorities (--max)"
         items = place_ranked(candidates, predictions, count=count, min_priority=threshold, decided=decided)
         chosen = sum(i.selected for i in items)
         note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; {how}; "

@@ -88,8 +88,7 @@ def _comment(item: DraftItem) -> str | None:
     if p.section_confidence is not None:
         parts.append(f"section {p.section_confidence:.2f}")
     if p.reasons:
-        terms = ", ".join(_comment_text(r) for r in p.reasons)
-        parts.append(f"terms: {terms}")
+        parts.append("why: " + "; ".join(_comment_text(r) for r in p.reasons))
     return "<!-- " + "; ".join(parts) + " -->"
 
 

@@ -161,14 +161,15 @@ def model() -> classify.Model:
 
 
 @pytest.fixture(scope="module")
-def similarity_model() -> classify.Model:
+def prior_model() -> classify.Model:
     return classify.train(make_labels(with_negatives=False), seed=0, now=NOW)
 
 
 def test_aws_sagemaker_post_goes_to_aws_section(model: classify.Model) -> None:
     [p] = model.predict([NEW_SAGEMAKER])
     assert p.section == AWS_OPS
-    assert "sagemaker" in p.reasons
+    assert "sagemaker" in p.reasons[0]
+    assert p.reasons[1].startswith("aws.amazon.com/blogs: 9 past picks, 7 in 3.4.")
 
 
 def test_company_serving_post_goes_to_business_mlops(model: classify.Model) -> None:
@@ -192,34 +193,46 @@ def test_predictions_are_well_formed(model: classify.Model) -> None:
         assert isinstance(p.section, tuple)
         assert 0.0 <= p.section_confidence <= 1.0
         assert 0.0 <= p.priority <= 1.0
-        assert len(p.reasons) <= classify.N_REASONS
-        assert all(r.strip() and not r.startswith(("~", "host=")) for r in p.reasons)
-    assert all(len(p.reasons) == classify.N_REASONS for p in predictions[:3])
-    assert not {"with", "and", "in", "on", "the"} & {r for p in predictions for r in p.reasons}
+        assert all(r.strip() and "~" not in r and "host=" not in r and "^" not in r for r in p.reasons)
+    for p in predictions[:3]:  # the first reason names the section and the title words that put the post there
+        heading, _, words = p.reasons[0].partition(": ")
+        assert heading == p.section[-1]
+        assert 1 <= len(words.split(", ")) <= classify.N_REASONS
+        assert not {"with", "and", "in", "on", "the"} & set(words.split(", "))
+    assert "little or no AI/ML vocabulary in title or opening" in predictions[3].reasons
 
 
 def test_empty_input_gives_empty_output(model: classify.Model) -> None:
     assert model.predict([]) == []
 
 
-@pytest.mark.parametrize("fixture", ["model", "similarity_model"])
+@pytest.mark.parametrize("fixture", ["model", "prior_model"])
 def test_priority_prefers_posts_like_the_selected_ones(fixture: str, request: pytest.FixtureRequest) -> None:
     m: classify.Model = request.getfixturevalue(fixture)
     sagemaker, serving, korean, off_topic = m.predict([NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC])
     assert min(sagemaker.priority, serving.priority, korean.priority) > off_topic.priority
 
 
-def test_priority_mode_depends_on_negatives(model: classify.Model, similarity_model: classify.Model) -> None:
+def test_priority_mode_depends_on_negatives(model: classify.Model, prior_model: classify.Model) -> None:
     assert model.meta["priority_mode"] == model.priority_mode == "classifier"
-    assert similarity_model.meta["priority_mode"] == similarity_model.priority_mode == "similarity"
-    assert similarity_model.meta["n_negatives"] == 0
+    assert prior_model.meta["priority_mode"] == prior_model.priority_mode == "prior"
+    assert prior_model.meta["n_negatives"] == 0
 
 
-def test_few_negatives_fall_back_to_similarity() -> None:
+def test_few_negatives_and_no_background_fall_back_to_the_prior() -> None:
     labels = make_labels(with_negatives=False) + [lb for lb in make_labels() if not lb.selected][:2]
     m = classify.train(labels, now=NOW)
-    assert m.meta["priority_mode"] == "similarity"
+    assert m.meta["priority_mode"] == "prior"
     assert m.meta["n_negatives"] == 2
+
+
+def test_undecided_posts_as_background_make_priority_a_learned_model() -> None:
+    negatives = [lb.candidate for lb in make_labels() if not lb.selected]
+    m = classify.train(make_labels(with_negatives=False), background=negatives, now=NOW)
+    assert m.meta["priority_mode"] == "background"
+    assert m.meta["n_background"] == len(negatives)
+    sagemaker, off_topic = m.predict([NEW_SAGEMAKER, OFF_TOPIC])
+    assert sagemaker.priority > 0.5 > off_topic.priority
 
 
 def test_meta_describes_the_training(model: classify.Model) -> None:
@@ -270,31 +283,13 @@ def test_candidate_text_is_what_the_model_reads() -> None:
     assert feed.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs", "source=amazon_web_services"]
 
 
-def test_editor_summary_enriches_training_but_is_not_needed_to_predict() -> None:
-    secret = "zorblax"  # appears only in the editor's summaries of the 1.3 posts
+def test_editor_summaries_never_change_the_model() -> None:
+    """A draft's candidates have no editor summary; a model that learned from them would read
+    the absence of one as evidence, so summaries are not training text."""
     plain = make_labels()
-    enriched = [
-        dataclasses.replace(lb, editor_summary=f"{secret}: 보드게임 강화학습") if lb.section == R_ETC else lb
-        for lb in plain
-    ]
-    assert all(secret not in classify.candidate_text(lb.candidate) for lb in enriched)
-    with_summaries = classify.train(enriched, now=NOW)
-    without = classify.train(plain, now=NOW)
-    assert with_summaries.meta["n_with_editor_summary"] == 2
-    assert secret in with_summaries.features.vocabulary_
-    assert secret not in without.features.vocabulary_
-
-    probe = _candidate(200, "https://unknown.example.org/p", f"Agents that play {secret}", "", "")
-
-    def p_research_etc(m: classify.Model) -> float:
-        pipeline = m.section_pipeline
-        assert pipeline is not None
-        proba = pipeline.predict_proba([classify.candidate_text(probe)])[0]
-        return float(proba[list(pipeline.classes_).index(" > ".join(R_ETC))])
-
-    assert p_research_etc(with_summaries) > p_research_etc(without)
-    [p] = with_summaries.predict([probe])  # a bare Candidate: nothing to read a summary from
-    assert p.section in with_summaries.sections
+    enriched = [dataclasses.replace(lb, editor_summary="zorblax: 보드게임 강화학습") if lb.selected else lb for lb in plain]
+    probe = [NEW_SAGEMAKER, NEW_SERVING, _candidate(200, "https://unknown.example.org/p", "Agents that play zorblax", "", "")]
+    assert classify.train(enriched, now=NOW).predict(probe) == classify.train(plain, now=NOW).predict(probe)
 
 
 def test_predict_reads_only_candidate_fields(model: classify.Model) -> None:
@@ -319,7 +314,6 @@ def test_one_section_gives_that_section_with_full_confidence() -> None:
     predictions = m.predict([NEW_SAGEMAKER, OFF_TOPIC])
     assert [p.section for p in predictions] == [AWS_OPS, AWS_OPS]
     assert [p.section_confidence for p in predictions] == [1.0, 1.0]
-    assert "sagemaker" in predictions[0].reasons
     assert predictions[0].priority > predictions[1].priority
 
 
@@ -328,8 +322,8 @@ def test_two_sections_use_both_sides_of_a_binary_model() -> None:
     m = classify.train(labels, now=NOW)
     sagemaker, korean = m.predict([NEW_SAGEMAKER, NEW_KOREAN_SERVING])
     assert (sagemaker.section, korean.section) == (AWS_OPS, B_OPS)
-    assert "sagemaker" in sagemaker.reasons
-    assert any("서빙" in r for r in korean.reasons)
+    assert "sagemaker" in sagemaker.reasons[0]
+    assert "서빙" in korean.reasons[0]
 
 
 def test_section_headings_come_back_as_written() -> None:
@@ -378,7 +372,7 @@ def saved(model: classify.Model, tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("fixture", ["model", "similarity_model"])
+@pytest.mark.parametrize("fixture", ["model", "prior_model"])
 def test_save_load_round_trip(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     m: classify.Model = request.getfixturevalue(fixture)
     classify.save(m, tmp_path)
@@ -464,8 +458,8 @@ def test_load_damaged_meta(saved: Path, content: str) -> None:
         classify.load(saved)
 
 
-def test_save_overwrites_an_older_model(model: classify.Model, similarity_model: classify.Model, tmp_path: Path) -> None:
-    classify.save(similarity_model, tmp_path)
+def test_save_overwrites_an_older_model(model: classify.Model, prior_model: classify.Model, tmp_path: Path) -> None:
+    classify.save(prior_model, tmp_path)
     classify.save(model, tmp_path)
     assert classify.load(tmp_path).meta["priority_mode"] == "classifier"
     assert not list(tmp_path.glob("*.tmp"))

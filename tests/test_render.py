@@ -114,7 +114,7 @@ def test_comments_cannot_be_closed_early() -> None:
                                     Prediction(("1. Posts",), priority=0.5, reasons=("--->", "a--b", "<!--")))],
                          title="T", note="note --> end")
     comments = [line for line in md.splitlines() if line.startswith("<!--")]
-    assert comments == ["<!-- note - -> end -->", "<!-- priority 0.50; terms: - - ->, a- -b, <!- - -->"]
+    assert comments == ["<!-- note - -> end -->", "<!-- priority 0.50; why: - - ->; a- -b; <!- - -->"]
     assert all(c.count("--") == 2 for c in comments)  # only the opening and closing ones
 
 
