@@ -1,0 +1,241 @@
+"""Choosing and filing like the editor: off-topic posts below the cut, one-site sections closed to other
+sites, a post's text never overriding its title, P(pick) calibrated, and eval's splits beside the baselines."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+from typer.testing import CliRunner, Result
+
+from aggregator.cli import app
+from aggregator.learn import classify
+from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.labels import import_entries
+from aggregator.models import Candidate, Label
+
+NOW = datetime(2023, 4, 2, tzinfo=timezone.utc)
+MARCH = datetime(2023, 3, 15, tzinfo=timezone.utc)
+DIGESTS = DATA / "digests"
+AWS_ONLY = "3. AWS ML Only"
+runner = CliRunner()
+
+# Real titles of a month of toss.tech and NAVER D2 posts (March 2023): design, front end, events; no ML.
+OFF_TOPIC = [
+    ("https://toss.tech/article/value-first-cost-later", "토스 디자인 원칙 Value first, Cost later",
+     "토스 디자인 원칙을 만들게 된 배경과 그 의미를 소개합니다.", "토스"),
+    ("https://toss.tech/article/eslint-ast", "ESLint와 AST로 코드 퀄리티 높이기",
+     "코드 리뷰에서 반복되는 지적을 린트 규칙으로 자동화한 과정을 공유합니다.", "토스"),
+    ("https://toss.tech/article/restdocs", "tosspayments-restdocs: 선언형 문서 작성 라이브러리",
+     "API 문서를 테스트 코드와 함께 선언적으로 작성하는 라이브러리를 만들었습니다.", "토스"),
+    ("https://toss.tech/article/declarative-code", "선언적인 코드 작성하기",
+     "무엇을 하는지 드러나는 코드를 쓰는 방법을 예제로 살펴봅니다.", "토스"),
+    ("https://toss.tech/article/root-cause", "문제 원인의 원인을 찾아서",
+     "장애의 근본 원인을 찾기 위해 팀이 던진 질문들을 정리했습니다.", "토스"),
+    ("https://toss.tech/article/dont-trust-your-idea", "내 아이디어를 너무 믿지 마세요",
+     "제품 아이디어를 검증하는 작은 실험들에 대한 이야기입니다.", "토스"),
+    ("https://toss.tech/article/one-best-choice", "추천할 때는 제일 좋은 것 하나면 된다",
+     "사용자에게 선택지를 줄 때 디자이너가 고민한 것들을 공유합니다.", "토스"),
+    ("https://toss.tech/article/designer-new-domain", "디자이너가 새로운 도메인을 빠르게 학습하는 법",
+     "낯선 금융 도메인을 짧은 시간에 익힌 디자이너의 방법입니다.", "토스"),
+    ("https://d2.naver.com/news/deview-2023-videos", "DEVIEW 2023 발표영상이 공개 되었습니다.",
+     "올해 DEVIEW의 세션 영상을 모두 볼 수 있습니다.", "네이버"),
+    ("https://d2.naver.com/news/deview-campus-2023", "학생 개발자를 위한 DEVIEW CAMPUS 2023이 열렸습니다!",
+     "학생 개발자를 위한 행사 소식을 전합니다.", "네이버"),
+]
+
+
+def house_labels(name: str = "house_2022-12.md") -> list[Label]:
+    """The picks of a house-style fixture digest, as titles, sources and links only."""
+    path = DIGESTS / name
+    digest = read_digest(path.read_text(encoding="utf-8"), path=str(path))
+    return [Label(Candidate(0, e.url, e.title, "", e.source, e.published), e.section, True)
+            for e in import_entries(digest, "2022-12")]
+
+
+def post(i: int, url: str, title: str, summary: str = "", source: str = "") -> Candidate:
+    return Candidate(i, url, title, summary, source, MARCH)
+
+
+def selected(model: classify.Model, candidates: list[Candidate]) -> list[Candidate]:
+    predictions = model.predict(candidates)
+    threshold, _ = model.cut([p.priority or 0.0 for p in predictions])
+    return [c for c, p in zip(candidates, predictions) if (p.priority or 0.0) >= threshold]
+
+
+# --- the cut -------------------------------------------------------------------------------------
+
+
+def test_an_off_topic_month_stays_below_the_cut_on_the_first_day() -> None:
+    """Only a digest imported, trained before anything was fetched: the prior keeps non-ML posts out."""
+    model = classify.train(house_labels(), now=NOW)
+    assert model.priority_mode == "prior"
+    month = [post(i, *row) for i, row in enumerate(OFF_TOPIC)]
+    assert len(selected(model, month)) <= 1
+    serving = post(99, "https://hyperconnect.github.io/2023/03/01/llm-serving.html", "LLM 서빙 비용을 줄인 추론 최적화",
+                   "", "하이퍼커넥트")
+    assert selected(model, month + [serving]) == [serving]  # an ML post of that month still makes it
+
+
+def test_an_off_topic_month_stays_below_the_cut_once_it_is_background() -> None:
+    """Trained again after the fetch: the undecided posts are background and the cut holds every one out."""
+    month = [post(i, *row) for i, row in enumerate(OFF_TOPIC)]
+    model = classify.train(house_labels(), background=month, now=NOW)
+    assert model.priority_mode == "background"
+    assert selected(model, month) == []
+    threshold, how = model.cut([p.priority or 0.0 for p in model.predict(month)])
+    assert threshold >= classify.CUT_FLOOR and "expected F1" in how
+
+
+def test_the_cut_maximises_expected_f1_and_never_goes_below_the_floor() -> None:
+    model = classify.train(house_labels(), background=[post(i, *row) for i, row in enumerate(OFF_TOPIC)], now=NOW)
+    threshold, _ = model.cut([0.95, 0.9, 0.85, 0.1, 0.05, 0.05])
+    assert 0.1 < threshold <= 0.85  # the three likely picks, none of the rest
+    threshold, _ = model.cut([0.2, 0.1, 0.05])
+    assert threshold == classify.CUT_FLOOR  # a thin month selects nothing rather than its best guess
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def test_a_research_lab_post_never_lands_in_a_section_that_holds_one_vendors_posts() -> None:
+    model = classify.train(house_labels(), now=NOW)
+    assert model.meta["exclusive_sections"][AWS_ONLY] == "aws.amazon.com/blogs"
+    others = [
+        post(1, "https://ai.facebook.com/blog/token-merging-your-vit-but-faster/", "Token Merging: Your ViT but Faster",
+             "", "Meta"),
+        post(2, "https://eng.lyft.com/ml-platform-serving-sagemaker", "Serving ML models on our SageMaker-like platform",
+             "", "Lyft"),
+        post(3, "https://engineering.atspotify.com/2023/03/ml-training-infrastructure", "Scaling ML training infrastructure",
+             "", "Spotify"),
+    ]
+    for p in model.predict(others):
+        assert p.section[0] != AWS_ONLY
+    [aws] = model.predict([post(4, "https://aws.amazon.com/blogs/machine-learning/sagemaker-inference-recommender",
+                                "Deploy models with Amazon SageMaker Inference Recommender")])
+    assert aws.section[0] == AWS_ONLY
+
+
+def test_a_posts_text_never_flips_a_section_its_title_got_right() -> None:
+    """Posts known only from a digest have no text and fetched ones do; boilerplate that opens many
+    posts must not move a post its title already files."""
+    labels = house_labels()
+    model = classify.train(labels, now=NOW)
+    boilerplate = ("Amazon SageMaker is a fully managed service that provides every developer and data scientist "
+                   "with the ability to build, train, and deploy machine learning models quickly. 추천 시스템과 "
+                   "이미지 인식, 언어 모델 학습과 서빙 파이프라인을 모두 다룹니다.")
+    titles = [lb.candidate for lb in labels]
+    with_text = [Candidate(c.id, c.url, c.title, boilerplate, c.source, c.published) for c in titles]
+    right = [i for i, (lb, p) in enumerate(zip(labels, model.predict(titles))) if p.section == lb.section]
+    assert len(right) >= len(labels) // 2
+    again = model.predict(with_text)
+    assert [again[i].section for i in right] == [labels[i].section for i in right]
+
+
+def test_topics_learned_under_one_parent_help_the_others() -> None:
+    """NLP under "1. Research" and under "2. Business Cases" share one topic class."""
+    r_nlp, b_nlp = ("1. Research", "1.2. NLP"), ("2. Business Cases and Implementations", "2.2. NLP")
+    r_cv, b_cv = ("1. Research", "1.1. CV"), ("2. Business Cases and Implementations", "2.1. CV")
+    rows = [(r_nlp, "https://ai.googleblog.com/a", "Zorbic parsing of long documents"),
+            (r_nlp, "https://ai.googleblog.com/b", "Zorbic summarization beats baselines"),
+            (r_cv, "https://ai.googleblog.com/c", "Pixels and frames for video understanding"),
+            (b_cv, "https://netflixtechblog.com/d", "Pixels and frames at Netflix: artwork"),
+            (b_nlp, "https://netflixtechblog.com/e", "Subtitles at Netflix with translation")]
+    labels = [Label(post(i, url, title), section, True) for i, (section, url, title) in enumerate(rows)]
+    model = classify.train(labels, now=NOW)
+    [p] = model.predict([post(9, "https://netflixtechblog.com/f", "Zorbic tagging of synopses at Netflix")])
+    assert p.section == b_nlp  # "zorbic" was only ever seen under 1.2, the host only under 2.
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+
+def test_priority_is_calibrated_on_a_corpus_with_known_pick_rates() -> None:
+    """Three kinds of post picked 80%, 40% and 5% of the time: P(pick) of fresh posts of each kind
+    comes out near its rate."""
+    rng = random.Random(7)
+    rates = {"alpha": 0.8, "beta": 0.4, "gamma": 0.05}
+    filler = [f"w{i}" for i in range(200)]
+
+    def make(i: int, kind: str) -> Candidate:
+        words = [kind, f"{kind}ish", *rng.sample(filler, 4)]
+        return post(i, f"https://{kind}.example.org/{i}", " ".join(words))
+
+    labels = []
+    for kind, rate in rates.items():
+        for i in range(150):
+            c = make(len(labels), kind)
+            picked = rng.random() < rate
+            labels.append(Label(c, ("1. Posts", "1.1. All") if picked else None, picked))
+    model = classify.train(labels, now=NOW)
+    assert model.priority_mode == "classifier"
+    for kind, rate in rates.items():
+        fresh = [make(10_000 + i, kind) for i in range(60)]
+        mean = sum(p.priority or 0.0 for p in model.predict(fresh)) / len(fresh)
+        assert abs(mean - rate) < 0.15, (kind, mean, rate)
+
+
+def test_training_is_deterministic_with_background() -> None:
+    month = [post(i, *row) for i, row in enumerate(OFF_TOPIC)]
+    probe = month + [lb.candidate for lb in house_labels()[:5]]
+    first = classify.train(house_labels(), background=month, now=NOW).predict(probe)
+    assert classify.train(list(reversed(house_labels())), background=month[::-1], now=NOW).predict(probe) == first
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    return tmp_path
+
+
+def run(home: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
+
+
+def test_eval_from_old_to_new_predicts_what_the_new_version_added(home: Path) -> None:
+    old, new = DIGESTS / "house_mid_000.md", DIGESTS / "house_2022-12.md"
+    table = run(home, "eval", "--from", str(old), "--to", str(new))
+    assert table.exit_code == 0
+    for method in ("model", "majority", "host", "flat"):  # the baselines stand beside the model
+        assert re.search(rf"^\s*{method}\s+\d+\s+[\d.]+\s+[\d.]+", table.output, re.M), method
+    report = json.loads(run(home, "eval", "--from", str(old), "--to", str(new), "--json").output)
+    old_urls = {e.url for e in read_digest(old.read_text(encoding="utf-8")).entries}
+    added = [e for e in read_digest(new.read_text(encoding="utf-8")).entries if e.url not in old_urls]
+    assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat"]
+    assert {m["picks"] for m in report["methods"]} == {len(added)}
+    model = report["methods"][0]
+    assert 0.0 <= model["leaf_accuracy"] <= model["top_accuracy"] <= 1.0
+    assert run(home, "eval", "--json").exit_code == 0  # nothing was imported by --from/--to
+    assert "nothing to evaluate" in run(home, "eval").output
+
+
+def test_eval_loo_holds_out_each_pick_of_an_edition(home: Path) -> None:
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    report = json.loads(run(home, "eval", "--loo", "--json").output)
+    assert report["scenario"] == "leave one out, 2022-12"
+    assert len(report["splits"]) == 22
+    assert all(trained == 21 for _, trained, _ in report["splits"])
+    majority = report["methods"][1]
+    assert majority["method"] == "majority" and majority["picks"] == 22
+    assert run(home, "eval", "--loo").exit_code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--from", "x.md"), "--from and --to go together"),
+    (("--loo", "--edition", "2022-13"), "is not a month"),
+    (("--loo", "--edition", "2021-01"), "no imported digest for 2021-01"),
+])
+def test_eval_refuses_bad_options_in_one_line(home: Path, args: tuple[str, ...], message: str) -> None:
+    run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
+    result = runner.invoke(app, ["--config", str(home / "feeds.yaml"), "eval", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
