@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     similarity_model = classify.train(positives, now=NOW)
     candidates = make_candidates(args.score[-1], seed=7)
     _, seconds = timed(lambda: similarity_model.predict(candidates))
-    rows.append((f"score {len(candidates):,} (similarity mode)", f"{seconds:.2f} s", f"{len(positives):,} positives"))
+    rows.append((f"score {len(candidates):,} (prior mode)    ", f"{seconds:.2f} s", f"{len(positives):,} positives"))
     rows.append(("peak RSS", f"{peak_rss_mib():.0f} MiB", ""))
 
     width = max(len(r[0]) for r in rows)

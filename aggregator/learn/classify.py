@@ -82,18 +82,17 @@ _META_MARK = "="
 _PREFIX = 5  # "recommendation" and "recommender" share "recom": a cheap stem for tiny corpora
 
 # The dense lexicon columns appended to the TF-IDF features, in order.
-_TOPIC_MATCHERS = [(t.key, lexicon.Matcher(t.terms)) for t in lexicon.TOPICS]
-_KIND_MATCHERS = [(t.key, lexicon.Matcher(t.terms)) for t in lexicon.KINDS]
-_SCOPE = lexicon.Matcher(lexicon.SCOPE)
-_WEAK_SCOPE = lexicon.Matcher(lexicon.WEAK_SCOPE)
-_OPEN = lexicon.Matcher(lexicon.OPEN)
+_TOPIC_KEYS = [t.key for t in lexicon.TOPICS]
+_KIND_KEYS = [t.key for t in lexicon.KINDS]
+_GROUPS = lexicon.Groups({**{f"topic:{t.key}": t.terms for t in lexicon.TOPICS},
+                          **{f"kind:{t.key}": t.terms for t in lexicon.KINDS},
+                          "scope": lexicon.SCOPE, "weak": lexicon.WEAK_SCOPE, "open": lexicon.OPEN})
 LEXICON_COLUMNS = (
-    [f"topic:{k}" for k, _ in _TOPIC_MATCHERS]
-    + [f"kind:{k}" for k, _ in _KIND_MATCHERS]
+    [f"topic:{k}" for k in _TOPIC_KEYS]
+    + [f"kind:{k}" for k in _KIND_KEYS]
     + ["scope:title", "scope:opening", "open:code", "host:research"]
-    + [f"topic:{k}:opening" for k, _ in _TOPIC_MATCHERS]
+    + [f"topic:{k}:opening" for k in _TOPIC_KEYS]
 )
-_N_TITLE_LEXICON = len(_TOPIC_MATCHERS) + len(_KIND_MATCHERS) + 1  # columns a title alone sets (and open:code)
 
 
 # --- what the models see -------------------------------------------------------------------------
@@ -169,20 +168,21 @@ def build_features() -> TfidfVectorizer:
 
 def lexicon_features(c: Candidate) -> list[float]:
     """The `LEXICON_COLUMNS` of one post: which built-in vocabulary groups its title and opening use."""
-    title, opening = _clip(c.title, TITLE_CHARS), _clip(c.summary, SUMMARY_CHARS)
+    title = dict(zip(_GROUPS.names, _GROUPS.counts(_clip(c.title, TITLE_CHARS))))
+    opening = dict(zip(_GROUPS.names, _GROUPS.counts(_clip(c.summary, SUMMARY_CHARS)))) if c.summary else {}
     host = site_of(c.url)[0]
-    row = [min(m.count(title), 2) / 2 for _, m in _TOPIC_MATCHERS]
-    row += [min(m.count(title), 2) / 2 for _, m in _KIND_MATCHERS]
+    row = [min(title[f"topic:{k}"], 2) / 2 for k in _TOPIC_KEYS]
+    row += [min(title[f"kind:{k}"], 2) / 2 for k in _KIND_KEYS]
     row += [_scope(title), _scope(opening),
-            float(bool(_OPEN.count(f"{title} {opening}") or "github.com" in c.url)),
+            float(bool(title["open"] or opening.get("open") or "github.com" in c.url)),
             float(any(h in host for h in lexicon.RESEARCH_HOSTS))]
-    row += [min(m.count(opening), 2) / 2 for _, m in _TOPIC_MATCHERS]
+    row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in _TOPIC_KEYS]
     return row
 
 
-def _scope(text: str) -> float:
-    """1 when `text` has a strong AI/ML word or two weak ones, 0.5 for one weak word, else 0."""
-    return min(_SCOPE.count(text) + _WEAK_SCOPE.count(text) / 2, 1.0)
+def _scope(counts: dict[str, int]) -> float:
+    """1 when a text has a strong AI/ML word or two weak ones, 0.5 for one weak word, else 0."""
+    return min(counts.get("scope", 0) + counts.get("weak", 0) / 2, 1.0)
 
 
 def section_key(section: SectionPath) -> str:
@@ -207,7 +207,7 @@ def _title_only(x: sp.csr_matrix) -> sp.csr_matrix:
     n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
     keep = np.ones(x.shape[1])
     keep[n_tfidf + LEXICON_COLUMNS.index("scope:opening")] = 0
-    for k, _ in _TOPIC_MATCHERS:
+    for k in _TOPIC_KEYS:
         keep[n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}:opening")] = 0
     return (x @ sp.diags(keep)).tocsr()
 
@@ -217,7 +217,7 @@ def _opening_as_title(x: sp.csr_matrix) -> sp.csr_matrix:
     says nothing the section model knows."""
     x = x.tolil(copy=True)
     n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-    for k, _ in _TOPIC_MATCHERS:
+    for k in _TOPIC_KEYS:
         src = n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}:opening")
         dst = n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}")
         x[:, dst] = x[:, src]
@@ -550,6 +550,7 @@ class Model:
         self._priority: PriorityModel = state["priority"]
         self._sites: dict[str, dict[str, int]] = state["sites"]
         self._names = [n for n in self.features.get_feature_names_out()] + list(LEXICON_COLUMNS)
+        self._display = [_display(n) for n in self._names]
 
     @property
     def priority_mode(self) -> str:
@@ -579,12 +580,22 @@ class Model:
         chosen = proba.argmax(axis=1)
         confidence = proba[np.arange(len(batch)), chosen]
         priority = self._priority.proba(x, site_keys)
+        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+        lex = np.asarray(x[:, n_tfidf:].todense())
+        scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
+        has_code = lex[:, LEXICON_COLUMNS.index("open:code")] > 0
+        words = self._section_words(titled, [self.sections[k] for k in chosen.tolist()])
         out = []
-        for i, c in enumerate(batch):
+        for i in range(len(batch)):
             section = self.sections[int(chosen[i])]
-            reasons = self._reasons(titled[i], section, site_keys[i], float(priority[i]), x[i])
+            reasons = ([f"{section[-1]}: {', '.join(words[i])}"] if words[i] else [])
+            reasons += self._site_reason(site_keys[i], section)
+            if scope[i] < LEXICON_SCALE - 1e-9:
+                reasons.append("little or no AI/ML vocabulary in title or opening")
+            if has_code[i]:
+                reasons.append("code, a library or weights published")
             out.append(Prediction(section=section, section_confidence=float(confidence[i]),
-                                  priority=float(priority[i]), reasons=reasons))
+                                  priority=float(priority[i]), reasons=tuple(reasons)))
         return out
 
     def _title_says_nothing(self, x: sp.csr_matrix) -> np.ndarray:
@@ -592,62 +603,62 @@ class Model:
         n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
         words = np.array([not n.startswith(("host=", "site=", "source=", "feed=")) for n in self._names[:n_tfidf]])
         has_word = np.asarray(x[:, :n_tfidf] @ words.astype(np.float64)).ravel() > 0
-        topics = [n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}") for k, _ in _TOPIC_MATCHERS]
+        topics = [n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}") for k in _TOPIC_KEYS]
         has_topic = np.asarray(x[:, topics].sum(axis=1)).ravel() > 0
         return ~has_word & ~has_topic
 
-    def _reasons(self, row: sp.csr_matrix, section: SectionPath, site: str, priority: float,
-                 full: sp.csr_matrix) -> tuple[str, ...]:
-        """Why, in an editor's words: the strongest evidence for the section, then for the priority."""
-        reasons = []
-        words = self._section_words(row, section)
-        if words:
-            reasons.append(f"{section[-1]}: {', '.join(words)}")
+    def _site_reason(self, site: str, section: SectionPath) -> list[str]:
+        """What the editor did with this site's posts before, in words."""
         history = self._sites.get(site)
-        if history:
-            picks = sum(n for k, n in history.items() if k)
-            same = history.get(section_key(section), 0)
-            left_out = history.get("", 0)
-            text = f"{site}: {picks} past picks"
-            if same:
-                text += f", {same} in {section[-1]}"
-            if left_out:
-                text += f", {left_out} left out"
-            reasons.append(text)
-        n_tfidf = full.shape[1] - len(LEXICON_COLUMNS)
-        lex = np.asarray(full[:, n_tfidf:].todense()).ravel()
-        scope = lex[LEXICON_COLUMNS.index("scope:title")] + lex[LEXICON_COLUMNS.index("scope:opening")]
-        if scope < LEXICON_SCALE - 1e-9:
-            reasons.append("little or no AI/ML vocabulary in title or opening")
-        if lex[LEXICON_COLUMNS.index("open:code")] > 0:
-            reasons.append("code, a library or weights published")
-        return tuple(reasons)
+        if not history:
+            return []
+        picks = sum(n for k, n in history.items() if k)
+        same = history.get(section_key(section), 0)
+        left_out = history.get("", 0)
+        text = f"{site}: {picks} past picks"
+        if same:
+            text += f", {same} in {section[-1]}"
+        if left_out:
+            text += f", {left_out} left out"
+        return [text]
 
-    def _section_words(self, row: sp.csr_matrix, section: SectionPath) -> list[str]:
-        """Title words that pushed the post towards its section in the flat and topic models."""
-        row = row.tocsr()
-        contribution: Counter[int] = Counter()
-        for clf, name in ((self._section.flat, section_key(section)), (self._section.topic, _name(section[-1]))):
+    def _section_words(self, x: sp.csr_matrix, sections: list[SectionPath]) -> list[list[str]]:
+        """For each row, the title words that pushed it most towards its section in the flat and topic models."""
+        x = x.tocsr()
+        contribution = np.zeros(x.nnz)
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        for clf, names in ((self._section.flat, [section_key(s) for s in sections]),
+                           (self._section.topic, [_name(s[-1]) for s in sections])):
             if clf is None:
                 continue
-            classes = clf.classes_.tolist()
-            if name not in classes:
-                continue
-            coef = np.asarray(clf.coef_)
-            weights = coef[0] * (1 if classes.index(name) == 1 else -1) if coef.shape[0] == 1 else coef[classes.index(name)]
-            for col, value in zip(row.indices.tolist(), row.data.tolist()):
-                contribution[col] += value * weights[col]
-        shown: list[str] = []
-        used: set[str] = set()
-        for col, value in sorted(contribution.items(), key=lambda kv: (-kv[1], kv[0])):
-            if value <= 0 or len(shown) == N_REASONS:
-                break
-            text = _display(self._names[col])
-            if text is None or set(text.split()) & used:
-                continue
-            shown.append(text)
-            used |= set(text.split())
-        return shown
+            weights = _class_weights(clf)
+            index = {c: i for i, c in enumerate(clf.classes_.tolist())}
+            cls = np.array([index.get(n, -1) for n in names])
+            known = cls[rows] >= 0
+            contribution[known] += x.data[known] * weights[cls[rows][known], x.indices[known]]
+        order = np.lexsort((x.indices, -contribution, rows))
+        bounds = np.searchsorted(rows[order], np.arange(x.shape[0] + 1)).tolist()
+        cols, values = x.indices[order].tolist(), contribution[order].tolist()
+        out = []
+        for i in range(x.shape[0]):
+            shown: list[str] = []
+            used: set[str] = set()
+            for col, value in zip(cols[bounds[i] : bounds[i + 1]], values[bounds[i] : bounds[i + 1]]):
+                if value <= 0 or len(shown) == N_REASONS:
+                    break
+                text = self._display[col]
+                if text is None or set(text.split()) & used:
+                    continue
+                shown.append(text)
+                used |= set(text.split())
+            out.append(shown)
+        return out
+
+
+def _class_weights(clf: LogisticRegression) -> np.ndarray:
+    """One weight row per class (a binary model stores one row, for the second class)."""
+    coef = np.asarray(clf.coef_)
+    return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef
 
 
 def _display(name: str) -> str | None:

@@ -108,31 +108,66 @@ def words(text: str) -> list[str]:
 
 
 class Matcher:
-    """Counts which of a list of terms occur in a text, with one compiled expression.
+    """Finds which of a list of terms occur in a text.
 
-    English terms match whole words or phrases (a final "s" optional), Korean ones anywhere, since
-    Korean attaches particles to nouns (서빙을, 추천으로).
+    English words match whole words (a final "s" optional) by set look-up, English phrases by one
+    compiled expression, Korean terms anywhere, since Korean attaches particles to nouns (서빙을, 추천으로).
     """
 
     def __init__(self, terms: Sequence[str]) -> None:
         self.terms = tuple(dict.fromkeys(t.lower() for t in terms))
+        self._words = {t for t in self.terms if _WORD.fullmatch(t) and "-" not in t and "." not in t and "+" not in t}
+        phrases = [re.escape(t) + "s?" for t in self.terms if t not in self._words and not _HANGUL.search(t)]
         korean = [re.escape(t) for t in self.terms if _HANGUL.search(t)]
-        english = [re.escape(t) + "s?" for t in self.terms if not _HANGUL.search(t)]
-        parts = []
-        if english:
-            parts.append(r"(?<![a-z0-9])(?:" + "|".join(sorted(english, key=len, reverse=True)) + r")(?![a-z0-9])")
-        if korean:
-            parts.append("(?:" + "|".join(sorted(korean, key=len, reverse=True)) + ")")
-        self._pattern = re.compile("|".join(parts)) if parts else None
+        self._phrases = (re.compile(r"(?<![a-z0-9])(?:" + "|".join(sorted(phrases, key=len, reverse=True))
+                                    + r")(?![a-z0-9])") if phrases else None)
+        self._korean = re.compile("|".join(sorted(korean, key=len, reverse=True))) if korean else None
 
     def found(self, text: str) -> set[str]:
         """The distinct terms found in `text` (as they occur, lower-cased)."""
-        if self._pattern is None or not text:
+        if not text:
             return set()
-        return set(self._pattern.findall(text.lower()))
+        lowered = text.lower()
+        out = set()
+        for w in _WORD.findall(lowered):
+            if w in self._words:
+                out.add(w)
+            elif w.endswith("s") and w[:-1] in self._words:
+                out.add(w[:-1])
+        if self._phrases is not None and (" " in lowered or "-" in lowered or "/" in lowered):
+            out.update(self._phrases.findall(lowered))
+        if self._korean is not None and _HANGUL.search(lowered):
+            out.update(self._korean.findall(lowered))
+        return out
 
     def count(self, text: str) -> int:
         return len(self.found(text))
+
+
+class Groups:
+    """Several named term lists matched with one expression: which groups' terms occur in a text, counted."""
+
+    def __init__(self, groups: dict[str, Sequence[str]]) -> None:
+        self.names = tuple(groups)
+        self._matcher = Matcher([t for terms in groups.values() for t in terms])
+        member: dict[str, set[int]] = {}
+        for i, terms in enumerate(groups.values()):
+            for t in terms:
+                member.setdefault(t.lower(), set()).add(i)
+        for term in list(member):  # a phrase also counts for the groups of its words ("language model")
+            for w in term.split():
+                if w != term and w in member:
+                    member[term] = member[term] | member[w]
+        self._member = member
+
+    def counts(self, text: str) -> list[int]:
+        """How many distinct terms of each group occur in `text`, in the order of `names`."""
+        out = [0] * len(self.names)
+        for found in self._matcher.found(text):
+            groups = self._member.get(found) or self._member.get(found[:-1], ())
+            for i in groups:
+                out[i] += 1
+        return out
 
 
 def matches(heading: str, topics: Sequence[Topic]) -> Topic | None:
