@@ -20,9 +20,10 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aggregator.learn.evaluate import Report
+from aggregator.learn.evaluate import Report, monthly_splits, run
 from aggregator.learn.jobs import aligned_labels, evaluate_months, import_digest_file, train_model
 from aggregator.render import MONTHS
+from aggregator.models import Candidate, Label, month_bounds
 from aggregator.store import Store
 
 SECTIONS = {"paper": "1. Papers", "dev": "2. Developer Tools and Releases", "news": "3. News"}
@@ -73,6 +74,23 @@ def month_digests(items: list[dict]) -> dict[str, str]:
     return out
 
 
+def decisions(items: list[dict], leave_out: str) -> list[tuple[str, Label]]:
+    """(month, label) for every item: a pick in its type's section, or a non-pick when of type `leave_out`."""
+    kinds = list(dict.fromkeys(item.get("type", "news") for item in items))
+    headings = {k: SECTIONS.get(k, f"{i + 1}. {k}") for i, k in enumerate(kinds)}
+    out = []
+    for i, item in enumerate(items):
+        url = item.get("url", "").strip()
+        if not url.startswith("http") or not item.get("title"):
+            continue
+        year, month = int(item["year"]), int(item["month"])
+        kind = item.get("type", "news")
+        candidate = Candidate(i, url, item["title"], "", item.get("org") or "", datetime(year, month, 1, tzinfo=timezone.utc))
+        picked = kind != leave_out
+        out.append((f"{year:04d}-{month:02d}", Label(candidate, (headings[kind],) if picked else None, picked)))
+    return out
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -82,10 +100,24 @@ def main() -> None:
     parser.add_argument("--items", type=Path, required=True, help="JSON file with an `items` list (or a bare list)")
     parser.add_argument("--months", type=int, default=0, help="test only the last N months (0: all)")
     parser.add_argument("--json", action="store_true", help="print the backtest rows as JSON")
+    parser.add_argument("--leave-out", metavar="TYPE", help="an editor who never picks items of TYPE: they become "
+                        "the non-picks, so the ranking, the cut and the calibration are measured too")
     args = parser.parse_args()
     data = json.loads(args.items.read_text(encoding="utf-8"))
     items = load_items(data)
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    if args.leave_out:
+        t0 = time.perf_counter()
+        labels = decisions(items, args.leave_out)
+        splits = list(monthly_splits(labels, [], lambda m: month_bounds(m)[1]))
+        report = run(f"leaving out {args.leave_out}", splits[-args.months:] if args.months else splits, now=now)
+        if args.json:
+            print(json.dumps(dataclasses.asdict(report), indent=2))
+            return
+        print(f"history: {len(items)} items, {sum(not lb.selected for _, lb in labels)} of them of type "
+              f"{args.leave_out} (non-picks); backtest {time.perf_counter() - t0:.2f} s")
+        print_report(report)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         digests = month_digests(items)
         for month, text in digests.items():
@@ -120,7 +152,13 @@ def print_report(report: Report) -> None:
     print(f"pooled over {len(report.splits)} months:")
     print(f"{'method':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8} {'macro-F1':>8}")
     for f in report.methods:
-        print(f"{f.method:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8} {fmt(f.leaf_macro_f1):>8}")
+        print(f"{f.method:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8} {fmt(f.leaf_macro_f1):>8}"
+              + (f"   AP {fmt(f.average_precision)}  cut P {fmt(f.cut_precision)} R {fmt(f.cut_recall)} "
+                 f"F1 {fmt(f.cut_f1)}" if f.non_picks else ""))
+    if report.calibration:
+        print("calibration of the model's P(pick): bin, posts, mean P(pick), share picked")
+        for name, n, mean_p, rate in report.calibration:
+            print(f"{name:>10} {n:>6} {mean_p:>8.2f} {rate:>8.2f}")
 
 
 if __name__ == "__main__":
