@@ -162,7 +162,11 @@ def analyze(doc: str) -> list[str]:
 
 
 def build_features() -> TfidfVectorizer:
-    """TF-IDF over `analyze` features of title documents; fitted once per training and shared by every model."""
+    """TF-IDF over `analyze` features of title documents; fitted once per training and shared by every model.
+
+    Character 2-4-grams of the title beside these were measured (eval on the seeds and two curated
+    histories): +0.03 leaf accuracy on the seeds, -0.01 on NLP-Paper-News, and scoring 100k posts
+    took 13.2 s instead of 6.1 s; left out."""
     return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64)
 
 
