@@ -239,3 +239,17 @@ def test_eval_refuses_bad_options_in_one_line(home: Path, args: tuple[str, ...],
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_section_that_merely_happens_to_hold_one_sites_posts_stays_open() -> None:
+    """"Papers" holding only arxiv.org links is about papers, not about arxiv: a paper from elsewhere may go there."""
+    papers, news = ("1. Papers",), ("2. News",)
+    rows = [(papers, f"https://arxiv.org/abs/2401.0000{i}", f"A paper on language model {w}") for i, w in
+            enumerate(["reasoning", "alignment", "distillation", "retrieval"])]
+    rows += [(news, f"https://{w}.example.com/{i}", f"Company ships product {w}") for i, w in
+             enumerate(["alpha", "beta", "gamma"])]
+    labels = [Label(post(i, url, title), section, True) for i, (section, url, title) in enumerate(rows)]
+    model = classify.train(labels, now=NOW)
+    assert model.meta["exclusive_sections"] == {}
+    [p] = model.predict([post(50, "https://openreview.net/forum?id=x", "A paper on language model reasoning")])
+    assert p.section == papers

@@ -253,12 +253,15 @@ class SectionModel:
         if self.top is not None and self.topic is not None:
             log_p += _log(_proba_in(self.top, x, [s[0] for s in self.leaves]))
             log_p += _log(_proba_in(self.topic, x, [_name(s[-1]) for s in self.leaves]))
+        open_ = log_p.copy()
         for j, leaf in enumerate(self.leaves):
             for key in (leaf[0], section_key(leaf)):
                 allowed = self.exclusive.get(key)
                 if allowed is not None:
                     closed = np.array([allowed not in site for site in sites], dtype=bool)
                     log_p[closed, j] = -np.inf
+        nowhere = np.isinf(log_p).all(axis=1)  # every section closed to this site: the closures cannot apply
+        log_p[nowhere] = open_[nowhere]
         log_p -= log_p.max(axis=1, keepdims=True)
         p = np.exp(log_p)
         return p / p.sum(axis=1, keepdims=True)
@@ -305,17 +308,28 @@ def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic], n_tfidf: int,
 
 
 def _exclusive_sections(paths: list[SectionPath], sites: list[tuple[str, str]]) -> dict[str, str]:
-    """Sections (top or leaf) with at least EXCLUSIVE_MIN picks, all from one site, while that
-    site's posts also appear elsewhere or other sites exist: that site's own section."""
+    """Sections (top or leaf) that belong to one site: at least EXCLUSIVE_MIN picks, all from that site,
+    and either the heading names the site ("3. AWS ML Only", aws.amazon.com) or the site's posts are also
+    filed elsewhere (so the editor keeps its own section for them by choice). A "Papers" section that
+    happens to hold only arxiv.org links is neither: it stays open to papers from anywhere."""
     by_section: dict[str, set[str]] = defaultdict(set)
     count: Counter[str] = Counter()
+    sections_of: dict[str, set[str]] = defaultdict(set)
     for path, (host, site) in zip(paths, sites):
         for key in {path[0], section_key(path)}:
             by_section[key].add(site or host)
             count[key] += 1
-    all_sites = {site or host for host, site in sites}
-    return {key: next(iter(s)) for key, s in sorted(by_section.items())
-            if len(s) == 1 and count[key] >= EXCLUSIVE_MIN and len(all_sites) > 1}
+        sections_of[site or host].add(path[0])
+    out = {}
+    for key, found in sorted(by_section.items()):
+        if len(found) != 1 or count[key] < EXCLUSIVE_MIN:
+            continue
+        site = next(iter(found))
+        heading = key.split(SECTION_SEP)[-1]
+        named = bool(set(lexicon.words(heading)) & set(site.split("/")[0].split(".")))
+        if named or len(sections_of[site]) > 1:
+            out[key] = site
+    return out
 
 
 def _fit_sections(x: sp.csr_matrix, paths: list[SectionPath], weights: np.ndarray, sites: list[tuple[str, str]],
