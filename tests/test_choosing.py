@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, FEEDS, FeedServer
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
@@ -253,3 +253,29 @@ def test_a_section_that_merely_happens_to_hold_one_sites_posts_stays_open() -> N
     assert model.meta["exclusive_sections"] == {}
     [p] = model.predict([post(50, "https://openreview.net/forum?id=x", "A paper on language model reasoning")])
     assert p.section == papers
+
+
+def test_a_real_off_topic_month_stays_out_of_the_draft_and_the_header_says_why(home: Path,
+                                                                               feed_server: FeedServer) -> None:
+    """The issue's case end to end: a house digest imported and trained, then a month of real toss.tech
+    and NAVER D2 posts fetched (design, front end, events)."""
+    toss = feed_server.serve("/toss.xml", FEEDS / "toss.rss.v2.xml", content_type="application/rss+xml")
+    d2 = feed_server.serve("/d2.xml", FEEDS / "d2.atom.xml", content_type="application/atom+xml")
+    (home / "feeds.yaml").write_text(f"feeds:\n  - name: Toss\n    url: {toss}\n    source: 토스\n"
+                                     f"  - name: D2\n    url: {d2}\n    source: 네이버\n", encoding="utf-8")
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    assert "priority is a prior" in run(home, "train").output
+    assert run(home, "-q", "fetch").exit_code == 0
+
+    rows = json.loads(run(home, "draft", "--month", "2023-03", "--format", "json").output)
+    assert len(rows) >= 5 and sum(r["selected"] for r in rows) <= 1
+    assert all(r["reasons"] for r in rows)
+    header = run(home, "draft", "--month", "2023-03", "--out", "-").output.splitlines()[1]
+    assert "no non-picks known yet" in header
+
+    trained = run(home, "train")
+    assert "undecided fetched posts" in trained.output and "picks against the undecided fetched posts" in trained.output
+    rows = json.loads(run(home, "draft", "--month", "2023-03", "--format", "json").output)
+    assert sum(r["selected"] for r in rows) == 0
+    header = run(home, "draft", "--month", "2023-03", "--out", "-").output.splitlines()[1]
+    assert "maximises the expected F1" in header

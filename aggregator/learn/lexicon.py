@@ -154,18 +154,16 @@ class Groups:
         for i, terms in enumerate(groups.values()):
             for t in terms:
                 member.setdefault(t.lower(), set()).add(i)
-        for term in list(member):  # a phrase also counts for the groups of its words ("language model")
-            for w in term.split():
-                if w != term and w in member:
-                    member[term] = member[term] | member[w]
         self._member = member
 
     def counts(self, text: str) -> list[int]:
-        """How many distinct terms of each group occur in `text`, in the order of `names`."""
+        """How many distinct terms of each group occur in `text`, in the order of `names`. A phrase also
+        counts as its words ("언어 모델" is found whole, and 언어 alone is a term too)."""
+        found = self._matcher.found(text)
+        found |= {w for f in found if " " in f for w in f.split()}
         out = [0] * len(self.names)
-        for found in self._matcher.found(text):
-            groups = self._member.get(found) or self._member.get(found[:-1], ())
-            for i in groups:
+        for term in found:
+            for i in self._member.get(term) or self._member.get(term[:-1], ()):
                 out[i] += 1
         return out
 
