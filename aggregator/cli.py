@@ -344,8 +344,9 @@ def train(ctx: typer.Context) -> None:
         say({"classifier": "priority: picks against known non-picks, calibrated on held-out folds",
              "background": "priority: picks against the undecided fetched posts (no known non-picks yet), "
                            "calibrated on held-out folds",
-             "prior": "priority: only picks are known and nothing has been fetched, so priority is a prior from "
-                      "AI/ML vocabulary and the sites you pick from; fetch, then train again"}[meta["priority_mode"]])
+             "prior": "priority: only picks are known and too few posts have been fetched to learn from, so "
+                      "priority is a prior from AI/ML vocabulary and the sites you pick from; fetch, then train "
+                      "again"}[meta["priority_mode"]])
 
 
 @app.command("eval")

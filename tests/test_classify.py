@@ -228,6 +228,8 @@ def test_few_negatives_and_no_background_fall_back_to_the_prior() -> None:
 
 def test_undecided_posts_as_background_make_priority_a_learned_model() -> None:
     negatives = [lb.candidate for lb in make_labels() if not lb.selected]
+    negatives += [_candidate(500 + i, f"https://blog.example.org/{i}", f"Our {w} week: notes from the {w} team", "", "Example")
+                  for i, w in enumerate(["frontend", "hiring", "design", "payments", "mobile"] * 10)]
     m = classify.train(make_labels(with_negatives=False), background=negatives, now=NOW)
     assert m.meta["priority_mode"] == "background"
     assert m.meta["n_background"] == len(negatives)

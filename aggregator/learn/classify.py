@@ -41,7 +41,8 @@ MAX_FEATURES = 2**18
 SECTION_C = 10.0  # inverse L2 strength; TF-IDF rows are unit length, so weak regularisation suits
 PRIORITY_C = 1.0
 MAX_ITER = 1000
-MIN_PER_CLASS = 5  # picks and non-picks (known or background) needed before priority is learned
+MIN_PER_CLASS = 5  # picks and known non-picks needed before priority is a classifier
+MIN_BACKGROUND = 50  # undecided fetched posts needed to learn priority from them alone: fewer say little
 CV_FOLDS = 5  # out-of-fold scores calibrate the priority
 PRIOR_WEIGHT = 2.0  # a section name's built-in vocabulary counts as this many examples of it
 LEXICON_SCALE = 0.5  # a lexicon feature's value when a group's terms occur (TF-IDF rows have unit length)
@@ -368,25 +369,38 @@ class PriorityModel:
     - "classifier": picks against known non-picks (removed entries, and fetched posts of the months a
       digest covers that it left out), background posts counting as weak non-picks; Platt-calibrated on
       out-of-fold scores of the known decisions.
-    - "background": no known non-picks yet, but fetched posts nobody decided on: picks against those
-      (positive-unlabelled learning); P(labelled) is calibrated out of fold and divided by its mean over
-      the picks (Elkan and Noto, 2008), which turns it into P(pick) when picks are labelled at random.
-    - "prior": nothing but picks is known: a post that uses AI/ML vocabulary (built in) or comes from a
+    - "background": no known non-picks yet, but at least MIN_BACKGROUND fetched posts nobody decided on:
+      picks against those (positive-unlabelled learning). g = P(labelled | post) is calibrated out of
+      fold, c is its mean over the picks, and a post not yet decided on is picked with probability
+      (1-c)/c * g/(1-g) (Elkan and Noto, 2008), which holds when the labelled picks are a random sample
+      of all picks.
+    - "prior": nothing but picks is known (and fewer than MIN_BACKGROUND fetched posts): a post that
+      uses AI/ML vocabulary (built in) or comes from a
       site the editor has picked from gets a middling score, raised by its likeness to past picks; any
       other post a low one. Not calibrated.
     """
 
     def __init__(self, mode: str, clf: LogisticRegression | None, platt: tuple[float, float], scale: float,
-                 centroid: np.ndarray | None, ref: float, picked_sites: frozenset[str] = frozenset()) -> None:
+                 centroid: np.ndarray | None, ref: float, picked_sites: frozenset[str] = frozenset(),
+                 held_out: dict[str, float] | None = None) -> None:
         self.mode, self.clf, self.platt, self.scale = mode, clf, platt, scale
         self.centroid, self.ref, self.picked_sites = centroid, ref, picked_sites
+        self.held_out = held_out or {}
 
-    def proba(self, x: sp.csr_matrix, sites: Sequence[str]) -> np.ndarray:
-        """P(pick) of each row; `sites` (host plus first path segment) tell the prior which sites the editor reads."""
+    def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
+        """P(pick) of each row; `sites` (host plus first path segment) tell the prior which sites the editor
+        reads, `urls` which rows were background posts in training (scored out of fold)."""
         if self.clf is not None:
             a, b = self.platt
-            g = 1.0 / (1.0 + np.exp(-(a * self.clf.decision_function(x) + b)))
-            return np.clip(g / self.scale, 0.0, 1.0)
+            raw = self.clf.decision_function(x)
+            for i, url in enumerate(urls):
+                if url in self.held_out:
+                    raw[i] = self.held_out[url]
+            g = 1.0 / (1.0 + np.exp(-(a * raw + b)))
+            if self.mode == "background":  # Elkan and Noto: P(pick | x, not yet labelled) = (1-c)/c * g/(1-g)
+                c = self.scale
+                return np.clip((1.0 - c) / c * g / np.maximum(1.0 - g, 1e-9), 0.0, 1.0)
+            return g
         n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
         lex = np.asarray(x[:, n_tfidf:].todense())
         scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
@@ -437,13 +451,19 @@ def _priority_classifier(seed: int) -> LogisticRegression:
     return LogisticRegression(C=PRIORITY_C, class_weight="balanced", max_iter=MAX_ITER, random_state=seed)
 
 
-def _fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sites: list[str], seed: int) -> PriorityModel:
-    """`known`: rows that are decisions (picks and known non-picks); the others are background."""
+def _fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sites: list[str], urls: list[str],
+                  seed: int) -> PriorityModel:
+    """`known`: rows that are decisions (picks and known non-picks); the others are background.
+
+    A background post is usually also a candidate of the draft (this month's fetched posts), and the
+    final classifier has learned it as a non-pick: scoring it with that classifier would push every such
+    post down, picks-to-be most of all. So each background post keeps the score of the fold that did
+    not see it (cross-fitting)."""
     n_pos = int(selected.sum())
     n_known_neg = int((known & ~selected).sum())
     n_background = int((~known).sum())
     n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-    if n_pos < MIN_PER_CLASS or n_known_neg + n_background < MIN_PER_CLASS:
+    if n_pos < MIN_PER_CLASS or (n_known_neg < MIN_PER_CLASS and n_background < MIN_BACKGROUND):
         picks = x[np.flatnonzero(selected), :n_tfidf]
         centroid = np.asarray(picks.mean(axis=0)).ravel()
         norm = np.linalg.norm(centroid)
@@ -456,13 +476,19 @@ def _fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sit
         scores = _out_of_fold(x, selected, weights, seed)
         platt = _platt(scores[known], selected[known], seed)
         clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
-        return PriorityModel("classifier", clf, platt, 1.0, None, 0.0)
+        return PriorityModel("classifier", clf, platt, 1.0, None, 0.0, held_out=_held_out(urls, scores, known))
     weights = np.ones(len(selected))
     scores = _out_of_fold(x, selected, weights, seed)
     platt = _platt(scores, selected, seed)
     g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
     clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
-    return PriorityModel("background", clf, platt, max(float(g.mean()), 1e-3), None, 0.0)
+    return PriorityModel("background", clf, platt, min(max(float(g.mean()), 1e-3), 1 - 1e-3), None, 0.0,
+                         held_out=_held_out(urls, scores, known))
+
+
+def _held_out(urls: list[str], scores: np.ndarray, known: np.ndarray) -> dict[str, float]:
+    """URL -> out-of-fold score of every background post."""
+    return {url: float(score) for url, score, k in zip(urls, scores.tolist(), known.tolist()) if not k and url}
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -504,7 +530,7 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
     selected = np.array([lb.selected for lb in ordered] + [False] * len(background))
     known = np.array([True] * len(ordered) + [False] * len(background))
     all_sites = [site or host for host, site in (site_of(c.url) for c in candidates)]
-    priority_model = _fit_priority(x, selected, known, all_sites, seed)
+    priority_model = _fit_priority(x, selected, known, all_sites, [c.url for c in candidates], seed)
 
     picks_by_site: dict[str, Counter[str]] = defaultdict(Counter)
     for lb in ordered:
@@ -597,7 +623,7 @@ class Model:
             proba[rows] = self._section.proba(_opening_as_title(x[rows]), [site_keys[i] for i in rows])
         chosen = proba.argmax(axis=1)
         confidence = proba[np.arange(len(batch)), chosen]
-        priority = self._priority.proba(x, site_keys)
+        priority = self._priority.proba(x, site_keys, [c.url for c in batch])
         n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
         lex = np.asarray(x[:, n_tfidf:].todense())
         scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
