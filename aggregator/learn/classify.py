@@ -51,6 +51,7 @@ BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known 
 CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be picked
 PRIOR_CUT = 0.5  # the cut before anything but picks is known
 SECTION_CLASS_WEIGHT = "balanced"  # a section's few picks weigh as much as a big one's: the prior is not the answer
+ORIGIN_ONLY = True
 FLAT_WEIGHT = 1.0  # the leaf classifier's say beside the top-level and topic classifiers
 N_REASONS = 3
 PREDICT_BATCH = 8192
@@ -107,8 +108,14 @@ def candidate_text(c: Candidate) -> str:
 def _title_document(c: Candidate) -> str:
     """What the TF-IDF features read: the title and where the post comes from. The opening is read only
     through the lexicon: boilerplate ("Amazon SageMaker is a fully managed service ...") opens many
-    unrelated posts, and posts known only from a digest have no opening at all."""
-    return f"{_clip(c.title, TITLE_CHARS)}\n\n{' '.join(feed_tokens(c))}"
+    unrelated posts, and posts known only from a digest have no opening at all.
+
+    Where a post comes from is its link's host and site only. The source and feed names differ between a
+    post known from a digest (the source the editor printed, no feed) and the same post fetched (the
+    feed's source and name), and the house style prints no source in "3. AWS ML Only": a model that read
+    them would learn the editor's formatting, not the post."""
+    tokens = [t for t in feed_tokens(c) if t.startswith(("host=", "site=")) or not ORIGIN_ONLY]
+    return f"{_clip(c.title, TITLE_CHARS)}\n\n{' '.join(tokens)}"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -175,14 +182,24 @@ def lexicon_features(c: Candidate) -> list[float]:
     """The `LEXICON_COLUMNS` of one post: which built-in vocabulary groups its title and opening use."""
     title = dict(zip(_GROUPS.names, _GROUPS.counts(_clip(c.title, TITLE_CHARS))))
     opening = dict(zip(_GROUPS.names, _GROUPS.counts(_clip(c.summary, SUMMARY_CHARS)))) if c.summary else {}
-    host = site_of(c.url)[0]
     row = [min(title[f"topic:{k}"], 2) / 2 for k in _TOPIC_KEYS]
     row += [min(title[f"kind:{k}"], 2) / 2 for k in _KIND_KEYS]
     row += [_scope(title), _scope(opening),
             float(bool(title["open"] or opening.get("open") or "github.com" in c.url)),
-            float(any(h in host for h in lexicon.RESEARCH_HOSTS))]
+            float(_research_lab(c.url))]
     row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in _TOPIC_KEYS]
     return row
+
+
+def _research_lab(url: str) -> bool:
+    """Whether a link points into a research lab's site: by its host (ai.googleblog.com, deepmind.com)
+    or a leading path segment named "research" (microsoft.com/en-us/research/blog/...)."""
+    match = _URL.match(url)
+    if not match:
+        return False
+    host = match.group(1).lower()
+    segments = match.group(2).lower().split("/")[1:4]
+    return any(h in host for h in lexicon.RESEARCH_HOSTS) or "research" in segments
 
 
 def _scope(counts: dict[str, int]) -> float:
