@@ -44,7 +44,8 @@ MAX_ITER = 1000
 MIN_PER_CLASS = 5  # picks and known non-picks needed before priority is a classifier
 MIN_BACKGROUND = 50  # undecided fetched posts needed to learn priority from them alone: fewer say little
 CV_FOLDS = 5  # out-of-fold scores calibrate the priority
-PRIOR_WEIGHT = 2.0  # a section name's built-in vocabulary counts as this many examples of it
+PRIOR_WEIGHT = 2.0  # a section name's built-in vocabulary counts as this many examples of it ...
+PRIOR_TERM_WEIGHT = 0.1  # ... and each of its words as this many (0: the words as one example)
 LEXICON_SCALE = 0.5  # a lexicon feature's value when a group's terms occur (TF-IDF rows have unit length)
 EXCLUSIVE_MIN = 3  # picks, all from one site, that make a section that site's own ("3. AWS ML Only")
 BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known non-picks exist
@@ -307,22 +308,30 @@ def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int)
     return clf.fit(x, y, sample_weight=weights)
 
 
-def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic], n_tfidf: int,
-                features: TfidfVectorizer) -> tuple[list[sp.csr_matrix], list[str]]:
-    """One pseudo-example per class whose name matches a built-in topic: its vocabulary as a title,
-    and its lexicon column set."""
-    rows, labels = [], []
-    for name in sorted(set(names)):
-        topic = lexicon.matches(name, groups)
+def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic],
+                features: TfidfVectorizer) -> tuple[list[sp.csr_matrix], list[str], list[float]]:
+    """Pseudo-examples for each class whose name matches a built-in topic: one holding only its lexicon
+    column (worth PRIOR_WEIGHT examples), and one per vocabulary word as a one-word title (worth
+    PRIOR_TERM_WEIGHT each), so that each word, not only the group, leans towards the class. Only for
+    classes organised by topic: when fewer than half the names match, the names that do ("MLOps" beside
+    "Papers" and "News") would pull every ML post their way."""
+    rows, labels, weights = [], [], []
+    matched = {name: lexicon.matches(name, groups) for name in sorted(set(names))}
+    if sum(t is not None for t in matched.values()) * 2 < len(matched):
+        return rows, labels, weights  # not organised by these topics ("Papers", "News", "MLOps"): no prior
+    for name, topic in matched.items():
         if topic is None:
             continue
-        text = features.transform([" ".join(topic.terms) + "\n\n"])
-        lex = np.zeros((1, len(LEXICON_COLUMNS)))
         column = f"topic:{topic.key}" if f"topic:{topic.key}" in LEXICON_COLUMNS else f"kind:{topic.key}"
+        lex = np.zeros((1, len(LEXICON_COLUMNS)))
         lex[0, LEXICON_COLUMNS.index(column)] = LEXICON_SCALE
-        rows.append(sp.hstack([text, sp.csr_matrix(lex)], format="csr"))
-        labels.append(name)
-    return rows, labels
+        terms = list(topic.terms) if PRIOR_TERM_WEIGHT else [" ".join(topic.terms)]
+        text = features.transform([t + "\n\n" for t in terms])
+        rows.append(sp.hstack([features.transform(["\n\n"]), sp.csr_matrix(lex)], format="csr"))
+        rows.append(sp.hstack([text, sp.csr_matrix((len(terms), len(LEXICON_COLUMNS)))], format="csr"))
+        labels += [name] * (1 + len(terms))
+        weights += [PRIOR_WEIGHT] + [PRIOR_TERM_WEIGHT or PRIOR_WEIGHT] * len(terms)
+    return rows, labels, weights
 
 
 def _exclusive_sections(paths: list[SectionPath], sites: list[tuple[str, str]]) -> dict[str, str]:
@@ -350,6 +359,15 @@ def _exclusive_sections(paths: list[SectionPath], sites: list[tuple[str, str]]) 
     return out
 
 
+def _fit_with_prior(x: sp.csr_matrix, y: list[str], weights: np.ndarray, groups: Sequence[lexicon.Topic],
+                    features: TfidfVectorizer, seed: int) -> LogisticRegression | None:
+    """A classifier over `y`, with the built-in vocabulary of the classes it knows as extra examples."""
+    extra, extra_y, extra_w = _prior_rows(y, groups, features)
+    if not extra:
+        return _fit_classes(x, y, weights, seed)
+    return _fit_classes(sp.vstack([x, *extra]).tocsr(), y + extra_y, np.concatenate([weights, extra_w]), seed)
+
+
 def _fit_sections(x: sp.csr_matrix, paths: list[SectionPath], weights: np.ndarray, sites: list[tuple[str, str]],
                   features: TfidfVectorizer, seed: int) -> SectionModel:
     leaves = sorted(set(paths))
@@ -358,22 +376,14 @@ def _fit_sections(x: sp.csr_matrix, paths: list[SectionPath], weights: np.ndarra
     top = topic = None
     two_level = all(len(p) >= 2 for p in leaves)
     if two_level:
-        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
         tops = [p[0] for p in paths]
         names = [_name(p[-1]) for p in paths]
-        extra, extra_y = _prior_rows(names, lexicon.TOPICS, n_tfidf, features)
-        topic = _fit_classes(sp.vstack([x, *extra]).tocsr() if extra else x, names + extra_y,
-                             np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
-        extra, extra_y = _prior_rows(tops, lexicon.KINDS, n_tfidf, features)
-        top = _fit_classes(sp.vstack([x, *extra]).tocsr() if extra else x, tops + extra_y,
-                           np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
+        topic = _fit_with_prior(x, names, weights, lexicon.TOPICS, features, seed)
+        top = _fit_with_prior(x, tops, weights, lexicon.KINDS, features, seed)
         if top is None or topic is None:
             top = topic = None
     else:
-        extra, extra_y = _prior_rows(keys, lexicon.TOPICS, 0, features)
-        if extra:
-            flat = _fit_classes(sp.vstack([x, *extra]).tocsr(), keys + extra_y,
-                                np.concatenate([weights, np.full(len(extra), PRIOR_WEIGHT)]), seed)
+        flat = _fit_with_prior(x, keys, weights, lexicon.TOPICS, features, seed)
     return SectionModel(leaves, flat, top, topic, _exclusive_sections(paths, sites))
 
 
