@@ -1,0 +1,99 @@
+"""Do Kiwi's morphemes file Korean titles better than Hangul syllable pairs? Prints both, split by split.
+
+Korean titles come from the AI-trend digest, whose editor wrote a Korean heading for each footnoted
+item (`rows[].heading`), and from any house-style digests given (their Korean titles only, left out
+one at a time). Needs `pip install kiwipiepy` (its model comes as the kiwipiepy-model package):
+
+    python benchmarks/korean_tokens.py --items PATH/standing_o_ai_trend_items.json [--digest PATH ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aggregator.learn import classify
+from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.evaluate import Split, leave_one_out, monthly_splits, run
+from aggregator.learn.labels import import_entries
+from aggregator.models import Candidate, Label, month_bounds
+
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+def kiwi_analyzer() -> Callable[[str], list[str]]:
+    """`classify.analyze` with Kiwi's content morphemes in place of Hangul syllable pairs."""
+    from kiwipiepy import Kiwi
+
+    kiwi = Kiwi()
+    plain = classify.analyze
+
+    @functools.lru_cache(maxsize=200_000)
+    def morphemes(text: str) -> tuple[str, ...]:
+        return tuple(f"~{t.form}" for t in kiwi.tokenize(text) if t.tag.startswith(("NN", "VV", "VA", "XR", "SL", "SH")))
+
+    def analyze(doc: str) -> list[str]:
+        features = [f for f in plain(doc) if not f.startswith(classify._HANGUL_MARK)]
+        title, _, rest = doc.lower().partition("\n")
+        body = rest.partition("\n")[0]
+        if _HANGUL.search(title) or _HANGUL.search(body):
+            features += morphemes(f"{title} {body}")
+        return features
+
+    return analyze
+
+
+def trend_labels(path: Path) -> list[tuple[str, Label]]:
+    """(month, pick) for each row of the AI-trend digest, the editor's Korean heading as the title."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for i, row in enumerate(data.get("rows", [])):
+        match = re.search(r"(\d{4})-(\d{2})-\d{2}", row.get("post", ""))
+        url, heading = row.get("url", "").strip(), row.get("heading", "")
+        if not match or not url.startswith("http") or not _HANGUL.search(heading):
+            continue
+        section = re.sub(r"[^\w\s,&]", "", row.get("section", "")).strip()
+        when = datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=timezone.utc)
+        out.append((f"{when.year:04d}-{when.month:02d}", Label(Candidate(i, url, heading, "", "", when), (section,), True)))
+    return out
+
+
+def digest_labels(path: Path) -> list[tuple[str, Label]]:
+    """("digest", pick) for each entry of a house digest whose title has Hangul."""
+    digest = read_digest(path.read_text(encoding="utf-8"), path=str(path))
+    return [("digest", Label(Candidate(0, e.url, e.title, "", e.source, e.published), e.section, True))
+            for e in import_entries(digest, "2022-12")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=Path, required=True, help="the AI-trend rows (JSON with `rows`)")
+    parser.add_argument("--digest", type=Path, action="append", default=[], help="a house-style digest")
+    args = parser.parse_args()
+    cases: list[tuple[str, list[Split]]] = []
+    cases.append(("AI-trend headings, month by month",
+                  list(monthly_splits(trend_labels(args.items), [], lambda m: month_bounds(m)[1]))))
+    for path in args.digest:
+        labels = digest_labels(path)
+        korean = [i for i, (_, lb) in enumerate(labels) if _HANGUL.search(lb.candidate.title)]
+        splits = [s for i, s in enumerate(leave_one_out(labels, [], "digest")) if i in korean]
+        cases.append((f"{path.name}: its {len(korean)} Korean titles, left out one at a time", splits))
+    plain = classify.analyze
+    for name, splits in cases:
+        print(name)
+        for tokens, analyzer in (("Hangul pairs", plain), ("Kiwi morphemes", kiwi_analyzer())):
+            classify.analyze = analyzer  # type: ignore[assignment]
+            figures = run(name, splits, now=NOW, methods=("model",)).methods[0]
+            print(f"  {tokens:15} picks {figures.picks:4}  leaf acc {figures.leaf_accuracy:.2f}  "
+                  f"top acc {figures.top_accuracy:.2f}")
+        classify.analyze = plain  # type: ignore[assignment]
+
+
+if __name__ == "__main__":
+    main()
