@@ -90,6 +90,7 @@ _KIND_KEYS = [t.key for t in lexicon.KINDS]
 _GROUPS = lexicon.Groups({**{f"topic:{t.key}": t.terms for t in lexicon.TOPICS},
                           **{f"kind:{t.key}": t.terms for t in lexicon.KINDS},
                           "scope": lexicon.SCOPE, "weak": lexicon.WEAK_SCOPE, "open": lexicon.OPEN})
+_SCOPE_WORDS = lexicon.Matcher([*lexicon.SCOPE, *lexicon.WEAK_SCOPE])
 LEXICON_COLUMNS = (
     [f"topic:{k}" for k in _TOPIC_KEYS]
     + [f"kind:{k}" for k in _KIND_KEYS]
@@ -655,7 +656,7 @@ class Model:
         lex = np.asarray(x[:, n_tfidf:].todense())
         scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
         has_code = lex[:, LEXICON_COLUMNS.index("open:code")] > 0
-        words = self._section_words(titled, [self.sections[k] for k in chosen.tolist()])
+        words = self._section_words(titled, [self.sections[k] for k in chosen.tolist()], [c.title for c in batch])
         out = []
         for i in range(len(batch)):
             section = self.sections[int(chosen[i])]
@@ -663,6 +664,9 @@ class Model:
             reasons += self._site_reason(site_keys[i], section)
             if scope[i] < LEXICON_SCALE - 1e-9:
                 reasons.append("little or no AI/ML vocabulary in title or opening")
+            else:
+                found = sorted(_SCOPE_WORDS.found(f"{batch[i].title} {_clip(batch[i].summary, SUMMARY_CHARS)}"))
+                reasons.append("AI/ML words: " + ", ".join(found[:N_REASONS]))
             if has_code[i]:
                 reasons.append("code, a library or weights published")
             out.append(Prediction(section=section, section_confidence=float(confidence[i]),
@@ -693,8 +697,9 @@ class Model:
             text += f", {left_out} left out"
         return [text]
 
-    def _section_words(self, x: sp.csr_matrix, sections: list[SectionPath]) -> list[list[str]]:
-        """For each row, the title words that pushed it most towards its section in the flat and topic models."""
+    def _section_words(self, x: sp.csr_matrix, sections: list[SectionPath], titles: list[str]) -> list[list[str]]:
+        """For each row, the title words that pushed it most towards its section in the flat and topic models.
+        A Hangul syllable pair is shown only where a title word starts with it (학습 of 학습하는, not 하는)."""
         x = x.tocsr()
         contribution = np.zeros(x.nnz)
         rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
@@ -719,6 +724,9 @@ class Model:
                     break
                 text = self._display[col]
                 if text is None or set(text.split()) & used:
+                    continue
+                if self._names[col].startswith(_HANGUL_MARK) and not any(
+                        w.startswith(text) for w in titles[i].split()):
                     continue
                 shown.append(text)
                 used |= set(text.split())
