@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, nargs="+", default=[1000, 10000], help="label counts to train on")
     parser.add_argument("--score", type=int, nargs="+", default=[10000, 100000], help="candidate counts to score")
+    parser.add_argument("--background", type=int, default=50000, help="undecided posts to train beside the picks")
     args = parser.parse_args(argv)
 
     rows: list[tuple[str, str, str]] = []
@@ -182,10 +183,14 @@ def main(argv: list[str] | None = None) -> None:
         predictions, seconds = timed(lambda: model.predict(candidates))
         rows.append((f"score {n:,} candidates", f"{seconds:.2f} s", f"{n / seconds:,.0f}/s"))
     positives = [lb for lb in make_labels(args.train[-1], seed=1) if lb.selected]
-    similarity_model = classify.train(positives, now=NOW)
+    prior_model = classify.train(positives, now=NOW)
     candidates = make_candidates(args.score[-1], seed=7)
-    _, seconds = timed(lambda: similarity_model.predict(candidates))
-    rows.append((f"score {len(candidates):,} (prior mode)    ", f"{seconds:.2f} s", f"{len(positives):,} positives"))
+    _, seconds = timed(lambda: prior_model.predict(candidates))
+    rows.append((f"score {len(candidates):,} (prior mode)", f"{seconds:.2f} s", f"{len(positives):,} positives"))
+    background = make_candidates(args.background, seed=11)
+    pu_model, seconds = timed(lambda: classify.train(positives, background=background, now=NOW))
+    rows.append((f"train {len(positives):,} picks + {len(background):,} background", f"{seconds:.2f} s",
+                 f"mode={pu_model.meta['priority_mode']}"))
     rows.append(("peak RSS", f"{peak_rss_mib():.0f} MiB", ""))
 
     width = max(len(r[0]) for r in rows)
