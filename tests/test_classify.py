@@ -276,13 +276,14 @@ def test_predictions_keep_input_order_across_batches(model: classify.Model, monk
 # --- editor summaries ---------------------------------------------------------------------------
 
 
-def test_candidate_text_is_what_the_model_reads() -> None:
+def test_title_document_is_what_the_text_features_read() -> None:
+    """Title and the link's origin; not the opening (read only through the vocabulary), not the source name."""
     c = _candidate(1, "https://www.AWS.amazon.com/ko/blogs/machine-learning/x", "  Title\n with  spaces ",
                    "Summary " + "word " * 500, "Amazon Web Services")
-    title, body, feed = classify.candidate_text(c).split("\n")
+    title, body, origin = classify.title_document(c).split("\n")
     assert title == "Title with spaces"
-    assert body.startswith("Summary word") and len(body) <= classify.SUMMARY_CHARS
-    assert feed.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs", "source=amazon_web_services"]
+    assert body == ""
+    assert origin.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs"]
 
 
 def test_editor_summaries_never_change_the_model() -> None:

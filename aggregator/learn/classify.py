@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -52,7 +51,6 @@ BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known 
 CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be picked
 PRIOR_CUT = 0.5  # the cut before anything but picks is known
 SECTION_CLASS_WEIGHT = "balanced"  # a section's few picks weigh as much as a big one's: the prior is not the answer
-ORIGIN_ONLY = True
 FLAT_WEIGHT = 1.0  # the leaf classifier's say beside the top-level and topic classifiers
 N_REASONS = 3
 PREDICT_BATCH = 8192
@@ -102,12 +100,7 @@ LEXICON_COLUMNS = (
 # --- what the models see -------------------------------------------------------------------------
 
 
-def candidate_text(c: Candidate) -> str:
-    """The document the models read for a candidate: title, summary opening and feed tokens, one per line."""
-    return f"{_clip(c.title, TITLE_CHARS)}\n{_clip(c.summary, SUMMARY_CHARS)}\n{' '.join(feed_tokens(c))}"
-
-
-def _title_document(c: Candidate) -> str:
+def title_document(c: Candidate) -> str:
     """What the TF-IDF features read: the title and where the post comes from. The opening is read only
     through the lexicon: boilerplate ("Amazon SageMaker is a fully managed service ...") opens many
     unrelated posts, and posts known only from a digest have no opening at all.
@@ -116,7 +109,7 @@ def _title_document(c: Candidate) -> str:
     post known from a digest (the source the editor printed, no feed) and the same post fetched (the
     feed's source and name), and the house style prints no source in "3. AWS ML Only": a model that read
     them would learn the editor's formatting, not the post."""
-    tokens = [t for t in feed_tokens(c) if t.startswith(("host=", "site=")) or not ORIGIN_ONLY]
+    tokens = [t for t in feed_tokens(c) if t.startswith(("host=", "site="))]
     return f"{_clip(c.title, TITLE_CHARS)}\n\n{' '.join(tokens)}"
 
 
@@ -151,7 +144,7 @@ def feed_tokens(c: Candidate) -> list[str]:
 
 
 def analyze(doc: str) -> list[str]:
-    """Features of a document from `candidate_text` or `_title_document`: words of title and summary,
+    """Features of a document from `title_document` (title, an empty line, host and site tokens): words,
     title word bigrams, five-letter word prefixes, feed tokens, and Hangul syllable bigrams (Korean
     attaches particles to words: 서빙을, 서빙으로).
 
@@ -220,7 +213,7 @@ def _name(heading: str) -> str:
 
 def _matrix(features: TfidfVectorizer, candidates: Sequence[Candidate]) -> sp.csr_matrix:
     """TF-IDF of the title documents with the lexicon columns appended."""
-    x = features.transform([_title_document(c) for c in candidates])
+    x = features.transform([title_document(c) for c in candidates])
     lex = np.array([lexicon_features(c) for c in candidates], dtype=np.float64).reshape(len(candidates), -1)
     return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr")
 
@@ -268,7 +261,7 @@ class SectionModel:
         n = x.shape[0]
         log_p = np.zeros((n, len(self.leaves)))
         factored = self.top is not None and self.topic is not None
-        if self.flat is not None and (FLAT_WEIGHT or not factored):
+        if self.flat is not None:
             log_p += (FLAT_WEIGHT if factored else 1.0) * _log(_proba_in(self.flat, x, [section_key(s) for s in self.leaves]))
         if self.top is not None and self.topic is not None:
             log_p += _log(_proba_in(self.top, x, [s[0] for s in self.leaves]))
@@ -548,7 +541,7 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
 
     candidates = [lb.candidate for lb in ordered] + background
     features = build_features()
-    features.fit([_title_document(c) for c in candidates])
+    features.fit([title_document(c) for c in candidates])
     x = _matrix(features, candidates)
     rows = [i for i, lb in enumerate(ordered) if lb.selected and lb.section]
     paths = [tuple(lb.section or ()) for lb in sectioned]
