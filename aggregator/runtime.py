@@ -96,20 +96,44 @@ class Runtime:
 
         return load(self.model_dir)
 
-    def refresh_drafts(self) -> list[str]:
-        """Keep the current month's draft fresh, and finish last month's once it has ended.
-        A damaged or stale model leaves the drafts alone and says so; polling goes on."""
-        from aggregator.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
+    def retrain_if_stale(self, model: Model) -> tuple[Model, str | None]:
+        """The model, trained again and saved when posts were fetched or decisions recorded since it was
+        trained (so the first day's prior becomes a learned priority once enough posts are in); with a
+        one-line account when it was."""
+        from aggregator.learn.classify import save
+        from aggregator.learn.jobs import train_model
 
         try:
+            trained_at = datetime.fromisoformat(str(model.meta.get("trained_at")))
+        except ValueError:
+            trained_at = None
+        changed = self.store.last_change()
+        if trained_at is not None and (changed is None or changed <= trained_at):
+            return model, None
+        model = train_model(self.store, now=self.clock())
+        save(model, self.model_dir)
+        meta = model.meta
+        return model, (f"model trained again: {meta['n_examples']} decisions, {meta['n_background']} undecided "
+                       f"fetched posts, priority {meta['priority_mode']}")
+
+    def refresh_drafts(self) -> list[str]:
+        """Keep the current month's draft fresh, and finish last month's once it has ended; a model older
+        than the posts or decisions is trained again first. A damaged or stale model leaves the drafts
+        alone and says so; polling goes on."""
+        from aggregator.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
+
+        messages = []
+        try:
             model = self.load_model()
+            if model is not None:
+                model, retrained = self.retrain_if_stale(model)
+                messages += [retrained] if retrained else []
         except ModelError as exc:
             return [f"drafts not refreshed: {exc}"]
         now = self.clock()
         this_month = month_of(now)
         start, _ = month_bounds(this_month)
         last_month = month_of(start - timedelta(days=1))
-        messages = []
         recorded = self.store.draft_written_at(last_month)
         if recorded is not None and recorded < start:
             messages.append(refresh_draft(self.store, self.config, last_month, now, model))

@@ -631,6 +631,14 @@ class Store:
         with self.session() as s:
             return [(tuple(json.loads(sec)), src) for sec, src in s.execute(query) if sec]
 
+    def last_change(self) -> datetime | None:
+        """When the posts or the editor's decisions last changed: a post first seen, a label written."""
+        with self.session() as s:
+            seen = s.scalar(select(func.max(PostRow.first_seen_at)))
+            decided = s.scalar(select(func.max(LabelRow.updated_at)))
+        found = [t for t in (seen, decided) if t is not None]
+        return max(found) if found else None
+
     def fetched_posts(self, *, before: datetime | None = None) -> list[Candidate]:
         """Every post fetched from a feed (not known only from a digest), dated before `before` when given:
         the background that tells the priority model what an ordinary post looks like."""

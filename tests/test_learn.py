@@ -197,3 +197,20 @@ def test_the_daemon_finishes_last_months_draft_once_the_month_ends(home: Path) -
                                                                f"draft {home / 'drafts' / '2023-01.md'}"]
         now[0] = datetime(2023, 1, 3, tzinfo=timezone.utc)
         assert len(rt.refresh_drafts()) == 1  # last month's draft is final now
+
+
+def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.learn.classify import load
+    from aggregator.runtime import Runtime
+
+    run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), "--month", "2022-11")
+    assert run(home, "train").exit_code == 0
+    with Runtime(load_config(home / "feeds.yaml")) as rt:
+        assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())  # nothing new
+        before = load(rt.model_dir).meta["n_examples"]
+        assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+        messages = rt.refresh_drafts()
+        assert messages[0].startswith("model trained again: ") and "priority prior" in messages[0]
+        assert load(rt.model_dir).meta["n_examples"] > before
+        assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())
