@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aggregator.learn import classify
+from aggregator.learn import features
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.evaluate import Split, leave_one_out, monthly_splits, run
 from aggregator.learn.labels import import_entries
@@ -28,18 +28,18 @@ _HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 def kiwi_analyzer() -> Callable[[str], list[str]]:
-    """`classify.analyze` with Kiwi's content morphemes in place of Hangul syllable pairs."""
+    """`features.analyze` with Kiwi's content morphemes in place of Hangul syllable pairs."""
     from kiwipiepy import Kiwi
 
     kiwi = Kiwi()
-    plain = classify.analyze
+    plain = features.analyze
 
     @functools.lru_cache(maxsize=200_000)
     def morphemes(text: str) -> tuple[str, ...]:
         return tuple(f"~{t.form}" for t in kiwi.tokenize(text) if t.tag.startswith(("NN", "VV", "VA", "XR", "SL", "SH")))
 
     def analyze(doc: str) -> list[str]:
-        features = [f for f in plain(doc) if not f.startswith(classify._HANGUL_MARK)]
+        features = [f for f in plain(doc) if not f.startswith(features.HANGUL_MARK)]
         title, _, rest = doc.lower().partition("\n")
         body = rest.partition("\n")[0]
         if _HANGUL.search(title) or _HANGUL.search(body):
@@ -84,15 +84,15 @@ def main() -> None:
         korean = [i for i, (_, lb) in enumerate(labels) if _HANGUL.search(lb.candidate.title)]
         splits = [s for i, s in enumerate(leave_one_out(labels, [], "digest")) if i in korean]
         cases.append((f"{path.name}: its {len(korean)} Korean titles, left out one at a time", splits))
-    plain = classify.analyze
+    plain = features.analyze
     for name, splits in cases:
         print(name)
         for tokens, analyzer in (("Hangul pairs", plain), ("Kiwi morphemes", kiwi_analyzer())):
-            classify.analyze = analyzer  # type: ignore[assignment]
+            features.analyze = analyzer  # type: ignore[assignment]
             figures = run(name, splits, now=NOW, methods=("model",)).methods[0]
             print(f"  {tokens:15} picks {figures.picks:4}  leaf acc {figures.leaf_accuracy:.2f}  "
                   f"top acc {figures.top_accuracy:.2f}")
-        classify.analyze = plain  # type: ignore[assignment]
+        features.analyze = plain  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from conftest import DATA, FEEDS, FeedServer
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
-from aggregator.learn import classify
+from aggregator.learn import classify, priority
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import import_entries
 from aggregator.models import Candidate, Label
@@ -107,7 +107,7 @@ def test_background_training_keeps_an_off_topic_month_low() -> None:
     ambiguous = {"https://toss.tech/article/one-best-choice", "https://toss.tech/article/designer-new-domain"}
     assert all((p.priority or 0.0) < 0.1 for c, p in zip(month, model.predict(month)) if c.url not in ambiguous)
     threshold, how = model.cut([p.priority or 0.0 for p in model.predict(month)])
-    assert threshold >= classify.CUT_FLOOR and "expected F1" in how
+    assert threshold >= priority.CUT_FLOOR and "expected F1" in how
 
 
 def test_a_few_fetched_posts_are_not_enough_background() -> None:
@@ -123,7 +123,7 @@ def test_the_cut_maximises_expected_f1_and_never_goes_below_the_floor() -> None:
     threshold, _ = model.cut([0.95, 0.9, 0.85, 0.1, 0.05, 0.05])
     assert 0.1 < threshold <= 0.85  # the three likely picks, none of the rest
     threshold, _ = model.cut([0.2, 0.1, 0.05])
-    assert threshold == classify.CUT_FLOOR  # a thin month selects nothing rather than its best guess
+    assert threshold == priority.CUT_FLOOR  # a thin month selects nothing rather than its best guess
 
 
 # --- sections ------------------------------------------------------------------------------------

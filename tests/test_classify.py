@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.learn import classify
+from aggregator.learn import classify, features
 from aggregator.errors import ModelError
 from aggregator.models import Candidate, Label, Prediction
 
@@ -280,7 +280,7 @@ def test_title_document_is_what_the_text_features_read() -> None:
     """Title and the link's origin; not the opening (read only through the vocabulary), not the source name."""
     c = _candidate(1, "https://www.AWS.amazon.com/ko/blogs/machine-learning/x", "  Title\n with  spaces ",
                    "Summary " + "word " * 500, "Amazon Web Services")
-    title, body, origin = classify.title_document(c).split("\n")
+    title, body, origin = features.title_document(c).split("\n")
     assert title == "Title with spaces"
     assert body == ""
     assert origin.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs"]

@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 
 from aggregator.errors import ModelError
 from aggregator.learn import classify
+from aggregator.learn.features import site_of
+from aggregator.learn.sections import section_key
 from aggregator.models import Candidate, Label, SectionPath
 
 METHODS = ("model", "majority", "host", "flat")
@@ -79,19 +81,19 @@ def fit_host(split: Split) -> Predictor:
     picked: Counter[str] = Counter()
     seen: Counter[str] = Counter()
     for lb in split.train:
-        for key in dict.fromkeys(classify.site_of(lb.candidate.url)):
+        for key in dict.fromkeys(site_of(lb.candidate.url)):
             seen[key] += 1
             if lb.selected and lb.section:
                 picked[key] += 1
                 sections.setdefault(key, Counter())[tuple(lb.section)] += 1
     for c in split.background:
-        for key in dict.fromkeys(classify.site_of(c.url)):
+        for key in dict.fromkeys(site_of(c.url)):
             seen[key] += 1
     overall = Counter(tuple(lb.section or ()) for lb in _picks(split))
     base = (sum(picked.values()) + 1) / (len(split.train) + len(split.background) + 2)
 
     def guess(c: Candidate) -> Guess:
-        host, site = classify.site_of(c.url)
+        host, site = site_of(c.url)
         key = site if site in sections else host
         counts = sections.get(key, overall)
         rate = (picked[key] + base) / (seen[key] + 1) if key in seen else base
@@ -101,7 +103,7 @@ def fit_host(split: Split) -> Predictor:
 
 
 def _flat_text(c: Candidate) -> str:
-    host, _ = classify.site_of(c.url)
+    host, _ = site_of(c.url)
     return f"{c.title} {c.source} {host}"
 
 
@@ -113,8 +115,8 @@ def fit_flat(split: Split, *, seed: int = 0) -> Predictor:
                              ("words", TfidfVectorizer(sublinear_tf=True))])
 
     picks = _picks(split)
-    labels = [classify.section_key(lb.section or ()) for lb in picks]
-    paths = {classify.section_key(lb.section or ()): tuple(lb.section or ()) for lb in picks}
+    labels = [section_key(lb.section or ()) for lb in picks]
+    paths = {section_key(lb.section or ()): tuple(lb.section or ()) for lb in picks}
     section_features = features().fit([_flat_text(lb.candidate) for lb in picks])
     section_clf = None
     if len(set(labels)) > 1:
@@ -198,8 +200,8 @@ class Figures:
 def figures(method: str, tally: Tally) -> Figures:
     leaf = top = macro = None
     if tally.sections:
-        truth = [classify.section_key(t) for t, _ in tally.sections]
-        guess = [classify.section_key(g) for _, g in tally.sections]
+        truth = [section_key(t) for t, _ in tally.sections]
+        guess = [section_key(g) for _, g in tally.sections]
         leaf = sum(t == g for t, g in zip(truth, guess)) / len(truth)
         top = sum(t[:1] == g[:1] for t, g in tally.sections) / len(tally.sections)
         macro = float(f1_score(truth, guess, labels=sorted(set(truth)), average="macro", zero_division=0))
