@@ -170,8 +170,14 @@ class LabelRow(Base):
 
 
 metadata = Base.metadata
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SCHEMA_VERSION = "0003"  # the newest revision in MIGRATIONS_DIR (a test keeps the two in step)
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are: the top-level migrations/ folder, installed as aggregator.migrations."""
+    import aggregator.migrations
+
+    return Path(aggregator.migrations.__file__).parent
+
+
+SCHEMA_VERSION = "0003"  # the newest revision in migrations/versions (a test keeps the two in step)
 
 
 @dataclass(frozen=True)
@@ -380,7 +386,7 @@ class Store:
         from alembic.script import ScriptDirectory
 
         cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("script_location", str(migrations_dir()))
         scripts = ScriptDirectory.from_config(cfg)
         try:
             with self.engine.begin() as conn, _transactional_ddl(conn):

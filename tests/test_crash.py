@@ -204,10 +204,10 @@ def create_schema_before_the_newest(db: Path) -> None:
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
-    from aggregator.store import MIGRATIONS_DIR
+    from aggregator.store import migrations_dir
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     scripts = ScriptDirectory.from_config(cfg)
     previous = scripts.get_revision(scripts.get_current_head()).down_revision
     assert isinstance(previous, str)

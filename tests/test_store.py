@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
-from aggregator.store import MIGRATIONS_DIR, SCHEMA_VERSION, Store
+from aggregator.store import SCHEMA_VERSION, Store, migrations_dir
 from aggregator.update import run_pass
 
 
@@ -43,7 +43,7 @@ def test_schema_version_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     assert ScriptDirectory.from_config(cfg).get_heads() == [SCHEMA_VERSION]
 
 
