@@ -1,4 +1,4 @@
-"""Rendering a month's draft as house-style Markdown or JSON; pure functions, no I/O."""
+"""Rendering a draft in each digest style (house, footnote, weekly) or as JSON; pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -164,3 +164,92 @@ def render_json(items: Sequence[DraftItem]) -> str:
             "reasons": list(p.reasons),
         })
     return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+
+
+# --- the other editors' styles -------------------------------------------------------------------
+
+
+def _front_matter(title: str, when: datetime, tags: Sequence[str], categories: Sequence[str] = ()) -> list[str]:
+    """YAML front matter; every string JSON-quoted, which YAML reads as the same string."""
+    lines = ["---", f"title: {json.dumps(_printable(title), ensure_ascii=False)}",
+             f"date: {when.strftime('%Y-%m-%d %H:%M:%S')} +0000"]
+    if categories:
+        lines.append("categories: [" + ", ".join(json.dumps(_printable(c), ensure_ascii=False) for c in categories) + "]")
+    lines.append("tags: [" + ", ".join(json.dumps(_printable(t), ensure_ascii=False) for t in tags) + "]")
+    return lines + ["---"]
+
+
+def _heading_text(text: str) -> str:
+    return escape_markdown(text).replace("#", "\\#")
+
+
+def _below_cut_comment(items: Sequence[DraftItem]) -> list[str]:
+    """The candidates below the cut, in one HTML comment: the editor sees them, a reader of the published
+    page and a digest import do not."""
+    rest = sorted((i for i in items if not i.selected), key=lambda i: -(i.prediction.priority or 0.0))
+    if not rest:
+        return []
+    lines = ["", f"<!-- {BELOW_CUT}:"]
+    for item in rest:
+        section = _comment_text(" > ".join(item.prediction.section))
+        lines.append(f"{_comment_text(item.candidate.title)} | {_comment_text(item.candidate.url)} | {section}")
+    return lines + ["-->"]
+
+
+def _selected_in_order(items: Sequence[DraftItem], taxonomy: Sequence[SectionPath]) -> list[tuple[SectionPath, list[DraftItem]]]:
+    selected = [i for i in items if i.selected and i.candidate.url.lower().startswith(_LINK_SCHEMES)]
+    return [(section, sorted((i for i in selected if i.prediction.section == section), key=_sort_key))
+            for section in _ordered_sections(selected, taxonomy)]
+
+
+def render_footnote(items: Sequence[DraftItem], *, title: str, when: datetime, tags: Sequence[str] = (),
+                    taxonomy: Sequence[SectionPath] = (), note: str | None = None) -> str:
+    """The draft in the footnote style (a monthly trends post): front matter, `## **Section**` headings,
+    `### Entry title [^refN]` with the post's opening as bullets for the editor to rewrite, and the
+    `[^refN]: [Title](url)` references at the end, numbered in order of appearance."""
+    lines = _front_matter(title, when, tags)
+    if note:
+        lines.append(f"<!-- {_comment_text(note)} -->")
+    references = []
+    for section, entries in _selected_in_order(items, taxonomy):
+        lines += ["", f"## **{_heading_text(section[-1])}**"]
+        for item in entries:
+            n = len(references) + 1
+            post = item.candidate
+            lines += ["", f"### {_heading_text(post.title)} [^ref{n}]"]
+            lines += [f"- {escape_markdown(s)}" for s in _SENTENCE_END.split(first_sentences(post.summary)) if s]
+            comment = _comment(item)
+            lines += [comment] if comment else []
+            references.append(f"[^ref{n}]: [{escape_markdown(post.title)}]({safe_link(post.url)})")
+    if references:
+        lines += ["", *references]
+    return "\n".join(lines + _below_cut_comment(items)) + "\n"
+
+
+def _anchor(title: str) -> str:
+    """The id Jekyll's kramdown gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    kept = "".join(ch for ch in _printable(title).lower() if ch.isalnum() or ch in " -_")
+    return "-".join(kept.split()) or "section"
+
+
+def render_weekly(items: Sequence[DraftItem], *, title: str, when: datetime, category: str, tags: Sequence[str] = (),
+                  link_label: str = "참고링크", taxonomy: Sequence[SectionPath] = (), note: str | None = None) -> str:
+    """The draft in the weekly style: front matter (its first category is the digest's one section), a
+    table of contents, then `### Title`, a paragraph and the `[참고링크](url)` link for each entry."""
+    lines = _front_matter(title, when, tags, [category])
+    if note:
+        lines.append(f"<!-- {_comment_text(note)} -->")
+    entries = [item for _, group in _selected_in_order(items, taxonomy) for item in group]
+    if entries:
+        lines += ["", "## 목차", ""]
+        lines += [f"- [{escape_markdown(item.candidate.title)}](#{_anchor(item.candidate.title)})" for item in entries]
+    for item in entries:
+        post = item.candidate
+        lines += ["", f"### {_heading_text(post.title)}", ""]
+        summary = first_sentences(post.summary)
+        if summary:
+            lines += [escape_markdown(summary), ""]
+        lines.append(f"[{escape_markdown(link_label)}]({safe_link(post.url)})")
+        comment = _comment(item)
+        lines += [comment] if comment else []
+    return "\n".join(lines + _below_cut_comment(items)) + "\n"

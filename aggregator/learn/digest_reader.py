@@ -46,6 +46,7 @@ _SUFFIX = re.compile(
     re.S | re.X,
 )
 _UNRESOLVED_FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]\s*$")
+_RAW_FOOTNOTE = re.compile(r"(?<!\\)\[\^[^\]\s]+\]\s*$")  # as written: an escaped "\[^1\]" is title text
 _BRACKET_TITLE = re.compile(r"^\[([^\[\]]+)\]")
 _KRAMDOWN_IAL = re.compile(r"\{:[^{}]*\}")
 _BARE_URL = re.compile(r"https?://\S+")
@@ -274,7 +275,8 @@ def _month_of(value: object) -> str | None:
 
 def _strip_emoji(text: str) -> str:
     def is_decoration(ch: str) -> bool:
-        return unicodedata.category(ch) in ("So", "Sk", "Cf", "Mn", "Me", "Zs") or ch == "\ufe0f"
+        category = unicodedata.category(ch)  # "Sk" for skin-tone modifiers, not for ASCII's ` and ^
+        return category in ("So", "Cf", "Mn", "Me", "Zs") or (category == "Sk" and not ch.isascii()) or ch == "\ufe0f"
 
     start, end = 0, len(text)
     while start < end and is_decoration(text[start]):
@@ -522,9 +524,12 @@ def _read_footnote(doc: _Document, path: str, month: str | None) -> Digest:
             section = (name,) if name else ()
             continue
         refs = [k for k in kids if k.type == "footnote_ref"]
-        if not refs and not _UNRESOLVED_FOOTNOTE.search(inline.content):
+        unresolved = _RAW_FOOTNOTE.search(inline.content) is not None  # "[^ref3]" with no definition
+        if not refs and not unresolved:
             continue  # a sub-heading without a reference is not an entry
-        title = _UNRESOLVED_FOOTNOTE.sub("", inline_text(kids)).strip()
+        title = inline_text(kids).strip()  # resolved references are tokens of their own, not text
+        if not refs:
+            title = _UNRESOLVED_FOOTNOTE.sub("", title).strip()
         url = urls.get(int(refs[0].meta.get("id", -1)), "") if refs else ""
         if not url:
             raise _no_url(path, _line(tok), title)
