@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -90,11 +90,30 @@ class DraftSettings(_Strict):
     below_cut: int = Field(default=15, ge=0)  # candidates listed under "Candidates below the cut"
 
 
+DEFAULT_DIGEST = "default"
+"""The name of the one digest a feeds.yaml without `digests:` has (built from its `draft:` settings)."""
+
+
+class DigestSettings(_Strict):
+    """One item of `digests:`: a digest with its own taxonomy, model, style and cadence."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also a folder name (models/NAME/)
+    title: str = Field(min_length=1)
+    style: Literal["house", "footnote", "weekly"] = "house"
+    cadence: Literal["monthly", "weekly"] = "monthly"
+    feeds: tuple[str, ...] | None = None  # feed names and/or "tag:NAME"; None: every feed
+    dir: str | None = None  # where its drafts go; default drafts/NAME
+    tags: tuple[str, ...] = ()  # the footnote and weekly styles' front-matter tags
+    category: str | None = None  # the weekly style's front-matter category (its one section); default: the title
+    link_label: str = "참고링크"  # the weekly style's link to the post
+
+
 class Config(_Strict):
     """The whole validated configuration."""
 
     defaults: Polling = Polling()
     draft: DraftSettings = DraftSettings()
+    digests: tuple[DigestSettings, ...] = ()
     database: str | None = None  # SQLAlchemy URL; default: aggregator.db beside feeds.yaml
     models: str = "models"  # where `train` saves the models
     feeds: tuple[FeedEntry, ...] = ()
@@ -102,6 +121,44 @@ class Config(_Strict):
 
     def feed_configs(self) -> tuple[FeedConfig, ...]:
         return tuple(f.to_feed() for f in self.feeds)
+
+    def digest_list(self) -> tuple[DigestSettings, ...]:
+        """The declared digests; without `digests:`, one house-style monthly digest from `draft:`."""
+        if self.digests:
+            return self.digests
+        return (DigestSettings(name=DEFAULT_DIGEST, title=self.draft.title, dir=self.draft.dir),)
+
+    def digest(self, name: str | None) -> DigestSettings:
+        """The digest called `name`; None picks the only one. ConfigError names the choices otherwise."""
+        digests = self.digest_list()
+        if name is None:
+            if len(digests) == 1:
+                return digests[0]
+            raise ConfigError(f"there are {len(digests)} digests ({', '.join(d.name for d in digests)}): pass --digest NAME")
+        for d in digests:
+            if d.name == name:
+                return d
+        raise ConfigError(f"no digest named {name!r} (digests: {', '.join(d.name for d in digests)})")
+
+    def digest_feeds(self, digest: DigestSettings) -> frozenset[str] | None:
+        """The names of the feeds a digest reads, or None for all of them."""
+        if digest.feeds is None:
+            return None
+        names = set()
+        for selector in digest.feeds:
+            if selector.startswith("tag:"):
+                names |= {f.name.strip() for f in self.feeds if selector[4:] in f.tags}
+            else:
+                names.add(selector.strip())
+        return frozenset(names)
+
+    def drafts_dir(self, digest: DigestSettings) -> Path:
+        return self.resolve(digest.dir or f"{self.draft.dir}/{digest.name}")
+
+    def models_dir(self, digest: DigestSettings) -> Path:
+        """models/NAME/ for a declared digest; models/ itself for the implicit one (where it always was)."""
+        base = self.resolve(self.models)
+        return base if not self.digests else base / digest.name
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -145,6 +202,36 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _cross_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
+    """What no single field can check: duplicate feeds or digests, and digests naming feeds or tags that do not exist."""
+    problems = _duplicate_problems(doc)
+    feeds = doc.get("feeds") if isinstance(doc, dict) else None
+    digests = doc.get("digests") if isinstance(doc, dict) else None
+    if not isinstance(digests, list):
+        return problems
+    feeds = [f for f in feeds if isinstance(f, dict)] if isinstance(feeds, list) else []
+    names = {str(f.get("name", "")).strip() for f in feeds}
+    tags = {str(t) for f in feeds if isinstance(f.get("tags"), list) for t in f["tags"]}
+    seen: dict[str, int] = {}
+    for i, digest in enumerate(digests):
+        if not isinstance(digest, dict):
+            continue
+        name = digest.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append((("digests", i, "name"), f"duplicate name {name!r} (first used by digests[{seen[name]}])"))
+            seen.setdefault(name, i)
+        selectors = digest.get("feeds")
+        for j, selector in enumerate(selectors if isinstance(selectors, list) else []):
+            if not isinstance(selector, str):
+                continue
+            if selector.startswith("tag:") and selector[4:] not in tags:
+                problems.append((("digests", i, "feeds", j), f"no feed has the tag {selector[4:]!r}"))
+            elif not selector.startswith("tag:") and selector.strip() not in names:
+                problems.append((("digests", i, "feeds", j), f"no feed named {selector!r}"))
+    return problems
+
+
 def _duplicate_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
     problems: list[tuple[tuple[int | str, ...], str]] = []
     feeds = doc.get("feeds") if isinstance(doc, dict) else None
@@ -172,7 +259,7 @@ def parse_config(text: str, *, path: str = "feeds.yaml", base_dir: Path | None =
         safe = YAML(typ="safe", pure=False)
         safe.allow_duplicate_keys = False
         doc = safe.load(text)
-        if isinstance(doc, dict) and not _duplicate_problems(doc):
+        if isinstance(doc, dict) and not _cross_problems(doc):
             return Config.model_validate({**doc, "base_dir": base_dir or Path(".")})
     except (YAMLError, ValidationError):
         pass
@@ -204,7 +291,7 @@ def _parse_with_lines(text: str, *, path: str, base_dir: Path | None) -> Config:
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             problems.append((loc, msg))
-    problems += _duplicate_problems(doc)
+    problems += _cross_problems(doc)
     if problems:
         lines = []
         for loc, msg in problems:

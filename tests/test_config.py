@@ -94,3 +94,67 @@ def test_add_feeds_keeps_comments_and_order_and_skips_known(tmp_path: Path) -> N
     assert text.startswith("# my feeds\nfeeds:\n  # the first\n  - name: A  # inline\n")
     assert [f.name for f in load_config(path).feeds] == ["A", "B"]
     assert load_config(path).feeds[1].tags == ("eng",)
+
+
+DIGESTS_YAML = """feeds:
+  - name: A
+    url: https://a.example/feed
+    tags: [ko]
+  - name: B
+    url: https://b.example/feed
+digests:
+  - name: house
+    title: Summary of Important AI & ML Blog Posts
+  - name: trends
+    title: AI 기술 트렌드
+    style: footnote
+    feeds: [B, "tag:ko"]
+    tags: [ai-trend]
+  - name: weekly
+    title: Weekly ML/DL News
+    style: weekly
+    cadence: weekly
+    feeds: [B]
+"""
+
+
+def test_digests_have_their_own_style_cadence_feeds_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text(DIGESTS_YAML, encoding="utf-8")
+    config = load_config(tmp_path / "feeds.yaml")
+    house, trends, weekly = config.digest_list()
+    assert (house.style, house.cadence, config.digest_feeds(house)) == ("house", "monthly", None)
+    assert (trends.style, config.digest_feeds(trends)) == ("footnote", frozenset({"A", "B"}))
+    assert (weekly.cadence, config.digest_feeds(weekly)) == ("weekly", frozenset({"B"}))
+    assert config.drafts_dir(trends) == tmp_path / "drafts" / "trends"
+    assert config.models_dir(trends) == tmp_path / "models" / "trends"
+    assert config.digest("weekly") is weekly
+    with pytest.raises(ConfigError, match=r"there are 3 digests \(house, trends, weekly\): pass --digest NAME"):
+        config.digest(None)
+    with pytest.raises(ConfigError, match="no digest named 'nope'"):
+        config.digest("nope")
+
+
+def test_without_digests_there_is_one_built_from_the_draft_settings(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text("draft:\n  dir: out\n  title: My Digest\nfeeds: []\n", encoding="utf-8")
+    config = load_config(tmp_path / "feeds.yaml")
+    [only] = config.digest_list()
+    assert (only.name, only.title, only.style, only.cadence) == ("default", "My Digest", "house", "monthly")
+    assert config.digest(None) == only
+    assert config.drafts_dir(only) == tmp_path / "out" and config.models_dir(only) == tmp_path / "models"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("  - name: x\n    title: X\n    style: fancy\n", ":10: digests[0].style: Input should be 'house', 'footnote' or 'weekly'"),
+    ("  - name: x\n    title: X\n    cadence: daily\n", ":10: digests[0].cadence: Input should be 'monthly' or 'weekly'"),
+    ("  - name: x\n    title: X\n    feeds: [C]\n", ":10: digests[0].feeds[0]: no feed named 'C'"),
+    ("  - name: x\n    title: X\n    feeds: ['tag:en']\n", ":10: digests[0].feeds[0]: no feed has the tag 'en'"),
+    ("  - name: x\n    title: X\n  - name: x\n    title: Y\n", ":10: digests[1].name: duplicate name 'x'"),
+    ("  - name: ../x\n    title: X\n", ":8: digests[0].name: String should match pattern"),
+    ("  - name: x\n    title: X\n    colour: red\n", ":10: digests[0].colour: unknown key"),
+])
+def test_a_malformed_digest_is_one_clear_line(tmp_path: Path, entry: str, message: str) -> None:
+    text = "feeds:\n  - name: A\n    url: https://a.example/feed\n    tags: [ko]\n  - name: B\n    url: https://b.example/feed\ndigests:\n" + entry
+    (tmp_path / "feeds.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "feeds.yaml")
+    assert message in str(caught.value) and len(str(caught.value).splitlines()) == 1
