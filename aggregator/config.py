@@ -13,7 +13,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from aggregator.errors import ConfigError
-from aggregator.models import FeedConfig
+from aggregator.models import DEFAULT_DIGEST, FeedConfig
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -88,10 +88,6 @@ class DraftSettings(_Strict):
     section: str = "1. Posts"  # the single section used until a model is trained
     refresh: Duration = 86400  # how often the daemon rewrites the current month's draft
     below_cut: int = Field(default=15, ge=0)  # candidates listed under "Candidates below the cut"
-
-
-DEFAULT_DIGEST = "default"
-"""The name of the one digest a feeds.yaml without `digests:` has (built from its `draft:` settings)."""
 
 
 class DigestSettings(_Strict):

@@ -9,6 +9,9 @@ from typing import Literal
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
+DEFAULT_DIGEST = "default"
+"""The digest a feeds.yaml without `digests:` has, and the one every label stored before digests existed belongs to."""
+
 SectionPath = tuple[str, ...]
 """A section of the digest as its headings, e.g. ("2. Business Cases ...", "2.4. Training ...")."""
 

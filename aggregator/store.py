@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from aggregator.errors import BusyError, StoreError
 from aggregator.learn.labels import ImportEntry
 from aggregator.models import (
+    DEFAULT_DIGEST,
     Candidate,
     FeedConfig,
     FeedState,
@@ -129,9 +130,12 @@ class PostRow(Base):
 
 
 class DraftRow(Base):
+    """The last draft aggregator wrote of one edition of one digest."""
+
     __tablename__ = "drafts"
 
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(100), primary_key=True)
+    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     written_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -139,11 +143,12 @@ class DraftRow(Base):
 
 
 class DigestRow(Base):
-    """One imported digest per month: the latest version of it that was imported."""
+    """One imported edition of a digest: the latest version of it that was imported."""
 
     __tablename__ = "digests"
 
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(100), primary_key=True)
+    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     style: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(Text, default="")
@@ -154,14 +159,15 @@ class DigestRow(Base):
 
 
 class LabelRow(Base):
-    """The editor's decision on one post in one month's digest."""
+    """The editor's decision on one post in one edition of one digest."""
 
     __tablename__ = "labels"
-    __table_args__ = (UniqueConstraint("post_id", "month", name="uq_labels_post_month"),)
+    __table_args__ = (UniqueConstraint("digest", "post_id", "month", name="uq_labels_digest_post_month"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(100), index=True, server_default=DEFAULT_DIGEST)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
-    month: Mapped[str] = mapped_column(String(7), index=True)
+    month: Mapped[str] = mapped_column(String(10), index=True)  # the edition
     selected: Mapped[bool] = mapped_column(Boolean)
     section: Mapped[str | None] = mapped_column(Text)  # JSON list of headings; None when not selected
     editor_summary: Mapped[str] = mapped_column(Text, default="")
@@ -177,7 +183,7 @@ def migrations_dir() -> Path:
     return Path(aggregator.migrations.__file__).parent
 
 
-SCHEMA_VERSION = "0003"  # the newest revision in migrations/versions (a test keeps the two in step)
+SCHEMA_VERSION = "0004"  # the newest revision in migrations/versions (a test keeps the two in step)
 
 
 @dataclass(frozen=True)
@@ -516,15 +522,18 @@ class Store:
         with self.session() as s:
             return s.scalar(select(func.count(PostRow.id))) or 0
 
-    def candidates(self, start: datetime, end: datetime, *, also: Sequence[int] = ()) -> list[Candidate]:
-        """Posts dated in [start, end): by published date, or first-seen date where the feed gave none;
-        plus the posts whose ids are in `also`."""
+    def candidates(self, start: datetime, end: datetime, *, also: Sequence[int] = (),
+                   feeds: Collection[str] | None = None) -> list[Candidate]:
+        """Posts fetched from `feeds` (names; all feeds when None) dated in [start, end): by published date,
+        or first-seen date where the feed gave none; plus the posts whose ids are in `also`."""
         when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
-        in_month = (when >= start) & (when < end)
+        wanted = (when >= start) & (when < end) & PostRow.feed_id.is_not(None)
+        if feeds is not None:
+            wanted &= FeedRow.name.in_(sorted(feeds))
         query = (
             select(PostRow, FeedRow.name, FeedRow.source)
             .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
-            .where(in_month | PostRow.id.in_(list(also)) if also else in_month)
+            .where(wanted | PostRow.id.in_(list(also)) if also else wanted)
             .order_by(when.desc(), PostRow.id)
         )
         with self.session() as s:
@@ -532,27 +541,28 @@ class Store:
 
     # -- drafts ---------------------------------------------------------------------------
 
-    def is_unedited_draft(self, month: str, text: str) -> bool:
-        """Whether `text` is exactly what aggregator last wrote as `month`'s draft."""
+    def is_unedited_draft(self, month: str, text: str, *, digest: str = DEFAULT_DIGEST) -> bool:
+        """Whether `text` is exactly what aggregator last wrote as the edition's draft."""
         with self.session() as s:
-            row = s.get(DraftRow, month)
+            row = s.get(DraftRow, (digest, month))
             return row is not None and row.sha256 == _sha256(text)
 
-    def draft_written_at(self, month: str) -> datetime | None:
+    def draft_written_at(self, month: str, *, digest: str = DEFAULT_DIGEST) -> datetime | None:
         with self.session() as s:
-            row = s.get(DraftRow, month)
+            row = s.get(DraftRow, (digest, month))
             return row.written_at if row else None
 
-    def record_draft(self, month: str, path: str, text: str, now: datetime, selected: Sequence[str] = ()) -> None:
+    def record_draft(self, month: str, path: str, text: str, now: datetime, selected: Sequence[str] = (), *,
+                     digest: str = DEFAULT_DIGEST) -> None:
         with self.session() as s:
-            s.merge(DraftRow(month=month, path=path, sha256=_sha256(text), written_at=now,
+            s.merge(DraftRow(digest=digest, month=month, path=path, sha256=_sha256(text), written_at=now,
                              selected_urls=json.dumps(sorted(selected))))
 
     # -- digests and labels -----------------------------------------------------------------
 
     def import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
-                      now: datetime) -> ImportReport:
+                      now: datetime, digest: str = DEFAULT_DIGEST) -> ImportReport:
         """Record a digest's selections as labels, in one transaction.
 
         Posts never fetched are created from what the digest says. Posts the editor had selected in an
@@ -560,13 +570,14 @@ class Store:
         missing become negative labels. Importing the same text again changes nothing.
         """
         with self.session() as s:
-            existing = s.get(DigestRow, month)
+            existing = s.get(DigestRow, (digest, month))
             if existing is not None and existing.sha256 == sha256:
                 return ImportReport(month, len(entries), unchanged=True)
             posts = _posts_for(s, entries, now)
-            labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(LabelRow.month == month))}
+            mine = (LabelRow.digest == digest) & (LabelRow.month == month)
+            labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(mine))}
             offered = set()
-            draft = s.get(DraftRow, month)
+            draft = s.get(DraftRow, (digest, month))
             if draft is not None and draft.selected_urls:
                 urls = json.loads(draft.selected_urls)
                 offered = {p.id for chunk in _chunks(urls) for p in s.scalars(select(PostRow).where(PostRow.url.in_(chunk)))}
@@ -578,7 +589,7 @@ class Store:
                 section = json.dumps(list(entry.section), ensure_ascii=False)
                 row = labels.get(post.id)
                 if row is None:
-                    s.add(LabelRow(post_id=post.id, month=month, selected=True, section=section,
+                    s.add(LabelRow(digest=digest, post_id=post.id, month=month, selected=True, section=section,
                                    editor_summary=entry.editor_summary, printed_source=entry.source, updated_at=now))
                     added += 1
                     continue
@@ -592,7 +603,7 @@ class Store:
             for post_id in (offered | {pid for pid, row in labels.items() if row.selected}) - chosen:
                 row = labels.get(post_id)
                 if row is None:
-                    s.add(LabelRow(post_id=post_id, month=month, selected=False, section=None, editor_summary="",
+                    s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",
                                    printed_source="", updated_at=now))
                 elif row.selected:
                     row.selected, row.section, row.updated_at = False, None, now
@@ -600,40 +611,43 @@ class Store:
                     continue
                 removed += 1
             new_posts = sum(1 for p in posts.values() if p.feed_id is None and p.first_seen_at == now)
-            s.merge(DigestRow(month=month, path=path, style=style, title=title, sha256=sha256,
+            s.merge(DigestRow(digest=digest, month=month, path=path, style=style, title=title, sha256=sha256,
                               sections=json.dumps([list(x) for x in sections], ensure_ascii=False),
                               covers=json.dumps(list(covers)), imported_at=now))
             return ImportReport(month, len(entries), added, moved, removed, new_posts)
 
-    def digests(self) -> list[DigestInfo]:
-        """Imported digests, oldest month first, with how many posts each selected."""
-        counts = (select(LabelRow.month, func.count(LabelRow.id)).where(LabelRow.selected.is_(True))
-                  .group_by(LabelRow.month))
+    def digests(self, *, digest: str = DEFAULT_DIGEST) -> list[DigestInfo]:
+        """A digest's imported editions, oldest first, with how many posts each selected."""
+        counts = (select(LabelRow.month, func.count(LabelRow.id))
+                  .where(LabelRow.selected.is_(True), LabelRow.digest == digest).group_by(LabelRow.month))
         with self.session() as s:
             selected = dict(s.execute(counts).all())
+            query = select(DigestRow).where(DigestRow.digest == digest).order_by(DigestRow.month)
             return [DigestInfo(d.month, tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
                                selected.get(d.month, 0))
-                    for d in s.scalars(select(DigestRow).order_by(DigestRow.month))]
+                    for d in s.scalars(query)]
 
-    def edition_labels(self, month: str) -> dict[int, SectionPath | None]:
-        """post id -> its section in `month`'s imported digest, or None when that digest left it out."""
-        query = select(LabelRow.post_id, LabelRow.selected, LabelRow.section).where(LabelRow.month == month)
+    def edition_labels(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, SectionPath | None]:
+        """post id -> its section in the edition's imported digest, or None when that digest left it out."""
+        query = (select(LabelRow.post_id, LabelRow.selected, LabelRow.section)
+                 .where(LabelRow.month == month, LabelRow.digest == digest))
         with self.session() as s:
             return {pid: (tuple(json.loads(sec)) if selected and sec else None) for pid, selected, sec in s.execute(query)}
 
-    def selected_elsewhere(self, month: str, post_ids: Sequence[int]) -> set[int]:
-        """Those of `post_ids` that another month's digest already published."""
+    def selected_elsewhere(self, month: str, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
+        """Those of `post_ids` that another edition of the digest already published."""
         found: set[int] = set()
         with self.session() as s:
             for chunk in _chunks(list(post_ids)):
                 query = select(LabelRow.post_id).where(LabelRow.post_id.in_(chunk), LabelRow.month != month,
-                                                       LabelRow.selected.is_(True))
+                                                       LabelRow.selected.is_(True), LabelRow.digest == digest)
                 found.update(s.scalars(query))
         return found
 
-    def printed_sources(self) -> list[tuple[SectionPath, str]]:
+    def printed_sources(self, *, digest: str = DEFAULT_DIGEST) -> list[tuple[SectionPath, str]]:
         """(section, printed source label) of every selected label: how the editor labels entries."""
-        query = select(LabelRow.section, LabelRow.printed_source).where(LabelRow.selected.is_(True))
+        query = (select(LabelRow.section, LabelRow.printed_source)
+                 .where(LabelRow.selected.is_(True), LabelRow.digest == digest))
         with self.session() as s:
             return [(tuple(json.loads(sec)), src) for sec, src in s.execute(query) if sec]
 
@@ -645,24 +659,26 @@ class Store:
         found = [t for t in (seen, decided) if t is not None]
         return max(found) if found else None
 
-    def fetched_posts(self, *, before: datetime | None = None) -> list[Candidate]:
-        """Every post fetched from a feed (not known only from a digest), dated before `before` when given:
-        the background that tells the priority model what an ordinary post looks like."""
+    def fetched_posts(self, *, before: datetime | None = None, feeds: Collection[str] | None = None) -> list[Candidate]:
+        """Every post fetched from a feed (not known only from a digest), dated before `before` and from
+        `feeds` (names) when given: the background that tells the priority model what an ordinary post looks like."""
         when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
         query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
                  .order_by(PostRow.id))
         if before is not None:
             query = query.where(when < before)
+        if feeds is not None:
+            query = query.where(FeedRow.name.in_(sorted(feeds)))
         with self.session() as s:
             return [_candidate(p, feed_source, feed_name) for p, feed_source, feed_name in s.execute(query)]
 
-    def training_labels(self) -> list[tuple[str, Label]]:
-        """(month, label) for every decision: selections, removals, and the unselected posts stored
-        from the months imported digests cover."""
+    def training_labels(self, *, digest: str = DEFAULT_DIGEST, feeds: Collection[str] | None = None) -> list[tuple[str, Label]]:
+        """(edition, label) for every decision of a digest: selections, removals, and the unselected posts
+        stored from the months its imported editions cover (from its `feeds` when given)."""
         with self.session() as s:
             out: list[tuple[str, Label]] = []
             query = (select(LabelRow, PostRow, FeedRow.source, FeedRow.name)
-                     .join(PostRow, LabelRow.post_id == PostRow.id)
+                     .join(PostRow, LabelRow.post_id == PostRow.id).where(LabelRow.digest == digest)
                      .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id).order_by(LabelRow.month, PostRow.id))
             labelled: set[int] = set()
             for label, post, feed_source, feed_name in s.execute(query):
@@ -670,16 +686,18 @@ class Store:
                 candidate = _candidate(post, feed_source, feed_name)
                 section = tuple(json.loads(label.section)) if label.section else None
                 out.append((label.month, Label(candidate, section, label.selected, label.editor_summary)))
-            for digest in s.scalars(select(DigestRow)):
-                for month in json.loads(digest.covers):
+            for edition in s.scalars(select(DigestRow).where(DigestRow.digest == digest)):
+                for month in json.loads(edition.covers):
                     start, end = month_bounds(month)
                     when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
                     query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
                              .where(when >= start, when < end).order_by(PostRow.id))
+                    if feeds is not None:
+                        query = query.where(FeedRow.name.in_(sorted(feeds)))
                     for post, feed_source, feed_name in s.execute(query):
                         if post.id not in labelled:
                             labelled.add(post.id)
-                            out.append((digest.month, Label(_candidate(post, feed_source, feed_name), None, False)))
+                            out.append((edition.month, Label(_candidate(post, feed_source, feed_name), None, False)))
             return out
 
 

@@ -219,3 +219,42 @@ def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: Feed
         assert first.new_posts == 4 and [o.status for o in second.outcomes] == ["not_modified"]
         march = store.candidates(datetime(2023, 3, 1, tzinfo=timezone.utc), datetime(2023, 4, 1, tzinfo=timezone.utc))
         assert all(c.published.tzinfo is not None for c in march) and len(march) >= 1
+
+
+def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft(tmp_path: Path) -> None:
+    """A database at revision 0003 (one shared pool of labels), filled as that release's import and draft
+    did, migrates to digests of their own: everything in it belongs to the digest "default"."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    path = tmp_path / "old.db"
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(cfg, "0003")
+    con = sqlite3.connect(path)
+    con.execute("insert into posts (id, feed_id, key, url, title, summary, author, source, published_at, first_seen_at,"
+                " content_hash) values (1, null, 'digest:u', 'https://a.example/p', 'P', '', '', 'Netflix',"
+                " '2022-12-01 00:00:00', '2022-12-05 00:00:00', '')")
+    con.execute("insert into digests (month, path, style, title, sha256, sections, covers, imported_at) values"
+                " ('2022-12', 'past/2022-12.md', 'house', 'T', 'abc', '[[\"1. Research\", \"1.1. CV\"]]',"
+                " '[\"2022-12\"]', '2022-12-05 00:00:00')")
+    con.execute("insert into labels (post_id, month, selected, section, editor_summary, printed_source, updated_at)"
+                " values (1, '2022-12', 1, '[\"1. Research\", \"1.1. CV\"]', '요약', 'Netflix', '2022-12-05 00:00:00')")
+    con.execute("insert into drafts (month, path, sha256, written_at, selected_urls) values"
+                " ('2022-12', 'drafts/2022-12.md', 'def', '2022-12-06 00:00:00', '[\"https://a.example/p\"]')")
+    con.commit()
+    con.close()
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+        [(month, label)] = store.training_labels()
+        assert month == "2022-12" and label.selected and label.section == ("1. Research", "1.1. CV")
+        assert label.candidate.url == "https://a.example/p" and label.editor_summary == "요약"
+        assert [d.month for d in store.digests()] == ["2022-12"] and store.digests()[0].selected == 1
+        assert store.draft_written_at("2022-12") is not None
+        assert store.printed_sources() == [(("1. Research", "1.1. CV"), "Netflix")]
+        assert store.training_labels(digest="trends") == [] and store.digests(digest="trends") == []
+    con = sqlite3.connect(path)
+    assert con.execute("select digest, month from labels").fetchall() == [("default", "2022-12")]
+    assert con.execute("select digest, month from drafts").fetchall() == [("default", "2022-12")]
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
