@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, ParamSpec,
 
 import typer
 
-from aggregator.config import add_feeds, load_config
-from aggregator.models import FeedOutcome, PassSummary, month_bounds, month_of
+from aggregator.config import DigestSettings, add_feeds, load_config
+from aggregator.models import FeedOutcome, PassSummary, edition_bounds, month_bounds, month_of, week_bounds, week_of
 from aggregator.errors import AggregatorError, BusyError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
@@ -302,24 +302,51 @@ def feeds_export_opml(
         _say(ctx, f"wrote {len(config.feeds)} feeds to {output}")
 
 
+DigestOption = Annotated[str | None, typer.Option("--digest", help="Which digest of feeds.yaml (may be left out when there is one).", show_default=False)]
+WeekOption = Annotated[str | None, typer.Option("--week", help="The ISO week, YYYY-Www, of a weekly digest.", show_default=False)]
+
+
+def _edition(digest: DigestSettings, month: str | None, week: str | None, *, default: bool) -> str | None:
+    """The edition --month or --week names, checked against the digest's cadence; this one by default."""
+    if digest.cadence == "weekly":
+        if month is not None:
+            raise typer.BadParameter(f"digest {digest.name!r} is weekly: use --week YYYY-Www", param_hint="--month")
+        if week is not None:
+            try:
+                week_bounds(week)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--week") from None
+        return week or (week_of(utc_now()) if default else None)
+    if week is not None:
+        raise typer.BadParameter(f"digest {digest.name!r} is monthly: use --month YYYY-MM", param_hint="--week")
+    if month is not None:
+        _check_month(month)
+    return month or (month_of(utc_now()) if default else None)
+
+
 @app.command("import-digest")
 @reports_errors
 def import_digest(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Digest Markdown files: published digests or edited drafts.")],
     month: Annotated[str | None, typer.Option("--month", help="The month the digest is for, YYYY-MM (default: from the file name or its entries).", show_default=False)] = None,
-    style: Annotated[str | None, typer.Option("--style", help="house, footnote or weekly (default: detected).", show_default=False)] = None,
+    week: WeekOption = None,
+    style: Annotated[str | None, typer.Option("--style", help="house, footnote or weekly (default: the digest's, else detected).", show_default=False)] = None,
+    digest: DigestOption = None,
 ) -> None:
     """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
+    from aggregator.draft import scope_of
     from aggregator.learn.jobs import import_digest_file
 
     if style not in (None, "house", "footnote", "weekly"):
         raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
-    if month is not None:
-        _check_month(month)
     with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        _edition(settings, month, week, default=False)
+        style = style or (settings.style if rt.config.digests else None)
         for file in files:
-            report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock())  # type: ignore[arg-type]
+            report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock(),  # type: ignore[arg-type]
+                                        scope=scope_of(rt.config, settings), week=week)
             if report.unchanged:
                 say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
             else:
@@ -329,18 +356,20 @@ def import_digest(
 
 @app.command()
 @reports_errors
-def train(ctx: typer.Context) -> None:
-    """Train the section and priority models on every imported decision, and save them."""
+def train(ctx: typer.Context, digest: DigestOption = None) -> None:
+    """Train a digest's section and priority models on its imported decisions, and save them."""
+    from aggregator.draft import scope_of
     from aggregator.learn.classify import save
     from aggregator.learn.jobs import train_model
 
     with runtime(ctx) as rt:
-        model = train_model(rt.store, now=rt.clock())
-        save(model, rt.model_dir)
+        settings = rt.config.digest(digest)
+        model = train_model(rt.store, now=rt.clock(), scope=scope_of(rt.config, settings))
+        save(model, rt.model_dir(settings))
         meta = model.meta
         say(f"trained on {meta['n_examples']} decisions ({meta['n_positives']} picks, {meta['n_negatives']} non-picks) "
             f"and {meta['n_background']} undecided fetched posts, over {len(meta['sections'])} sections; "
-            f"saved to {rt.model_dir}")
+            f"saved to {rt.model_dir(settings)}")
         say({"classifier": "priority: picks against known non-picks, calibrated on held-out folds",
              "background": "priority: picks against the undecided fetched posts (no known non-picks yet), "
                            "calibrated on held-out folds",
@@ -356,8 +385,9 @@ def evaluate(
     old: Annotated[Path | None, typer.Option("--from", help="An older version of a digest: learn from it alone ...", show_default=False)] = None,
     new: Annotated[Path | None, typer.Option("--to", help="... and predict what this newer version added, and where it filed it.", show_default=False)] = None,
     loo: Annotated[bool, typer.Option("--loo", help="Leave one out over one imported edition's picks.")] = False,
-    edition: Annotated[str | None, typer.Option("--edition", help="The edition for --loo, YYYY-MM (default: the newest).", show_default=False)] = None,
+    edition: Annotated[str | None, typer.Option("--edition", help="The edition for --loo, YYYY-MM or YYYY-Www (default: the newest).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    digest: DigestOption = None,
 ) -> None:
     """Judge the model on the editor's decisions beside the baselines: month by month (default), --from/--to, or --loo."""
     import dataclasses
@@ -370,15 +400,21 @@ def evaluate(
     if old is not None and loo:
         raise typer.BadParameter("use either --from/--to or --loo", param_hint="--loo")
     if edition is not None:
-        _check_month(edition)
+        try:
+            edition_bounds(edition)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--edition") from None
     with runtime(ctx) as rt:
+        from aggregator.draft import scope_of
+
+        scope = scope_of(rt.config, rt.config.digest(digest))
         with _progress(ctx, "evaluating") as progress:
             if old is not None and new is not None:
-                report = evaluate_old_new(rt.store, old, new, now=rt.clock(), progress=progress)
+                report = evaluate_old_new(rt.store, old, new, now=rt.clock(), progress=progress, scope=scope)
             elif loo:
-                report = evaluate_loo(rt.store, edition, now=rt.clock(), progress=progress)
+                report = evaluate_loo(rt.store, edition, now=rt.clock(), progress=progress, scope=scope)
             else:
-                report = evaluate_months(rt.store, now=rt.clock(), progress=progress)
+                report = evaluate_months(rt.store, now=rt.clock(), progress=progress, scope=scope)
     if as_json:
         sys.stdout.write(jsonlib.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n")
         return
@@ -423,30 +459,34 @@ def _check_month(month: str) -> None:
 @reports_errors
 def draft(
     ctx: typer.Context,
-    month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month).", show_default=False)] = None,
-    output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: drafts/YYYY-MM.md; standard output for json).", show_default=False)] = None,
+    month: Annotated[str | None, typer.Option("--month", help="The month of a monthly digest, YYYY-MM (default: this month).", show_default=False)] = None,
+    week: WeekOption = None,
+    digest: DigestOption = None,
+    output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: the digest's drafts folder, EDITION.md; standard output for json).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
     max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: every post above the model's cut).", show_default=False)] = None,
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
 ) -> None:
-    """Write the draft of a month's digest in the house style, ranked and placed by the trained model."""
+    """Write the draft of one edition of a digest in its style, ranked and placed by its trained model."""
     from aggregator.draft import default_path, make_draft, write_new
 
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
-    month = month or month_of(utc_now())
-    _check_month(month)
     with runtime(ctx) as rt:
-        result = make_draft(rt.store, rt.config, month, fmt, model=rt.load_model(),  # type: ignore[arg-type]
-                            count=max_posts, min_priority=min_priority)
+        settings = rt.config.digest(digest)
+        edition = _edition(settings, month, week, default=True)
+        assert edition is not None
+        result = make_draft(rt.store, rt.config, edition, fmt, model=rt.load_model(settings),  # type: ignore[arg-type]
+                            count=max_posts, min_priority=min_priority, digest=settings)
         if output == "-" or (output is None and fmt == "json"):
             sys.stdout.write(result.text)
             return
-        path = Path(output) if output else default_path(rt.config, month, fmt)  # type: ignore[arg-type]
+        path = Path(output) if output else default_path(rt.config, edition, fmt, settings)  # type: ignore[arg-type]
         write_new(path, result.text, force=force)
         if fmt == "markdown" and output is None:
-            rt.store.record_draft(month, str(path), result.text, rt.clock(), result.selected_urls)
+            rt.store.record_draft(edition, str(path), result.text, rt.clock(), result.selected_urls,
+                                  digest=settings.name)
         say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 

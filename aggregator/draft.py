@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from aggregator.config import Config
+from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
-from aggregator.learn.jobs import taxonomy
-from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, month_bounds
-from aggregator.render import render_json, render_markdown
+from aggregator.learn.jobs import Scope, taxonomy
+from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
+from aggregator.render import render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -66,18 +66,28 @@ class Draft:
         return [i.candidate.url for i in self.items if i.selected]
 
 
+def scope_of(config: Config, digest: DigestSettings) -> Scope:
+    """The learning jobs' view of a digest: its name, its feeds, its cadence."""
+    return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
+
+
 def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
-               count: int | None = None, min_priority: float | None = None) -> Draft:
-    """Render the draft of `month` from the posts stored for it, placed by `model` when there is one.
+               count: int | None = None, min_priority: float | None = None,
+               digest: DigestSettings | None = None) -> Draft:
+    """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
+    (default: the only one) from the posts its feeds stored for it, placed by `model` when there is one,
+    in the digest's style.
 
     A model's draft selects the posts likely enough to be picked (the model's cut, see `Model.cut`).
     `min_priority` replaces that threshold; `count` alone selects the `count` highest priorities, and
     with `min_priority` caps how many pass it.
     """
-    start, end = month_bounds(month)
-    edition = store.edition_labels(month)  # what this month's imported digest already decided
-    candidates = store.candidates(start, end, also=sorted(edition))
-    published = store.selected_elsewhere(month, [c.id for c in candidates if c.id not in edition])
+    digest = digest or config.digest(None)
+    scope = scope_of(config, digest)
+    start, end = edition_bounds(month)
+    edition = store.edition_labels(month, digest=digest.name)  # what this edition's imported digest decided
+    candidates = store.candidates(start, end, also=sorted(edition), feeds=scope.feeds)
+    published = store.selected_elsewhere(month, [c.id for c in candidates if c.id not in edition], digest=digest.name)
     candidates = [c for c in candidates if c.id not in published]  # never offer a post twice
     if model is None:
         items = place_unranked(candidates, config.draft.section)
@@ -85,7 +95,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         tree: tuple[SectionPath, ...] = ()
         no_source: list[str] = []
     else:
-        tree = taxonomy(store) or tuple(model.sections)
+        tree = taxonomy(store, scope) or tuple(model.sections)
         decided = {pid: (align_section(section, tree) if section else None) for pid, section in edition.items()}
         predictions = model.predict(candidates)
         threshold, how = model.cut([p.priority or 0.0 for c, p in zip(candidates, predictions) if c.id not in decided])
@@ -99,16 +109,22 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         chosen = sum(i.selected for i in items)
         note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; {how}; "
                 f"model trained {model.meta.get('trained_at', '?')[:19]} ({model.priority_mode})")
-        no_source = sections_without_source(store.printed_sources())
+        no_source = sections_without_source(store.printed_sources(digest=digest.name))
     if fmt == "json":
         return Draft(month, render_json(items), tuple(items))
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
-    text = render_markdown(shown, title=config.draft.title, taxonomy=tree, no_source_sections=no_source, note=note)
+    if digest.style == "footnote":
+        text = render_footnote(shown, title=digest.title, when=start, tags=digest.tags, taxonomy=tree, note=note)
+    elif digest.style == "weekly":
+        text = render_weekly(shown, title=digest.title, when=start, category=digest.category or digest.title,
+                             tags=digest.tags, link_label=digest.link_label, taxonomy=tree, note=note)
+    else:
+        text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=no_source, note=note)
     return Draft(month, text, tuple(items))
 
 
-def default_path(config: Config, month: str, fmt: Format) -> Path:
-    return config.resolve(config.draft.dir) / f"{month}.{'json' if fmt == 'json' else 'md'}"
+def default_path(config: Config, month: str, fmt: Format, digest: DigestSettings | None = None) -> Path:
+    return config.drafts_dir(digest or config.digest(None)) / f"{month}.{'json' if fmt == 'json' else 'md'}"
 
 
 def write_new(path: Path, text: str, *, force: bool) -> None:
@@ -128,18 +144,20 @@ def _atomic_write(path: Path, text: str) -> None:
         raise DigestError(f"{path}: cannot write draft: {exc.strerror or exc}") from None
 
 
-def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None) -> str:
-    """Rewrite the month's Markdown draft for the daemon, unless the editor changed the file since
+def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None,
+                  digest: DigestSettings | None = None) -> str:
+    """Rewrite an edition's Markdown draft for the daemon, unless the editor changed the file since
     aggregator last wrote it. Returns a one-line account of what happened."""
-    path = default_path(config, month, "markdown")
+    digest = digest or config.digest(None)
+    path = default_path(config, month, "markdown", digest)
     if path.exists():
         try:
             current = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return f"draft {path} left alone: cannot read it ({exc})"
-        if not store.is_unedited_draft(month, current):
+        if not store.is_unedited_draft(month, current, digest=digest.name):
             return f"draft {path} left alone: it was edited since aggregator wrote it"
-    draft = make_draft(store, config, month, "markdown", model=model)
+    draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
     _atomic_write(path, draft.text)
-    store.record_draft(month, str(path), draft.text, now, draft.selected_urls)
+    store.record_draft(month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 DEFAULT_DIGEST = "default"
 """The digest a feeds.yaml without `digests:` has, and the one every label stored before digests existed belongs to."""
@@ -165,6 +166,7 @@ class Digest:
     entries: tuple[DigestEntry, ...]
     month: str | None = None  # "YYYY-MM" the digest covers, when known
     candidates_below_cut: tuple[str, ...] = field(default=())  # URLs listed as not selected
+    day: str | None = None  # "YYYY-MM-DD" of the front matter's date, when it has one
 
 
 @dataclass(frozen=True)
@@ -190,3 +192,35 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 def month_of(when: datetime) -> str:
     return f"{when.year:04d}-{when.month:02d}"
+
+
+Cadence = Literal["monthly", "weekly"]
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) in UTC for an ISO week "YYYY-Www"; ValueError otherwise."""
+    match = _WEEK.match(week.strip())
+    if not match:
+        raise ValueError(f"{week!r} is not an ISO week like 2023-W40")
+    try:
+        monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError:
+        raise ValueError(f"{week!r} is not an ISO week like 2023-W40 (that year has no week {match.group(2)})") from None
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=7)
+
+
+def week_of(when: datetime | date) -> str:
+    """The ISO week "YYYY-Www" a moment (UTC) or a day falls in."""
+    year, week, _ = when.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def edition_bounds(edition: str) -> tuple[datetime, datetime]:
+    """The UTC bounds of an edition: a month "YYYY-MM" or an ISO week "YYYY-Www"."""
+    return week_bounds(edition) if "W" in edition else month_bounds(edition)
+
+
+def edition_of(cadence: Cadence, when: datetime) -> str:
+    """The edition of a digest with `cadence` that `when` (UTC) falls in."""
+    return week_of(when) if cadence == "weekly" else month_of(when)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.config import Config
+from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
-from aggregator.models import PassSummary, month_bounds, month_of
+from aggregator.models import PassSummary, edition_bounds, edition_of
 from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
 
@@ -84,25 +84,28 @@ class Runtime:
                 return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(),
                                 progress=progress)
 
-    @property
-    def model_dir(self) -> Path:
-        return self.config.resolve(self.config.models)
+    def model_dir(self, digest: DigestSettings | None = None) -> Path:
+        """Where a digest's model is saved: models/NAME/ (models/ itself without `digests:`)."""
+        return self.config.models_dir(digest or self.config.digest(None))
 
-    def load_model(self) -> Model | None:
-        """The trained model, or None before the first `train`; ModelError when it is damaged or stale."""
-        if not self.model_dir.exists():
+    def load_model(self, digest: DigestSettings | None = None) -> Model | None:
+        """The digest's trained model, or None before its first `train`; ModelError when it is damaged or stale."""
+        directory = self.model_dir(digest)
+        if not directory.exists():
             return None
         from aggregator.learn.classify import load  # scikit-learn stays off the polling path
 
-        return load(self.model_dir)
+        return load(directory)
 
-    def retrain_if_stale(self, model: Model) -> tuple[Model, str | None]:
+    def retrain_if_stale(self, model: Model, digest: DigestSettings | None = None) -> tuple[Model, str | None]:
         """The model, trained again and saved when posts were fetched or decisions recorded since it was
         trained (so the first day's prior becomes a learned priority once enough posts are in); with a
         one-line account when it was."""
+        from aggregator.draft import scope_of
         from aggregator.learn.classify import save
         from aggregator.learn.jobs import train_model
 
+        digest = digest or self.config.digest(None)
         try:
             trained_at = datetime.fromisoformat(str(model.meta.get("trained_at")))
         except ValueError:
@@ -110,32 +113,40 @@ class Runtime:
         changed = self.store.last_change()
         if trained_at is not None and (changed is None or changed <= trained_at):
             return model, None
-        model = train_model(self.store, now=self.clock())
-        save(model, self.model_dir)
+        model = train_model(self.store, now=self.clock(), scope=scope_of(self.config, digest))
+        save(model, self.model_dir(digest))
         meta = model.meta
         return model, (f"model trained again: {meta['n_examples']} decisions, {meta['n_background']} undecided "
                        f"fetched posts, priority {meta['priority_mode']}")
 
     def refresh_drafts(self) -> list[str]:
-        """Keep the current month's draft fresh, and finish last month's once it has ended; a model older
-        than the posts or decisions is trained again first. A damaged or stale model leaves the drafts
-        alone and says so; polling goes on."""
+        """For every digest, keep the current edition's draft fresh (this month's, or this ISO week's for a
+        weekly digest), and finish the previous edition's once it has ended; a model older than the posts
+        or decisions is trained again first. A damaged or stale model leaves that digest's drafts alone
+        and says so; polling and the other digests go on."""
+        messages = []
+        for digest in self.config.digest_list():
+            messages += self._refresh(digest)
+        return messages
+
+    def _refresh(self, digest: DigestSettings) -> list[str]:
         from aggregator.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
 
+        named = f"{digest.name}: " if self.config.digests else ""
         messages = []
         try:
-            model = self.load_model()
+            model = self.load_model(digest)
             if model is not None:
-                model, retrained = self.retrain_if_stale(model)
-                messages += [retrained] if retrained else []
+                model, retrained = self.retrain_if_stale(model, digest)
+                messages += [named + retrained] if retrained else []
         except ModelError as exc:
-            return [f"drafts not refreshed: {exc}"]
+            return [f"{named}drafts not refreshed: {exc}"]
         now = self.clock()
-        this_month = month_of(now)
-        start, _ = month_bounds(this_month)
-        last_month = month_of(start - timedelta(days=1))
-        recorded = self.store.draft_written_at(last_month)
+        current = edition_of(digest.cadence, now)
+        start, _ = edition_bounds(current)
+        previous = edition_of(digest.cadence, start - timedelta(seconds=1))
+        recorded = self.store.draft_written_at(previous, digest=digest.name)
         if recorded is not None and recorded < start:
-            messages.append(refresh_draft(self.store, self.config, last_month, now, model))
-        messages.append(refresh_draft(self.store, self.config, this_month, now, model))
+            messages.append(named + refresh_draft(self.store, self.config, previous, now, model, digest))
+        messages.append(named + refresh_draft(self.store, self.config, current, now, model, digest))
         return messages

@@ -208,9 +208,9 @@ def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> 
     assert run(home, "train").exit_code == 0
     with Runtime(load_config(home / "feeds.yaml")) as rt:
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())  # nothing new
-        before = load(rt.model_dir).meta["n_examples"]
+        before = load(rt.model_dir()).meta["n_examples"]
         assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
         messages = rt.refresh_drafts()
         assert messages[0].startswith("model trained again: ") and "priority prior" in messages[0]
-        assert load(rt.model_dir).meta["n_examples"] > before
+        assert load(rt.model_dir()).meta["n_examples"] > before
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())

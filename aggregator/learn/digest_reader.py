@@ -52,6 +52,7 @@ _KRAMDOWN_IAL = re.compile(r"\{:[^{}]*\}")
 _BARE_URL = re.compile(r"https?://\S+")
 _MONTH_ARG = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _DATE_TEXT = re.compile(r"(\d{4})[-./](\d{1,2})")
+_DAY_TEXT = re.compile(r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})")
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,19 @@ def _month_of(value: object) -> str | None:
     if match and 1 <= int(match[2]) <= 12:
         return f"{match[1]}-{int(match[2]):02d}"
     return None
+
+
+def _day_of(value: object) -> str | None:
+    """"YYYY-MM-DD" of a front-matter date (a date, or text that starts with one)."""
+    if isinstance(value, date):
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    match = _DAY_TEXT.search(str(value)) if value is not None else None
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+    except ValueError:
+        return None
 
 
 def _strip_emoji(text: str) -> str:
@@ -554,6 +568,7 @@ def _read_footnote(doc: _Document, path: str, month: str | None) -> Digest:
         sections=tuple(sections),
         entries=tuple(entries),
         month=month,
+        day=_day_of(meta.get("date")),
     )
 
 
@@ -625,4 +640,5 @@ def _read_weekly(doc: _Document, path: str, month: str | None) -> Digest:
         sections=(section,),
         entries=tuple(entries),
         month=month,
+        day=_day_of(meta.get("date")),
     )

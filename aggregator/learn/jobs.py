@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.digest_reader import read_digest
-from aggregator.learn.labels import align_section, covered_months, digest_month, import_entries
-from aggregator.models import Candidate, Digest, DigestStyle, Label, SectionPath, month_bounds
+from aggregator.learn.labels import align_section, covered_months, digest_month, digest_week, import_entries
+from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
+                               month_bounds, month_of)
 from aggregator.store import ImportReport, Store
 
 if TYPE_CHECKING:
@@ -21,54 +23,73 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None] | None
 
 
-def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None,
-                       now: datetime) -> ImportReport:
-    """Read one digest file and record its selections; nothing is stored when it cannot be read."""
+@dataclass(frozen=True)
+class Scope:
+    """Which digest a job works on: its name (its labels and editions), the feeds it reads (None: all), its cadence."""
+
+    digest: str = DEFAULT_DIGEST
+    feeds: frozenset[str] | None = None
+    cadence: Cadence = "monthly"
+
+
+def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None, now: datetime,
+                       scope: Scope = Scope(), week: str | None = None) -> ImportReport:
+    """Read one digest file and record its selections as one edition of the scope's digest (a month, or
+    an ISO week for a weekly digest); nothing is stored when it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
     digest = read_digest(text, path=str(path), style=style, month=month)
-    which = digest_month(digest, str(path), month)
-    if which is None:
-        raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
-    entries = import_entries(digest, which)
+    if scope.cadence == "weekly":
+        which = digest_week(digest, str(path), week)
+        if which is None:
+            raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
+        entry_month = digest.month or month_of(edition_bounds(which)[0])
+    else:
+        which = digest_month(digest, str(path), month)
+        if which is None:
+            raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
+        entry_month = which
+    entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
-    covers = covered_months([e.month for e in digest.entries]) or [which]
-    if which not in covers:
-        covers = sorted({*covers, which})
+    covers = covered_months([e.month for e in digest.entries]) or [entry_month]
+    if entry_month not in covers:
+        covers = sorted({*covers, entry_month})
     return store.import_digest(month=which, path=str(path), style=digest.style, title=digest.title,
                                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                               sections=digest.sections, covers=covers, entries=entries, now=now)
+                               sections=digest.sections, covers=covers, entries=entries, now=now,
+                               digest=scope.digest)
 
 
-def taxonomy(store: Store) -> tuple[SectionPath, ...]:
-    """The section tree drafts use: that of the newest imported digest which has numbered sections,
+def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
+    """The section tree drafts use: that of the newest imported edition which has numbered sections,
     else of the newest one with any."""
-    digests = [d for d in store.digests() if d.sections]
+    digests = [d for d in store.digests(digest=scope.digest) if d.sections]
     numbered = [d for d in digests if any(s and s[0][:1].isdigit() for s in d.sections)]
     chosen = (numbered or digests)[-1:]
     return chosen[0].sections if chosen else ()
 
 
-def aligned_labels(store: Store) -> list[tuple[str, Label]]:
-    """Every (month, label), sections mapped onto the current taxonomy."""
-    tree = taxonomy(store)
+def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[str, Label]]:
+    """Every (edition, label) of the scope's digest, sections mapped onto its current taxonomy."""
+    tree = taxonomy(store, scope)
     out = []
-    for month, label in store.training_labels():
+    for month, label in store.training_labels(digest=scope.digest, feeds=scope.feeds):
         if label.section is not None:
             label = Label(label.candidate, align_section(label.section, tree), label.selected, label.editor_summary)
         out.append((month, label))
     return out
 
 
-def train_model(store: Store, *, now: datetime) -> Model:
-    """Fit the models on every decision, with the fetched posts nobody decided on as background."""
+def train_model(store: Store, *, now: datetime, scope: Scope = Scope()) -> Model:
+    """Fit the models on every decision of the scope's digest, with the fetched posts of its feeds that
+    nobody decided on as background. Nothing learned from another digest's labels reaches it."""
     from aggregator.learn.classify import train
 
-    labels = [label for _month, label in aligned_labels(store)]
-    return train(labels, background=store.fetched_posts(), now=now)
+    labels = [label for _month, label in aligned_labels(store, scope)]
+    return train(labels, background=store.fetched_posts(feeds=scope.feeds), now=now)
 
 
 def _read(path: Path, month: str | None = None) -> tuple[Digest, str]:
@@ -92,23 +113,27 @@ def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched:
     return out
 
 
-def evaluate_months(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None) -> Report:
-    """Month by month: learn from the months before m, predict m's decisions (only the `last` months
+def evaluate_months(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
+                    scope: Scope = Scope()) -> Report:
+    """Edition by edition: learn from the editions before e, predict e's decisions (only the `last` ones
     when given); every method on the same splits."""
     from aggregator.learn.evaluate import monthly_splits, run
 
-    splits = list(monthly_splits(aligned_labels(store), store.fetched_posts(), lambda m: month_bounds(m)[1]))
+    splits = list(monthly_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds),
+                                 lambda m: edition_bounds(m)[1]))
     splits = splits[-last:] if last else splits
-    return run("month by month", splits, now=now, progress=progress)
+    return run("edition by edition" if scope.cadence == "weekly" else "month by month", splits, now=now,
+               progress=progress)
 
 
-def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progress: Progress = None) -> Report:
+def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progress: Progress = None,
+                     scope: Scope = Scope()) -> Report:
     """Learn from an older version of a digest (read from its file, not imported), predict what the newer added."""
     from aggregator.learn.evaluate import old_to_new, run
 
     old_digest, old_month = _read(old)
     new_digest, new_month = _read(new)
-    background = store.fetched_posts()
+    background = store.fetched_posts(feeds=scope.feeds)
     fetched = {c.url: c for c in background}
     tree = new_digest.sections
     covers = covered_months([e.month for e in new_digest.entries]) or [new_month]
@@ -119,16 +144,17 @@ def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progr
     return run(f"{old.name} -> {new.name}", [split], now=now, progress=progress)
 
 
-def evaluate_loo(store: Store, edition: str | None, *, now: datetime, progress: Progress = None) -> Report:
+def evaluate_loo(store: Store, edition: str | None, *, now: datetime, progress: Progress = None,
+                 scope: Scope = Scope()) -> Report:
     """Leave one out over one imported edition's picks (default: the newest), everything else learned."""
     from aggregator.learn.evaluate import leave_one_out, run
 
-    labels = aligned_labels(store)
+    labels = aligned_labels(store, scope)
     editions = sorted({m for m, lb in labels if lb.selected})
     if not editions:
         raise ModelError("nothing to evaluate: import a digest first")
     edition = edition or editions[-1]
     if edition not in editions:
         raise ModelError(f"no imported digest for {edition} (imported: {', '.join(editions)})")
-    splits = list(leave_one_out(labels, store.fetched_posts(), edition))
+    splits = list(leave_one_out(labels, store.fetched_posts(feeds=scope.feeds), edition))
     return run(f"leave one out, {edition}", splits, now=now, progress=progress)

@@ -6,13 +6,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from aggregator.links import canonical_url
-from aggregator.models import Digest, SectionPath
+from aggregator.models import Digest, SectionPath, week_of
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
 _FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
+_FILE_WEEK = re.compile(r"(?<!\d)(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])(?!\d)")
 COVER_SHARE = 0.25  # a month covers a digest when at least this share of its entries is from it
 
 
@@ -51,6 +52,17 @@ def digest_month(digest: Digest, path: str, given: str | None) -> str | None:
         return given
     months = covered_months([e.month for e in digest.entries])
     return month_from_name(path) or digest.month or (months[-1] if months else None)
+
+
+def digest_week(digest: Digest, path: str, given: str | None) -> str | None:
+    """The ISO week a weekly digest is for: --week, else a YYYY-Www in the file name (as weekly drafts
+    are named), else the week of its front matter's date."""
+    if given:
+        return given
+    match = _FILE_WEEK.search(path.rsplit("/", 1)[-1])
+    if match:
+        return f"{match.group(1)}-W{match.group(2)}"
+    return week_of(date.fromisoformat(digest.day)) if digest.day else None
 
 
 def _number_and_name(heading: str) -> tuple[str | None, str]:
