@@ -1,0 +1,141 @@
+"""Several digests in one install: each its own labels, taxonomy, model, style and cadence."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import DATA, FeedServer
+from typer.testing import CliRunner, Result
+
+from aggregator.cli import app
+from aggregator.learn.digest_reader import read_digest
+from aggregator.links import canonical_url
+from aggregator.models import edition_bounds, week_bounds, week_of
+
+DIGESTS = DATA / "digests"
+runner = CliRunner()
+
+FEEDS_YAML = """feeds: []
+digests:
+  - name: house
+    title: Summary of Important AI & ML Blog Posts
+  - name: trends
+    title: 2023 AI 기술 트렌드
+    style: footnote
+    tags: [ai-trend]
+  - name: news
+    title: Weekly ML/DL News
+    style: weekly
+    cadence: weekly
+    category: news
+    tags: [ML, DL]
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "feeds.yaml").write_text(FEEDS_YAML, encoding="utf-8")
+    return tmp_path
+
+
+def run(home: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args])
+
+
+def entries(text: str) -> set[tuple[str, str, tuple[str, ...]]]:
+    return {(canonical_url(e.url) or e.url, e.title, e.section) for e in read_digest(text).entries}
+
+
+def one_line(output: str) -> str:
+    """Typer's error box as one line of words."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())
+
+
+def test_three_digests_each_draft_their_own_entries_in_their_own_style(home: Path) -> None:
+    fixtures = {"house": ("house_2022-12.md", "--month", "2022-12"), "trends": ("footnote_2023-10.md", "--month", "2023-10"),
+                "news": ("weekly_2020-06.md", "--week", "2020-W25")}
+    imported = {}
+    for name, (fixture, *_) in fixtures.items():
+        result = run(home, "import-digest", str(DIGESTS / fixture), "--digest", name)
+        assert result.exit_code == 0, result.output
+        imported[name] = entries((DIGESTS / fixture).read_text(encoding="utf-8"))
+    assert "2020-W25" in run(home, "import-digest", str(DIGESTS / "weekly_2020-06.md"), "--digest", "news").output
+    for name in fixtures:
+        trained = run(home, "train", "--digest", name)
+        assert trained.exit_code == 0 and f"saved to {home / 'models' / name}" in trained.output, trained.output
+    drafts = {}
+    for name, (_, option, edition) in fixtures.items():
+        result = run(home, "draft", "--digest", name, option, edition)
+        assert result.exit_code == 0, result.output
+        path = home / "drafts" / name / f"{edition}.md"
+        drafts[name] = path.read_text(encoding="utf-8")
+    assert read_digest(drafts["house"]).style == "house"
+    assert read_digest(drafts["trends"]).style == "footnote" and drafts["trends"].startswith("---\ntitle: ")
+    assert read_digest(drafts["news"]).style == "weekly" and "## 목차" in drafts["news"]
+    for name in fixtures:  # the same entries under the same sections, each in its own style
+        assert entries(drafts[name]) == imported[name], name
+    house_sections = {s for _, _, s in entries(drafts["house"])}
+    other_sections = {s for n in ("trends", "news") for _, _, s in entries(drafts[n])}
+    assert house_sections == {s for _, _, s in imported["house"]} and not house_sections & other_sections
+    # an unedited draft imported back into its digest changes nothing
+    for name, (_, option, edition) in fixtures.items():
+        back = run(home, "import-digest", str(home / "drafts" / name / f"{edition}.md"), "--digest", name)
+        assert back.exit_code == 0 and "0 added, 0 moved, 0 removed" in back.output, (name, back.output)
+
+
+def test_a_digest_learns_nothing_from_another_digests_labels(home: Path) -> None:
+    run(home, "import-digest", str(DIGESTS / "house_2022-12.md"), "--digest", "house")
+    run(home, "import-digest", str(DIGESTS / "footnote_2023-10.md"), "--digest", "trends")
+    run(home, "train", "--digest", "house")
+    run(home, "train", "--digest", "trends")
+    house = json.loads((home / "models" / "house" / "meta.json").read_text(encoding="utf-8"))
+    trends = json.loads((home / "models" / "trends" / "meta.json").read_text(encoding="utf-8"))
+    assert house["n_positives"] == 22 and all(s[0][0].isdigit() for s in house["sections"])
+    assert trends["n_positives"] == 6 and {s[0] for s in trends["sections"]} <= {"News", "Papers", "MLOps"}
+    assert not run(home, "eval", "--digest", "news", "--json").exit_code
+
+
+@pytest.mark.parametrize("args, message", [
+    (("draft", "--digest", "news", "--month", "2020-06"), "digest 'news' is weekly: use --week YYYY-Www"),
+    (("draft", "--digest", "house", "--week", "2020-W25"), "digest 'house' is monthly: use --month YYYY-MM"),
+    (("draft", "--digest", "news", "--week", "2021-W53"), "that year has no week 53"),
+    (("draft", "--month", "2022-12"), "there are 3 digests (house, trends, news): pass --digest NAME"),
+    (("train", "--digest", "nope"), "no digest named 'nope'"),
+])
+def test_the_wrong_period_or_digest_is_one_clear_error(home: Path, args: tuple[str, ...], message: str) -> None:
+    result = run(home, *args)
+    assert result.exit_code != 0
+    assert message in one_line(result.output) and "Traceback" not in result.output
+
+
+def test_iso_weeks_split_sunday_night_from_monday_morning_and_cross_years() -> None:
+    sunday = datetime(2023, 10, 8, 23, 59, tzinfo=timezone.utc)
+    monday = datetime(2023, 10, 9, 0, 0, tzinfo=timezone.utc)
+    assert (week_of(sunday), week_of(monday)) == ("2023-W40", "2023-W41")
+    start, end = week_bounds("2023-W41")
+    assert start == monday and end == datetime(2023, 10, 16, tzinfo=timezone.utc)
+    assert week_of(date(2021, 1, 3)) == "2020-W53" and week_of(date(2021, 1, 4)) == "2021-W01"
+    assert week_bounds("2020-W53") == (datetime(2020, 12, 28, tzinfo=timezone.utc), datetime(2021, 1, 4, tzinfo=timezone.utc))
+    assert week_of(date(2024, 12, 30)) == "2025-W01"  # a Monday of December in the next ISO year
+    assert edition_bounds("2023-10")[0] == datetime(2023, 10, 1, tzinfo=timezone.utc)
+
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Week</title><link>https://week.example/</link>
+<item><title>Late on Sunday</title><link>https://week.example/sunday</link><pubDate>Sun, 08 Oct 2023 23:59:00 GMT</pubDate></item>
+<item><title>Early on Monday</title><link>https://week.example/monday</link><pubDate>Mon, 09 Oct 2023 00:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+def test_a_weekly_draft_holds_the_posts_of_its_iso_week_only(home: Path, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/week.xml", RSS.encode("utf-8"), content_type="application/rss+xml")
+    (home / "feeds.yaml").write_text(FEEDS_YAML.replace("feeds: []", f"feeds:\n  - name: Week\n    url: {url}"),
+                                     encoding="utf-8")
+    assert run(home, "-q", "fetch").exit_code == 0
+    for week, title in (("2023-W40", "Late on Sunday"), ("2023-W41", "Early on Monday")):
+        rows = json.loads(run(home, "draft", "--digest", "news", "--week", week, "--format", "json").output)
+        assert [r["title"] for r in rows] == [title]
