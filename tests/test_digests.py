@@ -139,3 +139,20 @@ def test_a_weekly_draft_holds_the_posts_of_its_iso_week_only(home: Path, feed_se
     for week, title in (("2023-W40", "Late on Sunday"), ("2023-W41", "Early on Monday")):
         rows = json.loads(run(home, "draft", "--digest", "news", "--week", week, "--format", "json").output)
         assert [r["title"] for r in rows] == [title]
+
+
+def test_the_daemon_refreshes_every_digests_current_edition_and_finishes_the_last(home: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.runtime import Runtime
+
+    now = [datetime(2023, 10, 8, 12, 0, tzinfo=timezone.utc)]  # a Sunday: week 2023-W40, month 2023-10
+    with Runtime(load_config(home / "feeds.yaml"), clock=lambda: now[0]) as rt:
+        messages = rt.refresh_drafts()
+        assert [m.split(":")[0] for m in messages] == ["house", "trends", "news"]
+        for name, edition in (("house", "2023-10"), ("trends", "2023-10"), ("news", "2023-W40")):
+            assert (home / "drafts" / name / f"{edition}.md").is_file()
+        assert 'categories: ["news"]' in (home / "drafts" / "news" / "2023-W40.md").read_text(encoding="utf-8")
+        now[0] = datetime(2023, 10, 9, 0, 0, tzinfo=timezone.utc)  # Monday: the week is over, the month is not
+        news = [m for m in rt.refresh_drafts() if m.startswith("news:")]
+        assert [m.split(" written")[0] for m in news] == [f"news: draft {home / 'drafts' / 'news' / '2023-W40.md'}",
+                                                          f"news: draft {home / 'drafts' / 'news' / '2023-W41.md'}"]
