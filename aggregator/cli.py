@@ -185,14 +185,16 @@ def fetch(
 @reports_errors
 def run(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Poll the due feeds once, write this month's draft, and exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Poll the due feeds once, write the current drafts, and exit.")] = False,
+    digest: Annotated[str | None, typer.Option("--digest", help="Refresh only this digest's drafts (default: every digest's).", show_default=False)] = None,
 ) -> None:
-    """The daemon: poll due feeds every tick and keep this month's draft fresh, until SIGINT/SIGTERM."""
+    """The daemon: poll due feeds every tick and keep every digest's current draft fresh, until SIGINT/SIGTERM."""
     with runtime(ctx) as rt:
+        only = rt.config.digest(digest).name if digest is not None else None
         if once:
             summary = _poll(ctx, rt, [], False)
             say(_summary_line(summary))
-            for message in rt.refresh_drafts():
+            for message in rt.refresh_drafts(only=only):
                 say(message)
             return
         from aggregator.scheduler import Job, run_daemon
@@ -209,7 +211,7 @@ def run(
                 log.info(_summary_line(summary))
 
         def draft_job() -> None:
-            for message in rt.refresh_drafts():
+            for message in rt.refresh_drafts(only=only):
                 log.info(message)
 
         store = rt.store  # fail fast on a bad database, before the scheduler starts

@@ -119,14 +119,15 @@ class Runtime:
         return model, (f"model trained again: {meta['n_examples']} decisions, {meta['n_background']} undecided "
                        f"fetched posts, priority {meta['priority_mode']}")
 
-    def refresh_drafts(self) -> list[str]:
+    def refresh_drafts(self, *, only: str | None = None) -> list[str]:
         """For every digest, keep the current edition's draft fresh (this month's, or this ISO week's for a
         weekly digest), and finish the previous edition's once it has ended; a model older than the posts
-        or decisions is trained again first. A damaged or stale model leaves that digest's drafts alone
-        and says so; polling and the other digests go on."""
+        or decisions is trained again first (`only`: one digest's). A damaged or stale model leaves that
+        digest's drafts alone and says so; polling and the other digests go on."""
         messages = []
         for digest in self.config.digest_list():
-            messages += self._refresh(digest)
+            if only is None or digest.name == only:
+                messages += self._refresh(digest)
         return messages
 
     def _refresh(self, digest: DigestSettings) -> list[str]:

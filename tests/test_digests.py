@@ -156,3 +156,24 @@ def test_the_daemon_refreshes_every_digests_current_edition_and_finishes_the_las
         news = [m for m in rt.refresh_drafts() if m.startswith("news:")]
         assert [m.split(" written")[0] for m in news] == [f"news: draft {home / 'drafts' / 'news' / '2023-W40.md'}",
                                                           f"news: draft {home / 'drafts' / 'news' / '2023-W41.md'}"]
+
+
+def test_an_edited_footnote_draft_records_the_editors_decisions(home: Path) -> None:
+    run(home, "import-digest", str(DIGESTS / "footnote_2023-10.md"), "--digest", "trends")
+    run(home, "train", "--digest", "trends")
+    assert run(home, "draft", "--digest", "trends", "--month", "2023-10").exit_code == 0
+    path = home / "drafts" / "trends" / "2023-10.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("### "))
+    end = next(i for i in range(first + 1, len(lines)) if lines[i].startswith(("### ", "## ")))
+    ref = lines[first].rsplit("[^", 1)[1].rstrip("]")
+    kept = [line for i, line in enumerate(lines) if not first <= i < end and not line.startswith(f"[^{ref}]:")]
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    edited = run(home, "import-digest", str(path), "--digest", "trends")
+    assert edited.exit_code == 0 and "0 added, 0 moved, 1 removed" in edited.output, edited.output
+
+
+def test_run_once_can_refresh_one_digest(home: Path) -> None:
+    result = run(home, "run", "--once", "--digest", "trends")
+    assert result.exit_code == 0, result.output
+    assert list((home / "drafts").iterdir()) == [home / "drafts" / "trends"]
