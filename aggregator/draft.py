@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
-from aggregator.learn.jobs import Scope, taxonomy
+from aggregator.learn.jobs import Scope, section_emoji, taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
 from aggregator.render import render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
@@ -114,7 +114,8 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         return Draft(month, render_json(items), tuple(items))
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
     if digest.style == "footnote":
-        text = render_footnote(shown, title=digest.title, when=start, tags=digest.tags, taxonomy=tree, note=note)
+        text = render_footnote(shown, title=digest.title, when=start, tags=digest.tags, taxonomy=tree, note=note,
+                               emoji=section_emoji(store, scope))
     elif digest.style == "weekly":
         text = render_weekly(shown, title=digest.title, when=start, category=digest.category or digest.title,
                              tags=digest.tags, link_label=digest.link_label, taxonomy=tree, note=note)

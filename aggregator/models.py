@@ -167,6 +167,7 @@ class Digest:
     month: str | None = None  # "YYYY-MM" the digest covers, when known
     candidates_below_cut: tuple[str, ...] = field(default=())  # URLs listed as not selected
     day: str | None = None  # "YYYY-MM-DD" of the front matter's date, when it has one
+    emoji: tuple[tuple[str, str], ...] = ()  # (section name, the emoji its heading wears), footnote style
 
 
 @dataclass(frozen=True)

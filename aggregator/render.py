@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from aggregator.models import DraftItem, SectionPath
@@ -203,8 +203,10 @@ def _selected_in_order(items: Sequence[DraftItem], taxonomy: Sequence[SectionPat
 
 
 def render_footnote(items: Sequence[DraftItem], *, title: str, when: datetime, tags: Sequence[str] = (),
-                    taxonomy: Sequence[SectionPath] = (), note: str | None = None) -> str:
-    """The draft in the footnote style (a monthly trends post): front matter, `## **Section**` headings,
+                    taxonomy: Sequence[SectionPath] = (), note: str | None = None,
+                    emoji: Mapping[str, str] | None = None) -> str:
+    """The draft in the footnote style (a monthly trends post): front matter, `## <emoji> **Section**` headings
+    (the emoji each section wore in the editor's imported posts),
     `### Entry title [^refN]` with the post's opening as bullets for the editor to rewrite, and the
     `[^refN]: [Title](url)` references at the end, numbered in order of appearance."""
     lines = _front_matter(title, when, tags)
@@ -212,7 +214,9 @@ def render_footnote(items: Sequence[DraftItem], *, title: str, when: datetime, t
         lines.append(f"<!-- {_comment_text(note)} -->")
     references = []
     for section, entries in _selected_in_order(items, taxonomy):
-        lines += ["", f"## **{_heading_text(section[-1])}**"]
+        mark = _printable((emoji or {}).get(section[-1], ""))
+        mark = mark + " " if mark and not any(ch.isalnum() or ch in "*_`[]<>&\\" for ch in mark) else ""
+        lines += ["", f"## {mark}**{_heading_text(section[-1])}**"]
         for item in entries:
             n = len(references) + 1
             post = item.candidate

@@ -156,6 +156,7 @@ class DigestRow(Base):
     sections: Mapped[str] = mapped_column(Text)  # JSON list of section paths, in order
     covers: Mapped[str] = mapped_column(Text)  # JSON list of the months whose posts the editor chose from
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    emoji: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # JSON: section name -> its heading's emoji
 
 
 class LabelRow(Base):
@@ -207,6 +208,7 @@ class DigestInfo:
     sections: tuple[SectionPath, ...]
     covers: tuple[str, ...]
     selected: int
+    emoji: tuple[tuple[str, str], ...] = ()  # section name -> the emoji its heading wears (footnote style)
 
 
 @dataclass(frozen=True)
@@ -562,7 +564,8 @@ class Store:
 
     def import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
-                      now: datetime, digest: str = DEFAULT_DIGEST) -> ImportReport:
+                      now: datetime, digest: str = DEFAULT_DIGEST,
+                      emoji: Sequence[tuple[str, str]] = ()) -> ImportReport:
         """Record a digest's selections as labels, in one transaction.
 
         Posts never fetched are created from what the digest says. Posts the editor had selected in an
@@ -613,7 +616,8 @@ class Store:
             new_posts = sum(1 for p in posts.values() if p.feed_id is None and p.first_seen_at == now)
             s.merge(DigestRow(digest=digest, month=month, path=path, style=style, title=title, sha256=sha256,
                               sections=json.dumps([list(x) for x in sections], ensure_ascii=False),
-                              covers=json.dumps(list(covers)), imported_at=now))
+                              covers=json.dumps(list(covers)), imported_at=now,
+                              emoji=json.dumps(dict(emoji), ensure_ascii=False)))
             return ImportReport(month, len(entries), added, moved, removed, new_posts)
 
     def digests(self, *, digest: str = DEFAULT_DIGEST) -> list[DigestInfo]:
@@ -624,7 +628,7 @@ class Store:
             selected = dict(s.execute(counts).all())
             query = select(DigestRow).where(DigestRow.digest == digest).order_by(DigestRow.month)
             return [DigestInfo(d.month, tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
-                               selected.get(d.month, 0))
+                               selected.get(d.month, 0), tuple(json.loads(d.emoji or "{}").items()))
                     for d in s.scalars(query)]
 
     def edition_labels(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, SectionPath | None]:

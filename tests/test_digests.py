@@ -75,6 +75,7 @@ def test_three_digests_each_draft_their_own_entries_in_their_own_style(home: Pat
         drafts[name] = path.read_text(encoding="utf-8")
     assert read_digest(drafts["house"]).style == "house"
     assert read_digest(drafts["trends"]).style == "footnote" and drafts["trends"].startswith("---\ntitle: ")
+    assert "## 💡 **News**" in drafts["trends"].splitlines()  # the emoji the editor's own post gave the section
     assert read_digest(drafts["news"]).style == "weekly" and "## 목차" in drafts["news"]
     for name in fixtures:  # the same entries under the same sections, each in its own style
         assert entries(drafts[name]) == imported[name], name

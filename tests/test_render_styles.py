@@ -49,6 +49,12 @@ def test_footnote_draft_is_shaped_like_the_trends_post() -> None:
     assert f"<!-- {BELOW_CUT}:" in text and "example.com/not-chosen" in text
 
 
+def test_footnote_sections_wear_the_editors_emoji() -> None:
+    text = render_footnote(ITEMS, title="T", when=OCT, taxonomy=[NEWS, PAPERS], emoji={"News": "💡", "Papers": "<b>"})
+    assert "## 💡 **News**" in text.splitlines() and "## **Papers**" in text.splitlines()  # markup is no emoji
+    assert {e.section for e in read_digest(text).entries} == {NEWS, PAPERS}
+
+
 def test_footnote_draft_reads_back_as_its_entries() -> None:
     text = render_footnote(ITEMS, title="Trends", when=OCT, taxonomy=[NEWS, PAPERS])
     digest = read_digest(text, path="drafts/2023-10.md")

@@ -526,6 +526,7 @@ def _read_footnote(doc: _Document, path: str, month: str | None) -> Digest:
     meta = _front_matter(doc, path)
     month = month or _month_of(meta.get("date"))
     urls = _footnote_urls(tokens)
+    emoji: dict[str, str] = {}
     section: SectionPath = ()
     sections: dict[SectionPath, None] = {}
     entries: list[DigestEntry] = []
@@ -534,8 +535,11 @@ def _read_footnote(doc: _Document, path: str, month: str | None) -> Digest:
             continue
         level, kids = _heading_level(tok), inline.children or ()
         if level <= 2:
-            name = _strip_emoji(inline_text(kids))
+            written = inline_text(kids)
+            name = _strip_emoji(written)
             section = (name,) if name else ()
+            if name and written.find(name) > 0:
+                emoji.setdefault(name, written[: written.find(name)].strip())
             continue
         refs = [k for k in kids if k.type == "footnote_ref"]
         unresolved = _RAW_FOOTNOTE.search(inline.content) is not None  # "[^ref3]" with no definition
@@ -569,6 +573,7 @@ def _read_footnote(doc: _Document, path: str, month: str | None) -> Digest:
         entries=tuple(entries),
         month=month,
         day=_day_of(meta.get("date")),
+        emoji=tuple((name, mark) for name, mark in emoji.items() if mark),
     )
 
 

@@ -60,7 +60,7 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     return store.import_digest(month=which, path=str(path), style=digest.style, title=digest.title,
                                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                                sections=digest.sections, covers=covers, entries=entries, now=now,
-                               digest=scope.digest)
+                               digest=scope.digest, emoji=digest.emoji)
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
@@ -70,6 +70,14 @@ def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
     numbered = [d for d in digests if any(s and s[0][:1].isdigit() for s in d.sections)]
     chosen = (numbered or digests)[-1:]
     return chosen[0].sections if chosen else ()
+
+
+def section_emoji(store: Store, scope: Scope = Scope()) -> dict[str, str]:
+    """Section name -> the emoji the editor put before it ("💡 **News**"), newest edition winning."""
+    out: dict[str, str] = {}
+    for edition in store.digests(digest=scope.digest):
+        out.update(edition.emoji)
+    return out
 
 
 def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[str, Label]]:

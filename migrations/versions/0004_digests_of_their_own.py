@@ -1,4 +1,5 @@
-"""each digest its own: labels, imported digests and drafts belong to a digest; editions may be ISO weeks
+"""each digest its own: labels, imported digests and drafts belong to a digest; editions may be ISO weeks;
+an imported digest keeps the emoji of its section headings
 
 Every row already there belongs to the digest "default" (the one a feeds.yaml without `digests:` has).
 
@@ -40,6 +41,7 @@ def upgrade() -> None:
         sa.Column('sections', sa.Text(), nullable=False),
         sa.Column('covers', sa.Text(), nullable=False),
         sa.Column('imported_at', sa.DateTime(), nullable=False),
+        sa.Column('emoji', sa.Text(), nullable=False, server_default='{}'),
     ], ["digest", "month"], ["month", "path", "style", "title", "sha256", "sections", "covers", "imported_at"])
     _rebuild("drafts", [
         sa.Column('digest', sa.String(length=100), nullable=False),
