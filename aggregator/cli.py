@@ -361,7 +361,7 @@ def import_digest(
 def train(ctx: typer.Context, digest: DigestOption = None) -> None:
     """Train a digest's section and priority models on its imported decisions, and save them."""
     from aggregator.draft import scope_of
-    from aggregator.learn.classify import save
+    from aggregator.learn.model_file import save
     from aggregator.learn.jobs import train_model
 
     with runtime(ctx) as rt:

@@ -93,7 +93,7 @@ class Runtime:
         directory = self.model_dir(digest)
         if not directory.exists():
             return None
-        from aggregator.learn.classify import load  # scikit-learn stays off the polling path
+        from aggregator.learn.model_file import load  # scikit-learn stays off the polling path
 
         return load(directory)
 
@@ -102,7 +102,7 @@ class Runtime:
         trained (so the first day's prior becomes a learned priority once enough posts are in); with a
         one-line account when it was."""
         from aggregator.draft import scope_of
-        from aggregator.learn.classify import save
+        from aggregator.learn.model_file import save
         from aggregator.learn.jobs import train_model
 
         digest = digest or self.config.digest(None)

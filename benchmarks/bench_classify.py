@@ -21,7 +21,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator.learn import classify  # noqa: E402
+from aggregator.learn import classify, model_file  # noqa: E402
 from aggregator.models import Candidate, Label  # noqa: E402
 
 T = TypeVar("T")
@@ -173,10 +173,10 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((f"train {n:,} labels", f"{seconds:.2f} s", f"mode={model.meta['priority_mode']}, features={model.meta['n_features']:,}"))
     assert model is not None
     with tempfile.TemporaryDirectory() as tmp:
-        _, seconds = timed(lambda: classify.save(model, Path(tmp)))
+        _, seconds = timed(lambda: model_file.save(model, Path(tmp)))
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**20
         rows.append(("save", f"{seconds:.2f} s", f"{size:.1f} MiB on disk"))
-        model, seconds = timed(lambda: classify.load(Path(tmp)))
+        model, seconds = timed(lambda: model_file.load(Path(tmp)))
         rows.append(("load", f"{seconds:.2f} s", ""))
     for n in args.score:
         candidates = make_candidates(n, seed=7)

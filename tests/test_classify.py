@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.learn import classify, features
+from aggregator.learn import classify, features, model_file
 from aggregator.errors import ModelError
 from aggregator.models import Candidate, Label, Prediction
 
@@ -371,98 +374,157 @@ CANDIDATES = [NEW_SAGEMAKER, NEW_SERVING, NEW_KOREAN_SERVING, OFF_TOPIC]
 @pytest.fixture
 def saved(model: classify.Model, tmp_path: Path) -> Path:
     directory = tmp_path / "model"
-    classify.save(model, directory)
+    model_file.save(model, directory)
     return directory
 
 
-@pytest.mark.parametrize("fixture", ["model", "prior_model"])
+@pytest.mark.parametrize("fixture", ["model", "prior_model", "background_model"])
 def test_save_load_round_trip(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     m: classify.Model = request.getfixturevalue(fixture)
-    classify.save(m, tmp_path)
-    loaded = classify.load(tmp_path)
+    model_file.save(m, tmp_path)
+    loaded = model_file.load(tmp_path)
     assert loaded.predict(CANDIDATES) == m.predict(CANDIDATES)
     assert loaded.meta == m.meta
-    assert sorted(p.name for p in tmp_path.iterdir()) == [classify.META_FILE, classify.MODEL_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model_file.META_FILE, model_file.ARRAYS_FILE,
+                                                                 model_file.STATE_FILE])
+
+
+@pytest.fixture(scope="module")
+def background_model() -> classify.Model:
+    background = [lb.candidate for lb in make_labels() if not lb.selected]
+    background += [_candidate(500 + i, f"https://blog.example.org/{i}", f"Our {w} week", "", "") for i, w in
+                   enumerate(["frontend", "hiring", "design", "payments", "mobile"] * 10)]
+    return classify.train(make_labels(with_negatives=False), background=background, now=NOW)
 
 
 def test_meta_json_is_readable(saved: Path) -> None:
-    meta = json.loads((saved / classify.META_FILE).read_text("utf-8"))
+    meta = json.loads((saved / model_file.META_FILE).read_text("utf-8"))
     assert meta["priority_mode"] == "classifier"
     assert "2. Business Cases and Implementations > 2.4. Training, Inference and MLOps" in meta["label_counts"]
-    assert len(meta["model_sha256"]) == 64
+    assert sorted(meta["model_sha256"]) == sorted([model_file.ARRAYS_FILE, model_file.STATE_FILE])
+    assert all(len(v) == 64 for v in meta["model_sha256"].values())
 
 
 def _edit_meta(directory: Path, **changes: object) -> None:
-    path = directory / classify.META_FILE
+    path = directory / model_file.META_FILE
     meta = json.loads(path.read_text("utf-8"))
     meta.update(changes)
     path.write_text(json.dumps(meta), "utf-8")
 
 
+def _vouch(directory: Path) -> None:
+    """Make meta.json vouch for whatever the model files now hold, as an attacker who can write models/ would."""
+    _edit_meta(directory, model_sha256={n: model_file._sha256(directory / n)
+                                        for n in (model_file.ARRAYS_FILE, model_file.STATE_FILE)})
+
+
 def test_load_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"no model in .*aggregator train"):
-        classify.load(tmp_path / "nowhere")
+        model_file.load(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("name", [classify.MODEL_FILE, classify.META_FILE])
+@pytest.mark.parametrize("name", [model_file.ARRAYS_FILE, model_file.STATE_FILE, model_file.META_FILE])
 def test_load_missing_file(saved: Path, name: str) -> None:
     (saved / name).unlink()
     with pytest.raises(ModelError, match=rf"{name} is missing.*aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
 def test_load_garbage_model_file(saved: Path) -> None:
-    (saved / classify.MODEL_FILE).write_bytes(b"\x00garbage, not a pickle" * 10)
+    (saved / model_file.ARRAYS_FILE).write_bytes(b"\x00garbage, not arrays" * 10)
     with pytest.raises(ModelError, match=r"damaged.*aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
-def test_load_garbage_that_matches_its_checksum(saved: Path) -> None:
-    """Even when meta.json vouches for it, a file that does not unpickle is a ModelError."""
-    path = saved / classify.MODEL_FILE
-    path.write_bytes(b"\x80\x04garbage" * 10)
-    _edit_meta(saved, model_sha256=classify._sha256(path))
-    with pytest.raises(ModelError, match=r"cannot be read.*aggregator train"):
-        classify.load(saved)
+def test_a_planted_pickle_is_refused_and_never_runs(saved: Path, tmp_path: Path) -> None:
+    """Anyone who can write models/ could plant a pickle that runs a command when loaded: it is refused unread."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    np.save(saved / "x.npy", np.array([Payload()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(saved / model_file.ARRAYS_FILE, "w") as z:  # an .npz whose "idf" is a pickled object array
+        z.write(saved / "x.npy", "idf.npy")
+    (saved / "x.npy").unlink()
+    (saved / model_file.STATE_FILE).write_bytes(pickle.dumps(Payload()))
+    _vouch(saved)
+    with pytest.raises(ModelError, match=r"not an aggregator model.*aggregator train"):
+        model_file.load(saved)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("change", [
+    lambda st: st.update(vocabulary=st["vocabulary"][:-1]),  # arrays no longer fit the vocabulary
+    lambda st: st["classes"].update(flat=["only one"]),
+    lambda st: st["priority"].update(mode="magic"),
+    lambda st: st.update(sections=[]),
+    lambda st: st.update(sites={"x": {"y": "many"}}),
+])
+def test_a_state_that_does_not_fit_is_refused(saved: Path, change: object) -> None:
+    path = saved / model_file.STATE_FILE
+    state = json.loads(path.read_text("utf-8"))
+    change(state)  # type: ignore[operator]
+    path.write_text(json.dumps(state), "utf-8")
+    _vouch(saved)
+    with pytest.raises(ModelError, match=r"not an aggregator model.*aggregator train"):
+        model_file.load(saved)
 
 
 def test_load_truncated_model_file(saved: Path) -> None:
-    path = saved / classify.MODEL_FILE
+    path = saved / model_file.ARRAYS_FILE
     path.write_bytes(path.read_bytes()[:100])
+    _vouch(saved)
     with pytest.raises(ModelError, match="aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
-def test_load_other_sklearn_version(saved: Path) -> None:
+def test_a_model_from_another_scikit_learn_still_loads(saved: Path, model: classify.Model) -> None:
+    """Nothing in the files is a pickle of scikit-learn objects, so an upgrade does not force a retrain."""
     _edit_meta(saved, sklearn_version="0.24.2")
-    with pytest.raises(ModelError, match=r"trained with scikit-learn 0\.24\.2.*run `aggregator train` again"):
-        classify.load(saved)
+    assert model_file.load(saved).predict(CANDIDATES) == model.predict(CANDIDATES)
 
 
 def test_load_other_format(saved: Path) -> None:
     _edit_meta(saved, format=99)
     with pytest.raises(ModelError, match="aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
 def test_load_meta_without_a_key(saved: Path) -> None:
-    path = saved / classify.META_FILE
+    path = saved / model_file.META_FILE
     meta = json.loads(path.read_text("utf-8"))
     del meta["sklearn_version"]
     path.write_text(json.dumps(meta), "utf-8")
     with pytest.raises(ModelError, match=r"lacks sklearn_version.*aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
 def test_load_damaged_meta(saved: Path, content: str) -> None:
-    (saved / classify.META_FILE).write_text(content, "utf-8")
+    (saved / model_file.META_FILE).write_text(content, "utf-8")
     with pytest.raises(ModelError, match=r"damaged meta\.json.*aggregator train"):
-        classify.load(saved)
+        model_file.load(saved)
 
 
 def test_save_overwrites_an_older_model(model: classify.Model, prior_model: classify.Model, tmp_path: Path) -> None:
-    classify.save(prior_model, tmp_path)
-    classify.save(model, tmp_path)
-    assert classify.load(tmp_path).meta["priority_mode"] == "classifier"
-    assert not list(tmp_path.glob("*.tmp"))
+    model_file.save(prior_model, tmp_path)
+    model_file.save(model, tmp_path)
+    assert model_file.load(tmp_path).meta["priority_mode"] == "classifier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model_file.META_FILE, model_file.ARRAYS_FILE,
+                                                                 model_file.STATE_FILE])
+
+
+def test_save_never_follows_a_planted_temporary_name(model: classify.Model, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me", "utf-8")
+    directory = tmp_path / "models"
+    directory.mkdir()
+    for name in (model_file.ARRAYS_FILE, model_file.STATE_FILE, model_file.META_FILE):
+        (directory / f"{name}.tmp").symlink_to(victim)
+    model_file.save(model, directory)
+    assert victim.read_text("utf-8") == "keep me"
+    assert model_file.load(directory).predict(CANDIDATES) == model.predict(CANDIDATES)

@@ -172,7 +172,7 @@ def test_eval_prints_a_table_and_json(home: Path) -> None:
 def test_a_damaged_model_says_retrain_and_the_daemon_path_keeps_going(home: Path) -> None:
     run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
     run(home, "train")
-    model = next((home / "models").glob("*.joblib"))
+    model = home / "models" / "model.npz"
     model.write_bytes(b"garbage")
     result = run(home, "draft", "--month", "2022-12")
     assert result.exit_code == 1 and "train" in result.output and "Traceback" not in result.output
@@ -201,7 +201,7 @@ def test_the_daemon_finishes_last_months_draft_once_the_month_ends(home: Path) -
 
 def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> None:
     from aggregator.config import load_config
-    from aggregator.learn.classify import load
+    from aggregator.learn.model_file import load
     from aggregator.runtime import Runtime
 
     run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), "--month", "2022-11")

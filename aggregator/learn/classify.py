@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from aggregator import __version__
@@ -27,13 +19,12 @@ from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
                                        SCOPE_WORDS, SUMMARY_CHARS, TOPIC_KEYS, build_features, clip, matrix,
                                        opening_as_title, site_of, title_document, title_only)
+from aggregator.learn.linear import Linear
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
 from aggregator.models import Candidate, Label, Prediction, SectionPath
 
-FORMAT_VERSION = 2
-MODEL_FILE = "model.joblib"
-META_FILE = "meta.json"
+FORMAT_VERSION = 3  # of the files learn/model_file.py writes
 N_REASONS = 3
 PREDICT_BATCH = 8192
 
@@ -269,7 +260,7 @@ class Model:
         return out
 
 
-def _class_weights(clf: LogisticRegression) -> np.ndarray:
+def _class_weights(clf: Linear) -> np.ndarray:
     """One weight row per class (a binary model stores one row, for the second class)."""
     coef = np.asarray(clf.coef_)
     return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef
@@ -286,80 +277,3 @@ def _display(name: str) -> str | None:
     if all(w in ENGLISH_STOP_WORDS or w.isdigit() for w in name.split()):
         return None
     return name
-
-
-# --- persistence --------------------------------------------------------------------------------
-
-
-def save(model: Model, directory: Path) -> None:
-    """Write model.joblib, then meta.json into `directory`, replacing what was there.
-
-    The model file's SHA-256 goes into `model.meta["model_sha256"]` and meta.json, so `load` can
-    tell a damaged or half-written model from a good one.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
-    tmp_model = model_path.with_name(MODEL_FILE + ".tmp")
-    joblib.dump(model._state, tmp_model, compress=3)
-    digest = _sha256(tmp_model)
-    os.replace(tmp_model, model_path)
-    model.meta["model_sha256"] = digest
-    tmp_meta = meta_path.with_name(META_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(model.meta, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp_meta, meta_path)
-
-
-def load(directory: Path) -> Model:
-    """Read a model written by `save`; ModelError if it is missing, damaged or from another scikit-learn.
-
-    The SHA-256 check catches damage, not tampering: joblib files run code when loaded, so only
-    load models this program wrote.
-    """
-    retrain = "run `aggregator train` again"
-    if not directory.is_dir():
-        raise ModelError(f"no model in {directory}: run `aggregator train` first")
-    model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
-    for path in (meta_path, model_path):
-        if not path.is_file():
-            raise ModelError(f"model in {directory} is incomplete ({path.name} is missing); {retrain}")
-    try:
-        meta = json.loads(meta_path.read_text("utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"model in {directory} has a damaged {META_FILE}; {retrain}") from e
-    if not isinstance(meta, dict):
-        raise ModelError(f"model in {directory} has a damaged {META_FILE}; {retrain}")
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise ModelError(f"model in {directory} lacks {', '.join(missing)} in {META_FILE}; {retrain}")
-    if meta["format"] != FORMAT_VERSION:
-        raise ModelError(
-            f"model in {directory} has format {meta['format']}, this aggregator reads {FORMAT_VERSION}; {retrain}"
-        )
-    if _major_minor(str(meta["sklearn_version"])) != _major_minor(sklearn.__version__):
-        raise ModelError(
-            f"model in {directory} was trained with scikit-learn {meta['sklearn_version']} "
-            f"(installed: {sklearn.__version__}); {retrain}"
-        )
-    if _sha256(model_path) != meta["model_sha256"]:
-        raise ModelError(f"model in {directory} is damaged ({MODEL_FILE} does not match {META_FILE}); {retrain}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", InconsistentVersionWarning)
-            state = joblib.load(model_path)
-    except Exception as e:  # a damaged pickle can raise nearly anything; all mean "retrain"
-        raise ModelError(f"model in {directory} cannot be read ({type(e).__name__}); {retrain}") from e
-    if not isinstance(state, dict) or any(k not in state for k in _STATE_KEYS):
-        raise ModelError(f"model in {directory} is not an aggregator model; {retrain}")
-    return Model(state, meta)
-
-
-def _major_minor(version: str) -> tuple[str, ...]:
-    return tuple(version.split(".")[:2])
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from aggregator.learn.features import LEXICON_COLUMNS, LEXICON_SCALE
+from aggregator.learn.linear import Linear
 
 PRIORITY_C = 1.0
 MAX_ITER = 1000
@@ -38,7 +39,7 @@ class PriorityModel:
       other post a low one. Not calibrated.
     """
 
-    def __init__(self, mode: str, clf: LogisticRegression | None, platt: tuple[float, float], scale: float,
+    def __init__(self, mode: str, clf: Linear | None, platt: tuple[float, float], scale: float,
                  centroid: np.ndarray | None, ref: float, picked_sites: frozenset[str] = frozenset(),
                  held_out: dict[str, float] | None = None) -> None:
         self.mode, self.clf, self.platt, self.scale = mode, clf, platt, scale
@@ -133,13 +134,13 @@ def fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, site
         weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
         scores = _out_of_fold(x, selected, weights, seed)
         platt = _platt(scores[known], selected[known], seed)
-        clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
+        clf = Linear.from_sklearn(_priority_classifier(seed).fit(x, selected, sample_weight=weights))
         return PriorityModel("classifier", clf, platt, 1.0, None, 0.0, held_out=_held_out(urls, scores, known))
     weights = np.ones(len(selected))
     scores = _out_of_fold(x, selected, weights, seed)
     platt = _platt(scores, selected, seed)
     g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
-    clf = _priority_classifier(seed).fit(x, selected, sample_weight=weights)
+    clf = Linear.from_sklearn(_priority_classifier(seed).fit(x, selected, sample_weight=weights))
     return PriorityModel("background", clf, platt, min(max(float(g.mean()), 1e-3), 1 - 1e-3), None, 0.0,
                          held_out=_held_out(urls, scores, known))
 

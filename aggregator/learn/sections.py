@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from aggregator.learn import lexicon
 from aggregator.learn.features import LEXICON_COLUMNS, LEXICON_SCALE
+from aggregator.learn.linear import Linear
 from aggregator.models import SectionPath
 
 SECTION_SEP = " > "
@@ -43,8 +44,8 @@ class SectionModel:
     learned about NLP under one parent helps the others. A section whose picks all come from one site
     (the house style's "3. AWS ML Only") is closed to posts from any other site."""
 
-    def __init__(self, leaves: list[SectionPath], flat: LogisticRegression | None, top: LogisticRegression | None,
-                 topic: LogisticRegression | None, exclusive: dict[str, str]) -> None:
+    def __init__(self, leaves: list[SectionPath], flat: Linear | None, top: Linear | None,
+                 topic: Linear | None, exclusive: dict[str, str]) -> None:
         self.leaves = leaves
         self.flat, self.top, self.topic = flat, top, topic
         self.exclusive = exclusive  # section key (top or leaf) -> the one site allowed in it
@@ -76,7 +77,7 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, 1e-12, 1.0))
 
 
-def _proba_in(clf: LogisticRegression, x: sp.csr_matrix, names: list[str]) -> np.ndarray:
+def _proba_in(clf: Linear, x: sp.csr_matrix, names: list[str]) -> np.ndarray:
     """Columns of predict_proba for `names` (classes the classifier never saw get a small probability)."""
     proba = clf.predict_proba(x)
     index = {c: i for i, c in enumerate(clf.classes_.tolist())}
@@ -87,11 +88,11 @@ def _proba_in(clf: LogisticRegression, x: sp.csr_matrix, names: list[str]) -> np
     return out
 
 
-def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int) -> LogisticRegression | None:
+def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int) -> Linear | None:
     if len(set(y)) < 2:
         return None
     clf = LogisticRegression(C=SECTION_C, class_weight=SECTION_CLASS_WEIGHT, max_iter=MAX_ITER, random_state=seed)
-    return clf.fit(x, y, sample_weight=weights)
+    return Linear.from_sklearn(clf.fit(x, y, sample_weight=weights))
 
 
 def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic],
@@ -146,7 +147,7 @@ def _exclusive_sections(paths: list[SectionPath], sites: list[tuple[str, str]]) 
 
 
 def _fit_with_prior(x: sp.csr_matrix, y: list[str], weights: np.ndarray, groups: Sequence[lexicon.Topic],
-                    features: TfidfVectorizer, seed: int) -> LogisticRegression | None:
+                    features: TfidfVectorizer, seed: int) -> Linear | None:
     """A classifier over `y`, with the built-in vocabulary of the classes it knows as extra examples."""
     extra, extra_y, extra_w = _prior_rows(y, groups, features)
     if not extra:

@@ -1,0 +1,226 @@
+"""Saving and loading a trained model as arrays (.npz) and JSON, never a pickle: loading runs no code, and everything read is checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from aggregator.errors import ModelError
+from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
+from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
+from aggregator.learn.linear import Linear
+from aggregator.learn.priority import PriorityModel
+from aggregator.learn.sections import SectionModel
+
+ARRAYS_FILE = "model.npz"
+STATE_FILE = "model.json"
+META_FILE = "meta.json"
+MAX_FILE_BYTES = 512 * 2**20  # a model file larger than this is refused before it is read
+_RETRAIN = "run `aggregator train` again"
+_MODES = ("classifier", "background", "prior")
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def save(model: Model, directory: Path) -> None:
+    """Write model.npz, model.json, then meta.json (with both files' SHA-256) into `directory`.
+
+    Each file is written to a new, unpredictably named file in `directory` and renamed into place, so
+    a planted `model.npz.tmp` symbolic link redirects nothing and a reader never sees half a model.
+    """
+    state, arrays = _to_files(model)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        digests = {
+            ARRAYS_FILE: _write(directory / ARRAYS_FILE, lambda fh: np.savez_compressed(fh, **arrays)),
+            STATE_FILE: _write(directory / STATE_FILE, lambda fh: fh.write(json.dumps(state, ensure_ascii=False).encode())),
+        }
+        model.meta["model_sha256"] = digests
+        meta = json.dumps(model.meta, indent=2, ensure_ascii=False) + "\n"
+        _write(directory / META_FILE, lambda fh: fh.write(meta.encode()))
+    except OSError as exc:
+        raise ModelError(f"cannot save the model in {directory}: {exc.strerror or exc}") from None
+
+
+def _write(path: Path, fill: Any) -> str:
+    """Write through a fresh temporary file beside `path` (created exclusively), then rename; its SHA-256."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+        digest = _sha256(Path(tmp))
+        os.replace(tmp, path)
+        return digest
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _to_files(model: Model) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    st = model._state
+    features: TfidfVectorizer = st["features"]
+    vocabulary = sorted(features.vocabulary_, key=features.vocabulary_.__getitem__)
+    arrays: dict[str, np.ndarray] = {"idf": np.asarray(features.idf_, dtype=np.float64)}
+    section: SectionModel = st["section"]
+    priority: PriorityModel = st["priority"]
+    linear = {"flat": section.flat, "top": section.top, "topic": section.topic, "priority": priority.clf}
+    classes = {}
+    for name, clf in linear.items():
+        if clf is not None:
+            arrays[f"{name}_coef"], arrays[f"{name}_intercept"] = clf.coef, clf.intercept
+            classes[name] = list(clf.classes)
+    if priority.centroid is not None:
+        arrays["centroid"] = np.asarray(priority.centroid, dtype=np.float64)
+    state = {
+        "vocabulary": vocabulary,
+        "classes": classes,
+        "sections": [list(s) for s in section.leaves],
+        "exclusive": section.exclusive,
+        "priority": {"mode": priority.mode, "platt": list(priority.platt), "scale": priority.scale,
+                     "ref": priority.ref, "picked_sites": sorted(priority.picked_sites),
+                     "held_out": priority.held_out},
+        "sites": st["sites"],
+    }
+    return state, arrays
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def load(directory: Path) -> Model:
+    """Read a model written by `save`; ModelError (saying to retrain) if it is missing, damaged, of another
+    format, or not what `save` writes. Nothing read is executed: arrays come from .npz with pickles
+    refused, the rest from JSON, and every shape and type is checked before use."""
+    if not directory.is_dir():
+        raise ModelError(f"no model in {directory}: run `aggregator train` first")
+    for name in (META_FILE, ARRAYS_FILE, STATE_FILE):
+        path = directory / name
+        if not path.is_file():
+            raise ModelError(f"model in {directory} is incomplete ({name} is missing); {_RETRAIN}")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ModelError(f"model in {directory} has a {name} over {MAX_FILE_BYTES // 2**20} MiB; {_RETRAIN}")
+    meta = _read_meta(directory)
+    sums = meta["model_sha256"]
+    for name in (ARRAYS_FILE, STATE_FILE):
+        if not isinstance(sums, dict) or _sha256(directory / name) != sums.get(name):
+            raise ModelError(f"model in {directory} is damaged ({name} does not match {META_FILE}); {_RETRAIN}")
+    try:
+        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+        state = json.loads((directory / STATE_FILE).read_text("utf-8"))
+        return Model(_from_files(state, arrays), meta)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, zipfile.BadZipFile,
+            RecursionError) as exc:
+        raise ModelError(f"model in {directory} is not an aggregator model ({_short(exc)}); {_RETRAIN}") from None
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((directory / META_FILE).read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise ModelError(f"model in {directory} has a damaged {META_FILE}; {_RETRAIN}") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"model in {directory} has a damaged {META_FILE}; {_RETRAIN}")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"model in {directory} lacks {', '.join(missing)} in {META_FILE}; {_RETRAIN}")
+    if meta["format"] != FORMAT_VERSION:
+        raise ModelError(f"model in {directory} has format {meta['format']}, this aggregator reads {FORMAT_VERSION}; "
+                         f"{_RETRAIN}")
+    return meta
+
+
+def _from_files(state: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The model's state from what `_to_files` wrote, checked field by field (ValueError when anything is off)."""
+    _need(isinstance(state, dict), "model.json is not an object")
+    vocabulary = state["vocabulary"]
+    _need(isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary), "a vocabulary of strings")
+    _need(len(vocabulary) == len(set(vocabulary)) <= MAX_FEATURES, "a vocabulary of distinct terms")
+    idf = _floats(arrays, "idf", (len(vocabulary),))
+    features = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64,
+                               vocabulary={t: i for i, t in enumerate(vocabulary)})
+    features.idf_ = idf
+    n_features = len(vocabulary) + len(LEXICON_COLUMNS)
+    classes = state["classes"]
+    _need(isinstance(classes, dict), "classes by classifier")
+    linear: dict[str, Linear | None] = {}
+    for name in ("flat", "top", "topic", "priority"):
+        names = classes.get(name)
+        if names is None:
+            linear[name] = None
+            continue
+        _need(isinstance(names, list) and all(isinstance(c, str) for c in names), f"class names of {name}")
+        clf = Linear(tuple(names), _floats(arrays, f"{name}_coef", None), _floats(arrays, f"{name}_intercept", None))
+        clf.check(n_features)
+        linear[name] = clf
+    leaves = state["sections"]
+    _need(isinstance(leaves, list) and leaves and all(isinstance(s, list) and s and all(isinstance(h, str) for h in s)
+                                                      for s in leaves), "sections as lists of headings")
+    exclusive = _str_map(state["exclusive"], "exclusive sections")
+    section = SectionModel([tuple(s) for s in leaves], linear["flat"], linear["top"], linear["topic"], exclusive)
+    p = state["priority"]
+    _need(isinstance(p, dict) and p.get("mode") in _MODES, "a priority mode")
+    _need((p["mode"] == "prior") == (linear["priority"] is None), "a priority classifier unless the mode is prior")
+    platt, scale, ref = p["platt"], p["scale"], p["ref"]
+    _need(isinstance(platt, list) and len(platt) == 2 and all(_finite(v) for v in platt), "two calibration numbers")
+    _need(_finite(scale) and 0 < scale < 1 or p["mode"] != "background", "a background scale between 0 and 1")
+    _need(_finite(scale) and _finite(ref), "finite priority numbers")
+    centroid = _floats(arrays, "centroid", (len(vocabulary),)) if "centroid" in arrays else None
+    _need(centroid is not None or p["mode"] != "prior", "a centroid for the prior")
+    picked = p["picked_sites"]
+    _need(isinstance(picked, list) and all(isinstance(x, str) for x in picked), "picked sites as strings")
+    held_out = p["held_out"]
+    _need(isinstance(held_out, dict) and all(isinstance(k, str) and _finite(v) for k, v in held_out.items()),
+          "held-out scores as numbers")
+    priority = PriorityModel(p["mode"], linear["priority"], (float(platt[0]), float(platt[1])), float(scale),
+                             centroid, float(ref), frozenset(picked), {k: float(v) for k, v in held_out.items()})
+    sites = state["sites"]
+    _need(isinstance(sites, dict) and all(isinstance(k, str) and isinstance(v, dict) and all(
+        isinstance(a, str) and isinstance(b, int) and not isinstance(b, bool) for a, b in v.items())
+        for k, v in sites.items()), "site histories")
+    return {"features": features, "sections": [list(s) for s in section.leaves], "section": section,
+            "priority": priority, "sites": sites}
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"expected {what}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _floats(arrays: dict[str, np.ndarray], name: str, shape: tuple[int, ...] | None) -> np.ndarray:
+    if name not in arrays:
+        raise ValueError(f"expected the array {name}")
+    array = arrays[name]
+    _need(array.dtype == np.float64 and (shape is None or array.shape == shape) and np.isfinite(array).all(),
+          f"{name} as finite float64 numbers" + (f" of shape {shape}" if shape else ""))
+    return array
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    _need(isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()), what)
+    return dict(value)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
