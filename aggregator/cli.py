@@ -293,14 +293,17 @@ def feeds_import_opml(ctx: typer.Context, file: Annotated[Path, typer.Argument(h
 def feeds_export_opml(
     ctx: typer.Context,
     output: Annotated[Path | None, typer.Option("--out", help="Write here instead of standard output.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Print the subscriptions of feeds.yaml as OPML 2.0."""
+    from aggregator.files import atomic_write
+
     config = load_config(ctx.obj.config)
     text = write_opml(config.feed_configs(), title=config.draft.title, now=utc_now())
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        atomic_write(output, text.encode("utf-8"), replace=force)
         _say(ctx, f"wrote {len(config.feeds)} feeds to {output}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,6 +14,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from aggregator.errors import ConfigError
+from aggregator.files import atomic_write
 from aggregator.models import DEFAULT_DIGEST, FeedConfig
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -334,9 +336,8 @@ def add_feeds(path: Path, feeds: list[FeedConfig]) -> list[FeedConfig]:
         known_names.add(name_key)
         added.append(feed)
     if added:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            yaml.dump(doc, fh)
-        parse_config(tmp.read_text(encoding="utf-8"), path=str(path))
-        tmp.replace(path)
+        buffer = io.StringIO()
+        yaml.dump(doc, buffer)
+        parse_config(buffer.getvalue(), path=str(path))  # what is written must read back
+        atomic_write(path, buffer.getvalue().encode("utf-8"))
     return added

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config, DigestSettings
+from aggregator.files import atomic_write
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import Scope, section_emoji, taxonomy
@@ -130,19 +130,13 @@ def default_path(config: Config, month: str, fmt: Format, digest: DigestSettings
 
 def write_new(path: Path, text: str, *, force: bool) -> None:
     """Write a draft file; refuse to replace an existing one unless `force` (the editor edits these)."""
-    if path.exists() and not force:
+    if (path.exists() or path.is_symlink()) and not force:
         raise DigestError(f"{path}: already exists and may hold the editor's edits; pass --force to overwrite")
     _atomic_write(path, text)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DigestError(f"{path}: cannot write draft: {exc.strerror or exc}") from None
+    atomic_write(path, text.encode("utf-8"))
 
 
 def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None,

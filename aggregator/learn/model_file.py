@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from aggregator.errors import ModelError
+from aggregator.files import WriteError, atomic_write
 from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
 from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
 from aggregator.learn.linear import Linear
@@ -34,35 +34,21 @@ _MODES = ("classifier", "background", "prior")
 def save(model: Model, directory: Path) -> None:
     """Write model.npz, model.json, then meta.json (with both files' SHA-256) into `directory`.
 
-    Each file is written to a new, unpredictably named file in `directory` and renamed into place, so
-    a planted `model.npz.tmp` symbolic link redirects nothing and a reader never sees half a model.
+    Each file is written to a new, unpredictably named file in `directory` and renamed into place
+    (`files.atomic_write`), so a planted `model.npz.tmp` link redirects nothing and a reader never sees
+    half a model.
     """
     state, arrays = _to_files(model)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    files = {ARRAYS_FILE: buffer.getvalue(), STATE_FILE: json.dumps(state, ensure_ascii=False).encode("utf-8")}
+    model.meta["model_sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    files[META_FILE] = (json.dumps(model.meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        digests = {
-            ARRAYS_FILE: _write(directory / ARRAYS_FILE, lambda fh: np.savez_compressed(fh, **arrays)),
-            STATE_FILE: _write(directory / STATE_FILE, lambda fh: fh.write(json.dumps(state, ensure_ascii=False).encode())),
-        }
-        model.meta["model_sha256"] = digests
-        meta = json.dumps(model.meta, indent=2, ensure_ascii=False) + "\n"
-        _write(directory / META_FILE, lambda fh: fh.write(meta.encode()))
-    except OSError as exc:
-        raise ModelError(f"cannot save the model in {directory}: {exc.strerror or exc}") from None
-
-
-def _write(path: Path, fill: Any) -> str:
-    """Write through a fresh temporary file beside `path` (created exclusively), then rename; its SHA-256."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fill(fh)
-        digest = _sha256(Path(tmp))
-        os.replace(tmp, path)
-        return digest
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for name, data in files.items():  # meta.json last: it vouches for the others
+            atomic_write(directory / name, data)
+    except WriteError as exc:
+        raise ModelError(f"cannot save the model: {exc}") from None
 
 
 def _to_files(model: Model) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
