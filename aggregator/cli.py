@@ -17,7 +17,7 @@ import typer
 
 from aggregator.config import DigestSettings, add_feeds, load_config
 from aggregator.models import FeedOutcome, PassSummary, edition_bounds, month_bounds, month_of, week_bounds, week_of
-from aggregator.errors import AggregatorError, BusyError
+from aggregator.errors import AggregatorError, BusyError, DigestError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
 from aggregator.store import FeedHealth
@@ -349,14 +349,23 @@ def import_digest(
         settings = rt.config.digest(digest)
         _edition(settings, month, week, default=False)
         style = style or (settings.style if rt.config.digests else None)
-        for file in files:
-            report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock(),  # type: ignore[arg-type]
-                                        scope=scope_of(rt.config, settings), week=week)
+        failed = []
+        for file in files:  # each file is imported whole or not at all, and reported on its own line
+            try:
+                report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock(),  # type: ignore[arg-type]
+                                            scope=scope_of(rt.config, settings), week=week)
+            except DigestError as exc:
+                warn(f"error: {exc}")
+                failed.append(str(file))
+                continue
             if report.unchanged:
                 say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
             else:
                 say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
                     f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+        if failed:
+            warn(f"{len(files) - len(failed)} of {len(files)} files imported; not imported: {', '.join(failed)}")
+            raise typer.Exit(1)
 
 
 @app.command()

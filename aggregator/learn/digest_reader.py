@@ -37,14 +37,10 @@ _MONTH_NAMES = (
     "july", "august", "september", "october", "november", "december",
 )  # fmt: skip
 _MONTHS = {name[:3]: number for number, name in enumerate(_MONTH_NAMES, start=1)}
-# "... (Dec 2022, Netflix)" / "... (Dec 2022)" / "... (December 2022)" at the end of a title.
-_SUFFIX = re.compile(
-    r"""^(?P<title>.*?) \s* \(
-        \s* (?P<mon>[A-Za-z]{3,9}) \.? \s+ (?P<year>\d{4}) \s*
-        (?: , \s* (?P<source>[^()]*?) )? \s*
-    \) \s*$""",
-    re.S | re.X,
-)
+# The inside of "(Dec 2022, Netflix)" / "(Dec 2022)" / "(December 2022)" ending a title; linear time.
+_SUFFIX = re.compile(r"\s*(?P<mon>[A-Za-z]{3,9})\.?\s+(?P<year>\d{4})\s*(?:,(?P<source>[^()]*))?", re.S)
+MAX_FRONT_MATTER = 16_384  # characters of YAML front matter a digest may have
+MAX_FRONT_MATTER_DEPTH = 20  # levels of nested lists and mappings in it
 _UNRESOLVED_FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]\s*$")
 _RAW_FOOTNOTE = re.compile(r"(?<!\\)\[\^[^\]\s]+\]\s*$")  # as written: an escaped "\[^1\]" is title text
 _BRACKET_TITLE = re.compile(r"^\[([^\[\]]+)\]")
@@ -132,14 +128,16 @@ def split_title(raw: str) -> tuple[str, str | None, str]:
     Without a "(Mon YYYY[, Source])" suffix the title comes back whole: (raw, None, "").
     """
     raw = raw.strip()
-    match = _SUFFIX.match(raw)
-    if not match or not match["title"]:
+    opening = raw.rfind("(")  # the suffix holds no parenthesis, so it starts at the last one
+    match = _SUFFIX.fullmatch(raw, opening + 1, len(raw) - 1) if raw.endswith(")") and opening > 0 else None
+    title = raw[:opening].rstrip() if match else ""
+    if not match or not title:
         return raw, None, ""
     mon = match["mon"].lower()
     number = _MONTHS.get(mon[:3])
     if number is None or (len(mon) > 3 and mon not in _MONTH_NAMES and mon != "sept"):
         return raw, None, ""
-    return match["title"], f"{match['year']}-{number:02d}", _collapse(match["source"] or "")
+    return title, f"{match['year']}-{number:02d}", _collapse(match["source"] or "")
 
 
 def inline_text(children: Sequence[Token]) -> str:
@@ -197,9 +195,25 @@ def _parse(text: str) -> _Document:
 
 
 def _front_matter(doc: _Document, path: str) -> dict[str, Any]:
+    """The front matter as data. Refused before anything is built: more than MAX_FRONT_MATTER characters,
+    YAML aliases (a few hundred bytes of anchors can expand to gigabytes), or nesting deeper than
+    MAX_FRONT_MATTER_DEPTH."""
     if doc.front_matter is None:
         return {}
+    if len(doc.front_matter) > MAX_FRONT_MATTER:
+        raise DigestError(f"{path}:2: front matter is over {MAX_FRONT_MATTER:,} characters")
     try:
+        depth = 0
+        for event in YAML(typ="safe", pure=True).parse(doc.front_matter):
+            kind = type(event).__name__
+            if kind == "AliasEvent":
+                line = event.start_mark.line + 2 if event.start_mark is not None else 2
+                raise DigestError(f"{path}:{line}: front matter uses a YAML alias (*name), which aggregator does not read")
+            depth += kind in ("MappingStartEvent", "SequenceStartEvent")
+            depth -= kind in ("MappingEndEvent", "SequenceEndEvent")
+            if depth > MAX_FRONT_MATTER_DEPTH:
+                line = event.start_mark.line + 2 if event.start_mark is not None else 2
+                raise DigestError(f"{path}:{line}: front matter nests deeper than {MAX_FRONT_MATTER_DEPTH} levels")
         data = YAML(typ="safe", pure=True).load(doc.front_matter)
     except (YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.digest_reader import read_digest
-from aggregator.learn.labels import align_section, covered_months, digest_month, digest_week, import_entries
+from aggregator.learn.labels import (YEARS, align_section, covered_months, digest_month, digest_week, import_entries,
+                                     out_of_range)
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
                                month_bounds, month_of)
 from aggregator.store import ImportReport, Store
@@ -41,6 +42,9 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
     digest = read_digest(text, path=str(path), style=style, month=month)
+    for e in digest.entries:
+        if e.month and out_of_range(e.month):
+            raise DigestError(f"{path}:{e.line}: entry dated {e.month}, outside the years {YEARS[0]}-{YEARS[1]}")
     if scope.cadence == "weekly":
         which = digest_week(digest, str(path), week)
         if which is None:
@@ -51,6 +55,8 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
         if which is None:
             raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
         entry_month = which
+    if out_of_range(which):
+        raise DigestError(f"{path}: edition {which} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")

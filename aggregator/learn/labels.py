@@ -15,6 +15,7 @@ _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
 _FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
 _FILE_WEEK = re.compile(r"(?<!\d)(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])(?!\d)")
 COVER_SHARE = 0.25  # a month covers a digest when at least this share of its entries is from it
+YEARS = (1990, 2100)  # the years a digest's dates may name: outside them a date is a typo or an attack
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class ImportEntry:
     published: datetime  # the first of the entry's month: the digest gives no day
     section: SectionPath
     editor_summary: str
+
+
+def out_of_range(edition: str) -> bool:
+    """Whether an edition ("YYYY-MM" or "YYYY-Www") names a year outside YEARS."""
+    return not YEARS[0] <= int(edition[:4]) <= YEARS[1]
 
 
 def month_from_name(path: str) -> str | None:

@@ -1,0 +1,97 @@
+"""Round two of hardening: each input an attacker or an unlucky user used to break the product, made by the
+test (nothing pathological is stored), now ends in a result or one clear line. A hang fails by the suite's
+per-test timeout; no timing is asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+from typer.testing import CliRunner, Result
+
+from aggregator.cli import app
+from aggregator.errors import DigestError
+from aggregator.learn.digest_reader import read_digest, split_title
+
+DIGESTS = DATA / "digests"
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    return tmp_path
+
+
+def run(home: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args])
+
+
+# --- digest front matter ---------------------------------------------------------------------------
+
+WEEKLY_BODY = "### T\n\n[참고링크](https://a.example/x)\n"
+
+
+@pytest.mark.timeout(30)
+def test_a_yaml_alias_bomb_in_front_matter_is_refused_before_it_expands() -> None:
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = "---\n" + "\n".join(levels) + "\ntitle: *a8\n---\n" + WEEKLY_BODY
+    with pytest.raises(DigestError, match=r"bomb\.md:3: front matter uses a YAML alias"):
+        read_digest(text, path="bomb.md")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("front, message", [
+    ("title: " + "[" * 400 + "]" * 400, "nests deeper than 20 levels"),
+    ("title: " + "x" * 100_000, "front matter is over 16,384 characters"),
+])
+def test_deep_or_huge_front_matter_is_one_line(front: str, message: str) -> None:
+    with pytest.raises(DigestError, match=message):
+        read_digest(f"---\n{front}\n---\n" + WEEKLY_BODY, path="x.md")
+
+
+# --- digest titles ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_title_of_spaces_that_almost_ends_in_a_date_is_read_in_linear_time() -> None:
+    raw = "T (Nov 2026, " + " " * 200_000 + "x]"
+    assert split_title(raw) == (raw, None, "")
+    assert split_title("T (Nov 2026, " + " " * 200_000 + "x)")[1] == "2026-11"
+    text = "## 1. Posts\n* [T (Nov 2026, " + " " * 3_000 + "x](https://a.example/p)\n"
+    assert [e.url for e in read_digest(text, style="house").entries] == ["https://a.example/p"]
+
+
+# --- dates --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, name, message", [
+    ("* [Post (Dec 9999, S)](https://a.example/p)", "digest.md", ":2: entry dated 9999-12, outside the years 1990-2100"),
+    ("* [Post (Nov 0000, S)](https://a.example/p)", "digest.md", ":2: entry dated 0000-11, outside the years 1990-2100"),
+    ("* [Post (Dec 2022)](https://a.example/p)", "0000-01.md", "edition 0000-01 is outside the years 1990-2100"),
+])
+def test_a_date_outside_sane_years_is_refused_at_import_and_training_still_works(home: Path, line: str, name: str,
+                                                                                 message: str) -> None:
+    (home / name).write_text("## 1. Posts\n" + line + "\n", encoding="utf-8")
+    result = run(home, "import-digest", str(home / name))
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    assert run(home, "train").exit_code == 0 and run(home, "eval", "--json").exit_code == 0
+
+
+# --- several files --------------------------------------------------------------------------------------
+
+
+def test_each_file_of_an_import_is_reported_and_a_bad_one_stops_nothing_else(home: Path) -> None:
+    bad = home / "bad.md"
+    bad.write_text("no digest here\n", encoding="utf-8")
+    result = run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), str(bad), str(DIGESTS / "house_2022-12.md"),
+                 "--month", "2022-12")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{DIGESTS / 'house_mid_000.md'}: 2022-12: 7 entries")
+    assert lines[1].startswith(f"error: {bad}: not a digest")
+    assert lines[2].startswith(f"{DIGESTS / 'house_2022-12.md'}: 2022-12: 22 entries")
+    assert lines[3] == f"2 of 3 files imported; not imported: {bad}"
