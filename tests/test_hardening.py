@@ -95,3 +95,31 @@ def test_each_file_of_an_import_is_reported_and_a_bad_one_stops_nothing_else(hom
     assert lines[1].startswith(f"error: {bad}: not a digest")
     assert lines[2].startswith(f"{DIGESTS / 'house_2022-12.md'}: 2022-12: 22 entries")
     assert lines[3] == f"2 of 3 files imported; not imported: {bad}"
+
+
+# --- feeds ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_page_of_repeated_link_tags_is_an_html_page_not_a_minute_of_cpu() -> None:
+    from aggregator.errors import ParseError
+    from aggregator.parse import advertised_feed, parse_feed
+
+    page = b"<!DOCTYPE html><html><head>" + b"<link " * 40_000 + b"</head><body>moved</body></html>"
+    with pytest.raises(ParseError, match="not a feed: got an HTML page"):
+        parse_feed(page, url="https://blog.example/")
+    assert advertised_feed(page, "https://blog.example/") is None
+    advertising = b'<html><head><link rel="alternate" type="application/atom+xml" href="/atom.xml"></head></html>'
+    assert advertised_feed(advertising, "https://blog.example/x") == "https://blog.example/atom.xml"
+
+
+def test_an_entity_declared_after_a_long_comment_never_reaches_a_title() -> None:
+    from aggregator.errors import ParseError
+    from aggregator.parse import parse_feed
+
+    body = ("<?xml version='1.0'?><!-- " + "x" * 5_000 + " --><!DOCTYPE rss [<!ENTITY e 'EXPANDED'>]>"
+            "<rss version='2.0'><channel><title>t</title><item><title>A &e; B</title>"
+            "<link>https://a.example/1</link></item></channel></rss>").encode()
+    for fast in (True, False):
+        with pytest.raises(ParseError, match=r"declares XML entities"):
+            parse_feed(body, url="https://a.example/feed", fast=fast)
