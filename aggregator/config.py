@@ -251,15 +251,52 @@ def _duplicate_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
     return problems
 
 
+MAX_DEPTH = 50  # levels of nesting feeds.yaml may have (it needs four); deeper ones crash YAML parsers
+_MAX_INDENT = 100
+
+
+def _nesting_problem(text: str, path: str) -> str | None:
+    """One line about nesting deeper than MAX_DEPTH, found by a linear scan before any YAML parser (the C
+    one crashes on a hundred thousand levels, the pure one runs out of recursion at a few hundred)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        dashes = 0
+        while body.startswith("- "):
+            dashes += 1
+            body = body[2:].lstrip(" ")
+        quote = ""
+        for ch in body:
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth -= 1
+            if depth > MAX_DEPTH:
+                break
+        if indent > _MAX_INDENT or dashes > MAX_DEPTH // 2 or depth > MAX_DEPTH:
+            return f"{path}:{number}: nested deeper than feeds.yaml can be ({MAX_DEPTH} levels at most)"
+    return None
+
+
 def parse_config(text: str, *, path: str = "feeds.yaml", base_dir: Path | None = None) -> Config:
     """Validate the text of a feeds.yaml; raise ConfigError with one line per problem."""
+    problem = _nesting_problem(text, path)
+    if problem:
+        raise ConfigError(problem)
     try:  # fast path: the C loader, ten times quicker on a long feed list; no line numbers needed when valid
         safe = YAML(typ="safe", pure=False)
         safe.allow_duplicate_keys = False
         doc = safe.load(text)
         if isinstance(doc, dict) and not _cross_problems(doc):
             return Config.model_validate({**doc, "base_dir": base_dir or Path(".")})
-    except (YAMLError, ValidationError):
+    except (YAMLError, ValidationError, RecursionError):
         pass
     return _parse_with_lines(text, path=path, base_dir=base_dir)
 
@@ -268,6 +305,8 @@ def _parse_with_lines(text: str, *, path: str, base_dir: Path | None) -> Config:
     """The slow path: the round-trip loader, which knows each value's line, for precise messages."""
     try:
         doc = _yaml().load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than feeds.yaml can be ({MAX_DEPTH} levels at most)") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else path

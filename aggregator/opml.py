@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from aggregator.config import check_http_url
 from aggregator.errors import ConfigError
 from aggregator.models import FeedConfig
+
+
+MAX_DEPTH = 50  # levels of nested outline folders
 
 
 def read_opml(data: bytes, *, path: str = "<opml>") -> list[FeedConfig]:
@@ -21,22 +24,27 @@ def read_opml(data: bytes, *, path: str = "<opml>") -> list[FeedConfig]:
     if root.tag.lower() != "opml" or root.find("body") is None:
         raise ConfigError(f"{path}: not an OPML file (no <opml><body>)")
     feeds: list[FeedConfig] = []
-
-    def walk(node: ET.Element, tags: tuple[str, ...]) -> None:
-        for outline in node.findall("outline"):
-            url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
-            name = (outline.get("title") or outline.get("text") or "").strip()
-            if url:
-                try:
-                    check_http_url(url)
-                except ValueError:
-                    continue  # not a feed we can poll
-                feeds.append(FeedConfig(name=name or url, url=url, tags=tags))
-            else:
-                label = name.lower().replace(" ", "-")
-                walk(outline, tags + ((label,) if label else ()))
-
-    walk(root.find("body"), ())  # type: ignore[arg-type]
+    body: ET.Element = root.find("body")  # type: ignore[assignment]
+    stack: list[tuple[Iterator[ET.Element], tuple[str, ...]]] = [(iter(body.findall("outline")), ())]
+    while stack:  # in document order, as a recursive walk would go, but without recursion
+        outlines, tags = stack[-1]
+        outline = next(outlines, None)
+        if outline is None:
+            stack.pop()
+            continue
+        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        name = (outline.get("title") or outline.get("text") or "").strip()
+        if url:
+            try:
+                check_http_url(url)
+            except ValueError:
+                continue  # not a feed we can poll
+            feeds.append(FeedConfig(name=name or url, url=url, tags=tags))
+        else:
+            if len(stack) >= MAX_DEPTH:
+                raise ConfigError(f"{path}: outlines nested deeper than {MAX_DEPTH} levels")
+            label = name.lower().replace(" ", "-")
+            stack.append((iter(outline.findall("outline")), tags + ((label,) if label else ())))
     return feeds
 
 

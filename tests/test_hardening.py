@@ -123,3 +123,38 @@ def test_an_entity_declared_after_a_long_comment_never_reaches_a_title() -> None
     for fast in (True, False):
         with pytest.raises(ParseError, match=r"declares XML entities"):
             parse_feed(body, url="https://a.example/feed", fast=fast)
+
+
+# --- nesting ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("levels", [300, 100_000])
+def test_a_deeply_nested_feeds_yaml_is_one_line_not_a_crash(tmp_path: Path, levels: int) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds: " + "[" * levels + "]" * levels + "\n", encoding="utf-8")
+    # a separate process: before the fix, 100,000 levels crashed the interpreter in the C YAML loader
+    done = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(config), "feeds"], capture_output=True,
+                          text=True, timeout=100)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: {config}:1: nested deeper than feeds.yaml can be (50 levels at most)"]
+
+
+def test_block_nesting_in_feeds_yaml_is_refused_too(tmp_path: Path) -> None:
+    from aggregator.config import parse_config
+    from aggregator.errors import ConfigError
+
+    text = "feeds:\n" + "".join(" " * i + "a:\n" for i in range(2, 400, 2))
+    with pytest.raises(ConfigError, match=r"feeds\.yaml:\d+: nested deeper"):
+        parse_config(text)
+
+
+def test_deeply_nested_opml_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    deep = tmp_path / "deep.opml"
+    deep.write_bytes(b"<opml version='2.0'><body>" + b"<outline text='f'>" * 990 + b"</outline>" * 990 + b"</body></opml>")
+    result = run(tmp_path, "feeds", "import-opml", str(deep))
+    assert result.exit_code == 1 and result.output.strip() == f"error: {deep}: outlines nested deeper than 50 levels"
