@@ -179,6 +179,18 @@ def _front_matter(title: str, when: datetime, tags: Sequence[str], categories: S
     return lines + ["---"]
 
 
+_BLOCK_START = re.compile(r"[#+=-]|\d{1,9}(?=[.)])")  # what would make a line a heading, list item or rule
+
+
+def _block_text(text: str) -> str:
+    """Inline text that starts a line (a paragraph, a bullet's content) and stays one paragraph of text."""
+    escaped = escape_markdown(text)
+    start = _BLOCK_START.match(escaped)
+    if start is None:
+        return escaped
+    return start[0] + "\\" + escaped[start.end():] if start[0][0].isdigit() else "\\" + escaped
+
+
 def _heading_text(text: str) -> str:
     return escape_markdown(text).replace("#", "\\#")
 
@@ -221,7 +233,7 @@ def render_footnote(items: Sequence[DraftItem], *, title: str, when: datetime, t
             n = len(references) + 1
             post = item.candidate
             lines += ["", f"### {_heading_text(post.title)} [^ref{n}]"]
-            lines += [f"- {escape_markdown(s)}" for s in _SENTENCE_END.split(first_sentences(post.summary)) if s]
+            lines += [f"- {_block_text(s)}" for s in _SENTENCE_END.split(first_sentences(post.summary)) if s]
             comment = _comment(item)
             lines += [comment] if comment else []
             references.append(f"[^ref{n}]: [{escape_markdown(post.title)}]({safe_link(post.url)})")
@@ -252,7 +264,7 @@ def render_weekly(items: Sequence[DraftItem], *, title: str, when: datetime, cat
         lines += ["", f"### {_heading_text(post.title)}", ""]
         summary = first_sentences(post.summary)
         if summary:
-            lines += [escape_markdown(summary), ""]
+            lines += [_block_text(summary), ""]
         lines.append(f"[{escape_markdown(link_label)}]({safe_link(post.url)})")
         comment = _comment(item)
         lines += [comment] if comment else []

@@ -40,6 +40,8 @@ _MONTHS = {name[:3]: number for number, name in enumerate(_MONTH_NAMES, start=1)
 # The inside of "(Dec 2022, Netflix)" / "(Dec 2022)" / "(December 2022)" ending a title; linear time.
 _SUFFIX = re.compile(r"\s*(?P<mon>[A-Za-z]{3,9})\.?\s+(?P<year>\d{4})\s*(?:,(?P<source>[^()]*))?", re.S)
 MAX_FRONT_MATTER = 16_384  # characters of YAML front matter a digest may have
+MAX_LINE = 100_000  # characters on one line of a digest
+MAX_REFS_PER_LINE = 200  # footnote references ("[^") on one line
 MAX_FRONT_MATTER_DEPTH = 20  # levels of nested lists and mappings in it
 _UNRESOLVED_FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]\s*$")
 _RAW_FOOTNOTE = re.compile(r"(?<!\\)\[\^[^\]\s]+\]\s*$")  # as written: an escaped "\[^1\]" is title text
@@ -97,6 +99,7 @@ def read_digest(
     """
     if month is not None and not _MONTH_ARG.match(month):
         raise DigestError(f"{path}: month must be YYYY-MM, got {month!r}")
+    _check_bounds(text, path)
     doc = _parse(text)
     chosen = style or _detect(doc.tokens)
     if chosen is None:
@@ -186,6 +189,16 @@ def _markdown() -> MarkdownIt:
 
 
 _MD = _markdown()
+
+
+def _check_bounds(text: str, path: str) -> None:
+    """Refuse, with file and line, what would keep the Markdown parser busy for minutes: its footnote
+    plugin (mdit-py-plugins) takes time quadratic in the "[^" on one line (20,000 of them: 68 s)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > MAX_LINE:
+            raise DigestError(f"{path}:{number}: line longer than {MAX_LINE:,} characters")
+        if line.count("[^") > MAX_REFS_PER_LINE:
+            raise DigestError(f"{path}:{number}: more than {MAX_REFS_PER_LINE} footnote references ([^) on one line")
 
 
 def _parse(text: str) -> _Document:
