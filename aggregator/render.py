@@ -14,6 +14,9 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 BELOW_CUT = "Candidates below the cut"
 # Markup in CommonMark, GFM and kramdown ("{::nomarkdown}", "$$" math) that inline text could start.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&{}$])")
+_SCHEME_COLON = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*):(?=/|[a-z0-9])")  # https: mailto: xmpp:
+_WWW_DOT = re.compile(r"(?i)(?<![a-z0-9.-])(www)\.")
+_EMAIL_AT = re.compile(r"(?<=[A-Za-z0-9._+-])@(?=[A-Za-z0-9])")
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 _URL_UNSAFE = {"(": "%28", ")": "%29", "<": "%3C", ">": "%3E", "\\": "%5C", "`": "%60"}
 _ENTITY_LIKE = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # "&amp;" in a link target would be read as "&"
@@ -32,8 +35,14 @@ def _printable(text: str) -> str:
 
 
 def escape_markdown(text: str) -> str:
-    """Backslash-escape every character that could start Markdown or HTML markup in inline text."""
-    return _MD_SPECIAL.sub(r"\\\1", _printable(text))
+    """Backslash-escape every character that could start Markdown or HTML markup in inline text, and keep
+    GitHub's autolinks from turning text into links: "https://…" and "www.…" lose the character the
+    extension looks for ("https\\://", "www\\."), and an address's "@" is set apart by an empty HTML
+    comment (GitHub links e-mail addresses after escapes are gone, but not across a comment)."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", _printable(text))
+    escaped = _SCHEME_COLON.sub(r"\1\\:", escaped)
+    escaped = _WWW_DOT.sub(r"\1\\.", escaped)
+    return _EMAIL_AT.sub("<!-- -->@", escaped)
 
 
 def safe_link(url: str) -> str:

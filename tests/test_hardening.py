@@ -167,3 +167,33 @@ def test_a_line_of_twenty_thousand_footnote_openings_is_refused_at_once() -> Non
         read_digest(text, path="x.md", style="footnote")
     with pytest.raises(DigestError, match=r"x\.md:2: line longer than 100,000 characters"):
         read_digest("## 1. A\n* [T (Dec 2022)](https://a.example/" + "a" * 100_000 + ")\n", path="x.md")
+
+
+# --- drafts under GitHub's Markdown --------------------------------------------------------------------
+
+
+def test_plain_addresses_in_feed_text_stay_text_under_githubs_markdown() -> None:
+    """The digest is published on GitHub, whose autolink extension links bare URLs, www. names and
+    e-mail addresses: in a draft only the entries' own links may be links."""
+    import re
+    from datetime import datetime, timezone
+
+    import cmarkgfm
+
+    from aggregator.models import Candidate, DraftItem, Prediction
+    from aggregator.render import render_footnote, render_markdown, render_weekly
+
+    when = datetime(2022, 12, 5, tzinfo=timezone.utc)
+    lure = "Read https://evil.example/x and www.evil.example, or write to a@evil.example. Also xmpp:a@evil.example."
+    items = [DraftItem(Candidate(1, "https://good.example/post", f"Title www.evil.example {lure}", lure, "Src", when),
+                       Prediction(("1. Posts", "1.1. All"), 0.9, 0.9, ("why https://evil.example/y",)))]
+    for text in (render_markdown(items, title="D"), render_footnote(items, title="D", when=when),
+                 render_weekly(items, title="D", when=when, category="news")):
+        html = cmarkgfm.github_flavored_markdown_to_html(text)
+        hrefs = re.findall(r'href="([^"]*)"', html)
+        assert "https://good.example/post" in hrefs
+        assert not [h for h in hrefs if "evil" in h]
+    digest = read_digest(render_markdown(items, title="D"))
+    assert [(e.title, e.summary) for e in digest.entries] == [(f"Title www.evil.example {lure}",
+                                                               "Read https://evil.example/x and www.evil.example, or "
+                                                               "write to a@evil.example. Also xmpp:a@evil.example.")]
