@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from aggregator.errors import BusyError, StoreError
@@ -53,6 +53,11 @@ from aggregator.models import (
 )
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
+_IMPORT_TRIES = 5  # an import racing a polling pass for the same new URLs runs again this often at most
+
+
+class _Raced(Exception):
+    """Another writer committed a post with one of the URLs this transaction was adding."""
 _PG_LOCK_KEY = 0x61676772  # "aggr": the advisory lock id of the polling pass
 
 
@@ -570,55 +575,84 @@ class Store:
 
         Posts never fetched are created from what the digest says. Posts the editor had selected in an
         earlier version of this month's digest, or that aggregator's draft offered, and that are now
-        missing become negative labels. Importing the same text again changes nothing.
+        missing become negative labels. Importing the same text again changes nothing. When a polling
+        pass stores one of the digest's posts meanwhile (the same URL, committed first), the
+        transaction is run again and finds it.
         """
-        with self.session() as s:
-            existing = s.get(DigestRow, (digest, month))
-            if existing is not None and existing.sha256 == sha256:
-                return ImportReport(month, len(entries), unchanged=True)
-            posts = _posts_for(s, entries, now)
-            mine = (LabelRow.digest == digest) & (LabelRow.month == month)
-            labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(mine))}
-            offered = set()
-            draft = s.get(DraftRow, (digest, month))
-            if draft is not None and draft.selected_urls:
-                urls = json.loads(draft.selected_urls)
-                offered = {p.id for chunk in _chunks(urls) for p in s.scalars(select(PostRow).where(PostRow.url.in_(chunk)))}
-            added = moved = 0
-            chosen = set()
-            for entry in entries:
-                post = posts[entry.url]
-                chosen.add(post.id)
-                section = json.dumps(list(entry.section), ensure_ascii=False)
-                row = labels.get(post.id)
-                if row is None:
-                    s.add(LabelRow(digest=digest, post_id=post.id, month=month, selected=True, section=section,
-                                   editor_summary=entry.editor_summary, printed_source=entry.source, updated_at=now))
-                    added += 1
-                    continue
-                if not row.selected:
-                    added += 1
-                elif row.section != section:
-                    moved += 1
-                row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
-                row.printed_source, row.updated_at = entry.source, now
-            removed = 0
-            for post_id in (offered | {pid for pid, row in labels.items() if row.selected}) - chosen:
-                row = labels.get(post_id)
-                if row is None:
-                    s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",
-                                   printed_source="", updated_at=now))
-                elif row.selected:
-                    row.selected, row.section, row.updated_at = False, None, now
-                else:
-                    continue
-                removed += 1
-            new_posts = sum(1 for p in posts.values() if p.feed_id is None and p.first_seen_at == now)
-            s.merge(DigestRow(digest=digest, month=month, path=path, style=style, title=title, sha256=sha256,
-                              sections=json.dumps([list(x) for x in sections], ensure_ascii=False),
-                              covers=json.dumps(list(covers)), imported_at=now,
-                              emoji=json.dumps(dict(emoji), ensure_ascii=False)))
-            return ImportReport(month, len(entries), added, moved, removed, new_posts)
+        for attempt in range(_IMPORT_TRIES):
+            try:
+                return self._import_digest(month=month, path=path, style=style, title=title, sha256=sha256,
+                                           sections=sections, covers=covers, entries=entries, now=now, digest=digest,
+                                           emoji=emoji)
+            except _Raced:
+                if attempt == _IMPORT_TRIES - 1:
+                    raise StoreError(f"{self.where}: other writers kept storing this digest's posts; try again") from None
+        raise AssertionError("unreachable")
+
+    def _import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
+                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
+                       now: datetime, digest: str, emoji: Sequence[tuple[str, str]]) -> ImportReport:
+        try:
+            with self._sessions.begin() as s:
+                return self._import_in(s, month=month, path=path, style=style, title=title, sha256=sha256,
+                                       sections=sections, covers=covers, entries=entries, now=now, digest=digest,
+                                       emoji=emoji)
+        except IntegrityError as exc:
+            if "url" in str(exc.orig).lower():
+                raise _Raced() from None
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    def _import_in(self, s: Session, *, month: str, path: str, style: str, title: str, sha256: str,
+                   sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
+                   now: datetime, digest: str, emoji: Sequence[tuple[str, str]]) -> ImportReport:
+        existing = s.get(DigestRow, (digest, month))
+        if existing is not None and existing.sha256 == sha256:
+            return ImportReport(month, len(entries), unchanged=True)
+        posts = _posts_for(s, entries, now)
+        mine = (LabelRow.digest == digest) & (LabelRow.month == month)
+        labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(mine))}
+        offered = set()
+        draft = s.get(DraftRow, (digest, month))
+        if draft is not None and draft.selected_urls:
+            urls = json.loads(draft.selected_urls)
+            offered = {p.id for chunk in _chunks(urls) for p in s.scalars(select(PostRow).where(PostRow.url.in_(chunk)))}
+        added = moved = 0
+        chosen = set()
+        for entry in entries:
+            post = posts[entry.url]
+            chosen.add(post.id)
+            section = json.dumps(list(entry.section), ensure_ascii=False)
+            row = labels.get(post.id)
+            if row is None:
+                s.add(LabelRow(digest=digest, post_id=post.id, month=month, selected=True, section=section,
+                               editor_summary=entry.editor_summary, printed_source=entry.source, updated_at=now))
+                added += 1
+                continue
+            if not row.selected:
+                added += 1
+            elif row.section != section:
+                moved += 1
+            row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
+            row.printed_source, row.updated_at = entry.source, now
+        removed = 0
+        for post_id in (offered | {pid for pid, row in labels.items() if row.selected}) - chosen:
+            row = labels.get(post_id)
+            if row is None:
+                s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",
+                               printed_source="", updated_at=now))
+            elif row.selected:
+                row.selected, row.section, row.updated_at = False, None, now
+            else:
+                continue
+            removed += 1
+        new_posts = sum(1 for p in posts.values() if p.feed_id is None and p.first_seen_at == now)
+        s.merge(DigestRow(digest=digest, month=month, path=path, style=style, title=title, sha256=sha256,
+                          sections=json.dumps([list(x) for x in sections], ensure_ascii=False),
+                          covers=json.dumps(list(covers)), imported_at=now,
+                          emoji=json.dumps(dict(emoji), ensure_ascii=False)))
+        return ImportReport(month, len(entries), added, moved, removed, new_posts)
 
     def digests(self, *, digest: str = DEFAULT_DIGEST) -> list[DigestInfo]:
         """A digest's imported editions, oldest first, with how many posts each selected."""

@@ -197,3 +197,46 @@ def test_plain_addresses_in_feed_text_stay_text_under_githubs_markdown() -> None
     assert [(e.title, e.summary) for e in digest.entries] == [(f"Title www.evil.example {lure}",
                                                                "Read https://evil.example/x and www.evil.example, or "
                                                                "write to a@evil.example. Also xmpp:a@evil.example.")]
+
+
+# --- writers racing --------------------------------------------------------------------------------------
+
+
+def test_an_import_racing_a_fetch_that_stores_the_same_urls_succeeds(tmp_path: Path) -> None:
+    """A polling pass commits one of the digest's posts between the import's look-up and its insert: the
+    import runs again, finds the fetched post, and labels it."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from sqlalchemy import event
+
+    from aggregator.learn.labels import import_entries
+    from aggregator.models import FeedConfig
+    from aggregator.store import Store
+
+    now = datetime(2022, 12, 10, tzinfo=timezone.utc)
+    db = tmp_path / "race.db"
+    digest = read_digest((DIGESTS / "house_2022-12.md").read_text(encoding="utf-8"))
+    entries = import_entries(digest, "2022-12")
+    with Store(f"sqlite:///{db}") as store:
+        store.migrate()
+        store.sync_feeds([FeedConfig("F", "https://f.example/feed")], now)
+        raced: list[int] = []
+
+        def fetch_commits_first(session: object, context: object, instances: object) -> None:
+            if raced:
+                return
+            raced.append(1)
+            con = sqlite3.connect(db, timeout=30)
+            con.execute("insert into posts (feed_id, key, url, title, summary, author, source, first_seen_at,"
+                        " content_hash) values (1, 'guid:1', ?, 'As fetched', 'Its opening.', '', '',"
+                        " '2022-12-09 00:00:00', '')", (entries[0].url,))
+            con.commit()
+            con.close()
+
+        event.listen(store._sessions, "before_flush", fetch_commits_first)
+        report = store.import_digest(month="2022-12", path="d.md", style="house", title="T", sha256="x",
+                                     sections=digest.sections, covers=["2022-12"], entries=entries, now=now)
+        assert raced and report.added == len(entries)
+        labelled = {lb.candidate.url: lb.candidate for _, lb in store.training_labels()}
+        assert labelled[entries[0].url].title == "As fetched" and labelled[entries[0].url].feed == "F"
