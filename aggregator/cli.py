@@ -284,7 +284,10 @@ def feeds_import_opml(ctx: typer.Context, file: Annotated[Path, typer.Argument(h
         data = file.read_bytes()
     except OSError as exc:
         raise AggregatorError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    added = add_feeds(ctx.obj.config, read_opml(data, path=str(file)))
+    notes: list[str] = []
+    added = add_feeds(ctx.obj.config, read_opml(data, path=str(file), notes=notes))
+    for note in notes:
+        warn(f"warning: {note}")
     say(f"added {len(added)} feeds to {ctx.obj.config}")
 
 
@@ -363,6 +366,9 @@ def import_digest(
             else:
                 say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
                     f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+            if report.truncated:
+                warn(f"{file}: warning: {report.truncated} entries had a title, source, heading or summary cut to "
+                     "the limits (README, Limits)")
         if failed:
             warn(f"{len(files) - len(failed)} of {len(files)} files imported; not imported: {', '.join(failed)}")
             raise typer.Exit(1)

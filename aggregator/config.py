@@ -15,6 +15,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from aggregator.errors import ConfigError
 from aggregator.files import atomic_write
+from aggregator.limits import MAX_NAME, MAX_URL
 from aggregator.models import DEFAULT_DIGEST, FeedConfig
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -55,9 +56,9 @@ class _Strict(BaseModel):
 class FeedEntry(_Strict):
     """One item of `feeds:`."""
 
-    name: str = Field(min_length=1)
-    url: str
-    source: str = ""
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    url: str = Field(max_length=MAX_URL)
+    source: str = Field(default="", max_length=MAX_NAME)
     interval: Duration | None = None
     tags: tuple[str, ...] = ()
 
@@ -96,7 +97,7 @@ class DigestSettings(_Strict):
     """One item of `digests:`: a digest with its own taxonomy, model, style and cadence."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also a folder name (models/NAME/)
-    title: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=MAX_NAME)
     style: Literal["house", "footnote", "weekly"] = "house"
     cadence: Literal["monthly", "weekly"] = "monthly"
     feeds: tuple[str, ...] | None = None  # feed names and/or "tag:NAME"; None: every feed

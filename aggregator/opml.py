@@ -8,14 +8,16 @@ from datetime import datetime
 
 from aggregator.config import check_http_url
 from aggregator.errors import ConfigError
+from aggregator.limits import MAX_NAME, MAX_URL, cap
 from aggregator.models import FeedConfig
 
 
 MAX_DEPTH = 50  # levels of nested outline folders
 
 
-def read_opml(data: bytes, *, path: str = "<opml>") -> list[FeedConfig]:
-    """Every outline with an http(s) xmlUrl, in document order; categories become tags."""
+def read_opml(data: bytes, *, path: str = "<opml>", notes: list[str] | None = None) -> list[FeedConfig]:
+    """Every outline with an http(s) xmlUrl, in document order; categories become tags. Names are cut to
+    MAX_NAME characters and links over MAX_URL skipped, each said in `notes`."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -34,6 +36,13 @@ def read_opml(data: bytes, *, path: str = "<opml>") -> list[FeedConfig]:
             continue
         url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
         name = (outline.get("title") or outline.get("text") or "").strip()
+        if len(name) > MAX_NAME and notes is not None:
+            notes.append(f"{path}: an outline's name of {len(name):,} characters cut to {MAX_NAME}")
+        name = cap(" ".join(name[: 4 * MAX_NAME].split()), MAX_NAME)
+        if len(url) > MAX_URL:
+            if notes is not None:
+                notes.append(f"{path}: an outline's link of {len(url):,} characters skipped")
+            continue
         if url:
             try:
                 check_http_url(url)

@@ -17,11 +17,10 @@ from selectolax.lexbor import LexborHTMLParser
 
 from aggregator import parse_fast
 from aggregator.errors import ParseError
+from aggregator.limits import MAX_KEY, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.links import canonical_url
 from aggregator.models import ParsedFeed, ParsedPost
 
-MAX_TITLE = 500
-MAX_SUMMARY = 2000
 _SPACE = re.compile(r"\s+")
 _DROP_TAGS = ["script", "style", "noscript", "iframe", "object", "embed", "template", "svg", "math"]
 # A tag of an HTML element someone would put in a title: "<b>", "<a href=…>", "<script>"; not "Vec<T>".
@@ -150,11 +149,6 @@ def _entry_html(entry: Any) -> str:
     return ""
 
 
-def cap(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, ending in "…" when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _title_text(value: str, kind: str) -> str:
     """A title as plain text: HTML reduced to its text, and plain text kept as it is ("Vec<T>" stays)."""
     return html_to_text(value) if "html" in kind or _HTML_TAG.search(value) else clean_text(value)
@@ -164,6 +158,8 @@ def _post_from(entry: Any, base: str, not_posts: set[str]) -> ParsedPost | None:
     detail = entry.get("title_detail") or {}
     title = cap(_title_text(entry.get("title") or "", detail.get("type") or ""), MAX_TITLE)
     url = canonical_url(entry.get("link"), base)
+    if url is not None and len(url) > MAX_URL:
+        url = None  # a link of megabytes is no link; the post keeps its title
     if url in not_posts:
         url = None  # "#" or "/" as a link: the feed or its home page, not a post
     summary = cap(html_to_text(_entry_html(entry)), MAX_SUMMARY)
@@ -172,6 +168,8 @@ def _post_from(entry: Any, base: str, not_posts: set[str]) -> ParsedPost | None:
     # (dict.get: feedparser's own get() warns when it maps a missing "updated" to "published")
     published = _utc(dict.get(entry, "published_parsed")) or _utc(dict.get(entry, "updated_parsed"))
     guid = clean_text(entry.get("id") or "")
+    if len(guid) > MAX_KEY:
+        guid = "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
     if guid:
         key = "guid:" + guid
     elif url:
@@ -252,6 +250,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None, fast: 
     not_posts = {link for link in (canonical_url(url), home) if link}
     posts: list[ParsedPost] = []
     seen: set[str] = set()
+    long_links = sum(1 for entry in entries if len(str(entry.get("link") or "")) > MAX_URL)
+    if long_links:
+        notes.append(f"{long_links} link(s) over {MAX_URL:,} characters dropped")
     for entry in entries:
         post = _post_from(entry, base, not_posts)
         if post is None or post.key in seen or post.url in seen:

@@ -203,6 +203,7 @@ class ImportReport:
     removed: int = 0  # offered or selected before, now left out: negatives
     new_posts: int = 0  # posts known only from the digest
     unchanged: bool = False
+    truncated: int = 0  # entries whose title, source, heading or summary was cut to the limits
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,56 @@ def test_an_import_racing_a_fetch_that_stores_the_same_urls_succeeds(tmp_path: P
         assert raced and report.added == len(entries)
         labelled = {lb.candidate.url: lb.candidate for _, lb in store.training_labels()}
         assert labelled[entries[0].url].title == "As fetched" and labelled[entries[0].url].feed == "F"
+
+
+# --- lengths -----------------------------------------------------------------------------------------------
+
+
+def test_a_four_megabyte_link_in_a_feed_is_dropped_with_a_warning() -> None:
+    from aggregator.limits import MAX_URL
+    from aggregator.parse import parse_feed
+
+    link = "https://a.example/" + "a" * 4_000_000
+    body = (f"<rss version='2.0'><channel><title>t</title><item><title>Long</title><link>{link}</link>"
+            f"<guid>{'g' * 100_000}</guid></item></channel></rss>").encode()
+    feed = parse_feed(body, url="https://a.example/feed")
+    [post] = feed.posts
+    assert post.url is None and post.title == "Long" and len(post.key) < 100
+    assert feed.warning is not None and f"over {MAX_URL:,} characters dropped" in feed.warning
+
+
+def test_an_opml_name_of_twenty_megabytes_is_cut_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    big = tmp_path / "big.opml"
+    big.write_bytes(b"<opml version='2.0'><body><outline type='rss' text='" + b"N" * 20_000_000
+                    + b"' xmlUrl='https://a.example/feed'/><outline text='x' xmlUrl='https://b.example/"
+                    + b"b" * 5_000 + b"'/></body></opml>")
+    result = run(tmp_path, "feeds", "import-opml", str(big))
+    assert result.exit_code == 0, result.output
+    assert "cut to 200" in result.output and "link of 5,018 characters skipped" in result.output
+    text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
+    assert len(text) < 2_000 and "https://a.example/feed" in text and "b.example" not in text
+
+
+def test_a_digest_entry_with_a_huge_link_is_refused_and_a_huge_title_is_cut(home: Path) -> None:
+    huge_link = home / "link.md"
+    huge_link.write_text("## 1. A\n* [T (Dec 2022)](https://a.example/" + "a" * 5_000 + ")\n", encoding="utf-8")
+    refused = run(home, "import-digest", str(huge_link))
+    assert refused.exit_code == 1 and ":2: a link over 2,048 characters" in refused.output
+    long_title = home / "title.md"
+    long_title.write_text("## 1. A\n* [" + "T" * 10_000 + " (Dec 2022)](https://a.example/p): " + "s" * 9_000 + "\n",
+                          encoding="utf-8")
+    result = run(home, "import-digest", str(long_title))
+    assert result.exit_code == 0 and "1 entries had a title, source, heading or summary cut" in result.output
+    rows = __import__("json").loads(run(home, "draft", "--month", "2022-12", "--format", "json").output)
+    assert len(rows[0]["title"]) == 500 and rows[0]["title"].endswith("…")
+
+
+def test_feeds_yaml_refuses_a_name_or_link_past_the_limits(tmp_path: Path) -> None:
+    from aggregator.config import parse_config
+    from aggregator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"feeds\[0\]\.name: String should have at most 200 characters"):
+        parse_config(f"feeds:\n  - name: {'n' * 300}\n    url: https://a.example/feed\n")
+    with pytest.raises(ConfigError, match=r"feeds\[0\]\.url: String should have at most 2048 characters"):
+        parse_config(f"feeds:\n  - name: n\n    url: https://a.example/{'a' * 3000}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from aggregator.errors import DigestError, ModelError
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import (YEARS, align_section, covered_months, digest_month, digest_week, import_entries,
                                      out_of_range)
+from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
                                month_bounds, month_of)
 from aggregator.store import ImportReport, Store
@@ -45,6 +47,10 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     for e in digest.entries:
         if e.month and out_of_range(e.month):
             raise DigestError(f"{path}:{e.line}: entry dated {e.month}, outside the years {YEARS[0]}-{YEARS[1]}")
+        if len(e.url) > MAX_URL:
+            raise DigestError(f"{path}:{e.line}: a link over {MAX_URL:,} characters")
+    cut = sum(len(e.title) > MAX_TITLE or len(e.summary) > MAX_SUMMARY or len(e.source) > MAX_NAME
+              or any(len(h) > MAX_NAME for h in e.section) for e in digest.entries)
     if scope.cadence == "weekly":
         which = digest_week(digest, str(path), week)
         if which is None:
@@ -63,10 +69,12 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     covers = covered_months([e.month for e in digest.entries]) or [entry_month]
     if entry_month not in covers:
         covers = sorted({*covers, entry_month})
-    return store.import_digest(month=which, path=str(path), style=digest.style, title=digest.title,
-                               sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                               sections=digest.sections, covers=covers, entries=entries, now=now,
-                               digest=scope.digest, emoji=digest.emoji)
+    sections = tuple(tuple(cap(h, MAX_NAME) for h in s) for s in digest.sections)
+    report = store.import_digest(month=which, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
+                                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                                 sections=sections, covers=covers, entries=entries, now=now,
+                                 digest=scope.digest, emoji=digest.emoji)
+    return dataclasses.replace(report, truncated=cut)
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:

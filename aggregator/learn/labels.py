@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, cap
 from aggregator.links import canonical_url
 from aggregator.models import Digest, SectionPath, week_of
 
@@ -95,7 +96,8 @@ def align_section(section: SectionPath, taxonomy: Sequence[SectionPath]) -> Sect
 
 
 def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
-    """The digest's entries with canonical URLs, sections as written; the first of duplicates wins."""
+    """The digest's entries with canonical URLs, sections as written; the first of duplicates wins. Titles,
+    sources, headings and summaries are cut to the limits (`aggregator.limits`)."""
     seen: set[str] = set()
     out = []
     for entry in digest.entries:
@@ -104,8 +106,9 @@ def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
             continue
         seen.add(url)
         year, mon = (entry.month or month).split("-")
-        out.append(ImportEntry(url, entry.title, entry.source, datetime(int(year), int(mon), 1, tzinfo=timezone.utc),
-                               entry.section, entry.summary))
+        out.append(ImportEntry(url, cap(entry.title, MAX_TITLE), cap(entry.source, MAX_NAME),
+                               datetime(int(year), int(mon), 1, tzinfo=timezone.utc),
+                               tuple(cap(h, MAX_NAME) for h in entry.section), cap(entry.summary, MAX_SUMMARY)))
     return out
 
 
