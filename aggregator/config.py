@@ -311,9 +311,9 @@ def _parse_with_lines(text: str, *, path: str, base_dir: Path | None) -> Config:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else path
-        raise ConfigError(f"{where}: {exc.problem or exc.context or 'invalid YAML'}") from None
+        raise ConfigError(f"{where}: {' '.join(str(exc.problem or exc.context or 'invalid YAML').split())}") from None
     except YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, dict):

@@ -293,3 +293,79 @@ def test_feeds_yaml_refuses_a_name_or_link_past_the_limits(tmp_path: Path) -> No
         parse_config(f"feeds:\n  - name: {'n' * 300}\n    url: https://a.example/feed\n")
     with pytest.raises(ConfigError, match=r"feeds\[0\]\.url: String should have at most 2048 characters"):
         parse_config(f"feeds:\n  - name: n\n    url: https://a.example/{'a' * 3000}\n")
+
+
+# --- pathological shapes, generated -------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_RUNS = st.builds(lambda piece, n: piece * n, st.sampled_from([
+    "[", "]", "(", "*", "_", "`", "#", ">", "- ", "  ", "!", "<", "&", "[^", "[^1]", "\\\\", ":", "{", "&a;", "a@b.c ",
+    "https://x.example/", "www.", "\\n", "\\n\\n", "<outline text='x'>", "</outline>", "<item>", "<![CDATA[", "]]>",
+    "&#x", "- [", "](", "<!--", "-->", "---\\n", "a: &x [1]\\n", "*x ",
+]), st.integers(min_value=1, max_value=3_000))
+_PATHOLOGICAL = st.lists(st.one_of(_RUNS, st.text(max_size=40)), min_size=1, max_size=6).map("".join)
+SHAPES = settings(max_examples=60, deadline=None)
+
+
+@pytest.mark.timeout(300)
+@SHAPES
+@given(_PATHOLOGICAL, st.sampled_from([None, "house", "footnote", "weekly"]))
+def test_the_digest_reader_ends_every_shape_with_entries_or_one_clear_error(text: str, style: str | None) -> None:
+    try:
+        digest = read_digest(text, path="x.md", style=style)  # type: ignore[arg-type]
+    except DigestError as exc:
+        assert str(exc).startswith("x.md") and "\\n" not in str(exc)
+    else:
+        assert all(e.url and e.title for e in digest.entries)
+
+
+@pytest.mark.timeout(300)
+@SHAPES
+@given(_PATHOLOGICAL)
+def test_the_opml_reader_ends_every_shape_with_feeds_or_one_clear_error(text: str) -> None:
+    from aggregator.errors import ConfigError
+    from aggregator.opml import read_opml
+
+    for data in (text.encode("utf-8", "replace"), f"<opml><body>{text}</body></opml>".encode("utf-8", "replace")):
+        try:
+            feeds = read_opml(data, path="x.opml")
+        except ConfigError as exc:
+            assert str(exc).startswith("x.opml") and "\\n" not in str(exc)
+        else:
+            assert all(f.url.startswith(("http://", "https://")) and len(f.name) <= 200 for f in feeds)
+
+
+@pytest.mark.timeout(300)
+@SHAPES
+@given(_PATHOLOGICAL)
+def test_feeds_yaml_ends_every_shape_with_a_config_or_clear_lines(text: str) -> None:
+    from aggregator.config import parse_config
+    from aggregator.errors import ConfigError
+
+    for candidate in (text, f"feeds:\\n  - name: {text}\\n    url: https://a.example/feed\\n"):
+        try:
+            parse_config(candidate)
+        except ConfigError as exc:
+            assert all(line.startswith("feeds.yaml") for line in str(exc).splitlines())
+
+
+@pytest.mark.timeout(300)
+@SHAPES
+@given(_PATHOLOGICAL)
+def test_the_feed_parsers_end_every_shape_with_posts_or_a_parse_error(text: str) -> None:
+    from aggregator.errors import ParseError
+    from aggregator.parse import parse_feed
+
+    bodies = (text, f"<rss version='2.0'><channel><title>t</title><item><title>{text}</title>"
+                    f"<link>https://a.example/{text[:50]}</link><description>{text}</description></item></channel></rss>")
+    for body in bodies:
+        for fast in (True, False):
+            try:
+                feed = parse_feed(body.encode("utf-8", "replace"), url="https://a.example/feed", fast=fast)
+            except ParseError as exc:
+                assert "\\n" not in str(exc)
+            else:
+                assert all(len(p.title) <= 500 and len(p.summary) <= 2_000 and (p.url is None or len(p.url) <= 2_048)
+                           for p in feed.posts)
