@@ -343,7 +343,7 @@ def import_digest(
     digest: DigestOption = None,
 ) -> None:
     """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
-    from aggregator.draft import scope_of
+    from aggregator.learn.jobs import scope_of
     from aggregator.learn.jobs import import_digest_file
 
     if style not in (None, "house", "footnote", "weekly"):
@@ -378,7 +378,7 @@ def import_digest(
 @reports_errors
 def train(ctx: typer.Context, digest: DigestOption = None) -> None:
     """Train a digest's section and priority models on its imported decisions, and save them."""
-    from aggregator.draft import scope_of
+    from aggregator.learn.jobs import scope_of
     from aggregator.learn.model_file import save
     from aggregator.learn.jobs import train_model
 
@@ -425,7 +425,7 @@ def evaluate(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--edition") from None
     with runtime(ctx) as rt:
-        from aggregator.draft import scope_of
+        from aggregator.learn.jobs import scope_of
 
         scope = scope_of(rt.config, rt.config.digest(digest))
         with _progress(ctx, "evaluating") as progress:

@@ -12,7 +12,7 @@ from aggregator.config import Config, DigestSettings
 from aggregator.files import atomic_write
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
-from aggregator.learn.jobs import Scope, section_emoji, taxonomy
+from aggregator.learn.jobs import scope_of, section_emoji, taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
 from aggregator.render import render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
@@ -64,11 +64,6 @@ class Draft:
     @property
     def selected_urls(self) -> list[str]:
         return [i.candidate.url for i in self.items if i.selected]
-
-
-def scope_of(config: Config, digest: DigestSettings) -> Scope:
-    """The learning jobs' view of a digest: its name, its feeds, its cadence."""
-    return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
 
 
 def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import (YEARS, align_section, covered_months, digest_month, digest_week, import_entries,
@@ -35,6 +36,11 @@ class Scope:
     cadence: Cadence = "monthly"
 
 
+def scope_of(config: Config, digest: DigestSettings) -> Scope:
+    """The learning jobs' view of a digest of feeds.yaml: its name, its feeds, its cadence."""
+    return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
+
+
 def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None, now: datetime,
                        scope: Scope = Scope(), week: str | None = None) -> ImportReport:
     """Read one digest file and record its selections as one edition of the scope's digest (a month, or
@@ -44,25 +50,8 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
     digest = read_digest(text, path=str(path), style=style, month=month)
-    for e in digest.entries:
-        if e.month and out_of_range(e.month):
-            raise DigestError(f"{path}:{e.line}: entry dated {e.month}, outside the years {YEARS[0]}-{YEARS[1]}")
-        if len(e.url) > MAX_URL:
-            raise DigestError(f"{path}:{e.line}: a link over {MAX_URL:,} characters")
-    cut = sum(len(e.title) > MAX_TITLE or len(e.summary) > MAX_SUMMARY or len(e.source) > MAX_NAME
-              or any(len(h) > MAX_NAME for h in e.section) for e in digest.entries)
-    if scope.cadence == "weekly":
-        which = digest_week(digest, str(path), week)
-        if which is None:
-            raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
-        entry_month = digest.month or month_of(edition_bounds(which)[0])
-    else:
-        which = digest_month(digest, str(path), month)
-        if which is None:
-            raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
-        entry_month = which
-    if out_of_range(which):
-        raise DigestError(f"{path}: edition {which} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
+    cut = _check_entries(digest, path)
+    which, entry_month = _edition(digest, path, scope, month, week)
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
@@ -75,6 +64,35 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
                                  sections=sections, covers=covers, entries=entries, now=now,
                                  digest=scope.digest, emoji=digest.emoji)
     return dataclasses.replace(report, truncated=cut)
+
+
+def _check_entries(digest: Digest, path: Path) -> int:
+    """DigestError for an entry dated outside YEARS or with a link over MAX_URL; how many entries have a
+    title, source, heading or summary over the limits (they are cut)."""
+    for e in digest.entries:
+        if e.month and out_of_range(e.month):
+            raise DigestError(f"{path}:{e.line}: entry dated {e.month}, outside the years {YEARS[0]}-{YEARS[1]}")
+        if len(e.url) > MAX_URL:
+            raise DigestError(f"{path}:{e.line}: a link over {MAX_URL:,} characters")
+    return sum(len(e.title) > MAX_TITLE or len(e.summary) > MAX_SUMMARY or len(e.source) > MAX_NAME
+               or any(len(h) > MAX_NAME for h in e.section) for e in digest.entries)
+
+
+def _edition(digest: Digest, path: Path, scope: Scope, month: str | None, week: str | None) -> tuple[str, str]:
+    """(the edition a digest file is for, the month its undated entries belong to), by the digest's cadence."""
+    if scope.cadence == "weekly":
+        which = digest_week(digest, str(path), week)
+        if which is None:
+            raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
+        entry_month = digest.month or month_of(edition_bounds(which)[0])
+    else:
+        which = digest_month(digest, str(path), month)
+        if which is None:
+            raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
+        entry_month = which
+    if out_of_range(which):
+        raise DigestError(f"{path}: edition {which} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
+    return which, entry_month
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
