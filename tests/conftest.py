@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from aggregator.store import Store
 
@@ -236,3 +237,19 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def http_date(when: datetime) -> str:
     return email.utils.format_datetime(when.astimezone(timezone.utc), usegmt=True)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A folder with an empty feeds.yaml: where a CLI test runs aggregator."""
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    return tmp_path
+
+
+def run_cli(home: Path, *args: str) -> Result:
+    """`aggregator --config HOME/feeds.yaml ARGS...` in this process; an exception that escapes is a test failure."""
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    return CliRunner().invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)

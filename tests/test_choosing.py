@@ -10,10 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import DATA, FEEDS, FeedServer
-from typer.testing import CliRunner, Result
+from conftest import DATA, FEEDS, FeedServer, run_cli
 
-from aggregator.cli import app
 from aggregator.learn import classify, priority
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import import_entries
@@ -22,8 +20,8 @@ from aggregator.models import Candidate, Label
 NOW = datetime(2023, 4, 2, tzinfo=timezone.utc)
 MARCH = datetime(2023, 3, 15, tzinfo=timezone.utc)
 DIGESTS = DATA / "digests"
+run = run_cli
 AWS_ONLY = "3. AWS ML Only"
-runner = CliRunner()
 
 # Real titles of a month of toss.tech and NAVER D2 posts (March 2023): design, front end, events; no ML.
 OFF_TOPIC = [
@@ -216,14 +214,6 @@ def test_training_is_deterministic_with_background() -> None:
 # --- eval ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    return tmp_path
-
-
-def run(home: Path, *args: str) -> Result:
-    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
 
 
 def test_eval_from_old_to_new_predicts_what_the_new_version_added(home: Path) -> None:
@@ -261,7 +251,7 @@ def test_eval_loo_holds_out_each_pick_of_an_edition(home: Path) -> None:
 ])
 def test_eval_refuses_bad_options_in_one_line(home: Path, args: tuple[str, ...], message: str) -> None:
     run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
-    result = runner.invoke(app, ["--config", str(home / "feeds.yaml"), "eval", *args])
+    result = run(home, "eval", *args)
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output

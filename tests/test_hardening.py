@@ -7,25 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DATA
-from typer.testing import CliRunner, Result
+from conftest import DATA, run_cli
 
-from aggregator.cli import app
 from aggregator.errors import DigestError
 from aggregator.learn.digest_reader import read_digest, split_title
 
 DIGESTS = DATA / "digests"
-runner = CliRunner()
+run = run_cli
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    return tmp_path
-
-
-def run(home: Path, *args: str) -> Result:
-    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args])
 
 
 # --- digest front matter ---------------------------------------------------------------------------

@@ -7,30 +7,20 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-from conftest import DATA, FEEDS, FeedServer
-from typer.testing import CliRunner, Result
+from conftest import DATA, FEEDS, FeedServer, run_cli
 
-from aggregator.cli import app
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
 from aggregator.links import canonical_url
 
 DIGESTS = DATA / "digests"
-runner = CliRunner()
 TAXONOMY = (("1. Research",), ("1. Research", "1.1. CV"), ("2. Business Cases and Implementations",),
             ("2. Business Cases and Implementations", "2.1. CV"),
             ("2. Business Cases and Implementations", "2.4. Training, Inference and MLOps"))
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    return tmp_path
 
-
-def run(home: Path, *args: str) -> Result:
-    return runner.invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
+run = run_cli
 
 
 def draft_entries(path: Path) -> set[tuple[tuple[str, ...], str]]:
