@@ -39,12 +39,12 @@ def kiwi_analyzer() -> Callable[[str], list[str]]:
         return tuple(f"~{t.form}" for t in kiwi.tokenize(text) if t.tag.startswith(("NN", "VV", "VA", "XR", "SL", "SH")))
 
     def analyze(doc: str) -> list[str]:
-        features = [f for f in plain(doc) if not f.startswith(features.HANGUL_MARK)]
+        out = [f for f in plain(doc) if not f.startswith(features.HANGUL_MARK)]
         title, _, rest = doc.lower().partition("\n")
         body = rest.partition("\n")[0]
         if _HANGUL.search(title) or _HANGUL.search(body):
-            features += morphemes(f"{title} {body}")
-        return features
+            out += morphemes(f"{title} {body}")
+        return out
 
     return analyze
 
