@@ -510,6 +510,30 @@ def draft(
         say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 
+@app.command()
+@reports_errors
+def publish(
+    ctx: typer.Context,
+    into: Annotated[Path, typer.Option("--into", help="The running digest file (the editor's README) to add the entries to.")],
+    month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a unified diff; write nothing.")] = False,
+    digest: DigestOption = None,
+) -> None:
+    """Put a month's accepted entries (the draft's selections and the editor's decisions) into the running file."""
+    from aggregator.draft import publish_plan
+
+    with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        edition = _edition(settings, month, None, default=True)
+        assert edition is not None
+        result = publish_plan(rt.store, rt.config, edition, into, model=rt.load_model(settings), digest=settings,
+                              dry_run=dry_run)
+    if dry_run:
+        sys.stdout.write(result)
+    else:
+        say(result)
+
+
 def main() -> None:
     """Console entry point. Ends with os._exit once output is flushed, as mypy does: tearing down the
     interpreter (every SQLAlchemy and httpx object freed one by one) took 0.1 s of each cron run."""

@@ -14,7 +14,7 @@ from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import scope_of, section_emoji, taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
-from aggregator.render import render_footnote, render_json, render_markdown, render_weekly
+from aggregator.render import entry_line, render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -151,3 +151,40 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
     _atomic_write(path, draft.text)
     store.record_draft(month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
+
+
+def publish_plan(store: Store, config: Config, month: str, into: Path, *, model: Model | None,
+                 digest: DigestSettings | None = None, dry_run: bool = False) -> str:
+    """Insert the edition's accepted entries into the running file `into` (or, with `dry_run`, return the
+    unified diff that would make). The entries are the draft's selections with the editor's decisions
+    applied, printed as the draft prints them (the editor's own summary where they wrote one).
+    Returns a one-line account, or the diff."""
+    from aggregator import publish
+
+    digest = digest or config.digest(None)
+    if digest.style != "house":
+        raise DigestError(f"digest {digest.name!r} is in the {digest.style} style; publish writes into house-style files")
+    draft = make_draft(store, config, month, "json", model=model, digest=digest)
+    scope = scope_of(config, digest)
+    tree = taxonomy(store, scope) or (tuple(model.sections) if model else ())
+    no_source = set(sections_without_source(store.printed_sources(digest=digest.name)))
+    summaries = store.editor_summaries(month, digest=digest.name)
+    entries = []
+    for item in draft.items:
+        if not item.selected:
+            continue
+        post = item.candidate
+        if summaries.get(post.id):
+            post = replace(post, summary=summaries[post.id])
+        section = publish.align(item.prediction.section, tree)
+        line = entry_line(DraftItem(post, item.prediction), with_source=section[0] not in no_source)
+        if line.startswith("* "):
+            entries.append(publish.Entry(section, post.url, line))
+    old, sha = publish.read(into)
+    plan = publish.plan(old, entries, tree, path=str(into))
+    if dry_run:
+        return publish.diff(old, plan.text, str(into))
+    if plan.added:
+        publish.write_if_unchanged(into, plan.text, sha)
+    made = f"; created {', '.join(' > '.join(s) for s in plan.created)}" if plan.created else ""
+    return f"{into}: {plan.added} entries added, {plan.present} already there{made}"

@@ -673,6 +673,13 @@ class Store:
         with self.session() as s:
             return {pid: (tuple(json.loads(sec)) if selected and sec else None) for pid, selected, sec in s.execute(query)}
 
+    def editor_summaries(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, str]:
+        """post id -> the summary the editor wrote for it in the edition (only where they wrote one)."""
+        query = (select(LabelRow.post_id, LabelRow.editor_summary)
+                 .where(LabelRow.month == month, LabelRow.digest == digest, LabelRow.selected.is_(True)))
+        with self.session() as s:
+            return {pid: text for pid, text in s.execute(query) if text}
+
     def selected_elsewhere(self, month: str, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
         """Those of `post_ids` that another edition of the digest already published."""
         found: set[int] = set()

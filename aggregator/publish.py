@@ -1,0 +1,169 @@
+"""Publishing into the editor's running README: a month's accepted entries inserted under their headings, every other byte kept."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aggregator.errors import DigestError
+from aggregator.files import atomic_write
+from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.labels import align_section
+from aggregator.links import canonical_url
+from aggregator.models import SectionPath
+from aggregator.render import escape_markdown
+
+_HEADING = re.compile(r"^(#{2,3})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One accepted post, as its line in the running file will read."""
+
+    section: SectionPath
+    url: str  # canonical
+    line: str  # "* [Title (Dec 2022, Netflix)](url): summary", without a line ending
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What publishing would do to the file."""
+
+    text: str  # the new text
+    added: int
+    present: int  # entries already in the file (by canonical URL), left as they are
+    created: tuple[SectionPath, ...]  # headings the file lacked
+
+
+@dataclass
+class _Heading:
+    level: int  # 2 or 3
+    text: str
+    index: int  # line index
+
+
+def plan(text: str, entries: Sequence[Entry], taxonomy: Sequence[SectionPath], *, path: str = "<file>") -> Plan:
+    """The running file with `entries` not yet in it inserted at the top of their sections (newest first,
+    as the editor keeps it), missing headings created in the taxonomy's order. Nothing else changes: the
+    new text is the old one with whole lines added."""
+    try:
+        digest = read_digest(text, path=path, style="house")
+    except DigestError:
+        raise DigestError(f"{path}: not a house-style digest (## N. Section / ### N.M. Section / * [Title (Mon YYYY)](url)); "
+                          "nothing was changed") from None
+    if read_digest(text, path=path).style != "house":
+        raise DigestError(f"{path}: not a house-style digest; nothing was changed")
+    known = {canonical_url(e.url) for e in digest.entries}
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += newline
+    todo = [e for e in entries if e.url not in known]
+    created: list[SectionPath] = []
+    order = {section: i for i, section in enumerate(taxonomy)}
+    for section in sorted({e.section for e in todo}, key=lambda s: (order.get(s, len(order)), s)):
+        new = [e.line + newline for e in todo if e.section == section]
+        at, made = _place(lines, section, order, newline)
+        created += made
+        lines[at:at] = new
+    return Plan("".join(lines), len(todo), len(entries) - len(todo), tuple(created))
+
+
+def _headings(lines: list[str]) -> list[_Heading]:
+    out = []
+    for i, line in enumerate(lines):
+        match = _HEADING.match(line.rstrip("\r\n"))
+        if match:
+            out.append(_Heading(len(match.group(1)), match.group(2), i))
+    return out
+
+
+def _same(heading: str, name: str) -> bool:
+    """A heading in the file is the taxonomy's section: the same text, or the same number."""
+    if heading.strip() == name.strip():
+        return True
+    a, b = _NUMBER.match(heading), _NUMBER.match(name)
+    return bool(a and b and a.group(1) == b.group(1))
+
+
+def _place(lines: list[str], section: SectionPath, order: dict[SectionPath, int],
+           newline: str) -> tuple[int, list[SectionPath]]:
+    """Where the section's new entries go (just below its heading), creating its headings when missing."""
+    created: list[SectionPath] = []
+    path: SectionPath = ()
+    start, end = 0, len(lines)  # the span of the section found so far
+    for depth, name in enumerate(section[:2], start=2):
+        path = path + (name,)
+        heads = [h for h in _headings(lines) if start <= h.index < end and h.level == depth]
+        found = next((h for h in heads if _same(h.text, name)), None)
+        if found is None:
+            at = _new_heading_at(lines, heads, path, order, start, end)
+            block = [f"{'#' * depth} {escape_markdown(name)}{newline}"]
+            if at > 0 and lines[at - 1].strip() and not _HEADING.match(lines[at - 1].rstrip("\r\n")):
+                block.insert(0, newline)
+            if at < len(lines) and lines[at].strip():
+                block.append(newline)
+            lines[at:at] = block
+            created.append(path)
+            found_index = at + (1 if block[0] == newline else 0)
+            end += len(block)
+        else:
+            found_index = found.index
+        start = found_index + 1
+        later = [h for h in _headings(lines) if h.index > found_index and h.level <= depth]
+        end = later[0].index if later else len(lines)
+    return start, created
+
+
+def _new_heading_at(lines: list[str], siblings: list[_Heading], path: SectionPath, order: dict[SectionPath, int],
+                    start: int, end: int) -> int:
+    """The line a missing heading goes on: before the first sibling that comes after it in the taxonomy,
+    else after the last line of the enclosing span that is not blank."""
+    rank = _rank(path, order)
+    for h in siblings:
+        sibling = path[:-1] + (h.text,)
+        if _rank(sibling, order) > rank:
+            return h.index
+    at = end
+    while at > start and not lines[at - 1].strip():
+        at -= 1
+    return at
+
+
+def _rank(path: SectionPath, order: dict[SectionPath, int]) -> float:
+    for section, i in order.items():
+        if len(section) >= len(path) and all(_same(a, b) for a, b in zip(section, path)):
+            return i
+    return float("inf")
+
+
+def diff(old: str, new: str, path: str) -> str:
+    """A unified diff of the change, for --dry-run."""
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        fromfile=path, tofile=path))
+
+
+def read(path: Path) -> tuple[str, str]:
+    """The running file's text and the SHA-256 of its bytes."""
+    try:
+        data = path.read_bytes()
+        return data.decode("utf-8"), hashlib.sha256(data).hexdigest()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"{path}: cannot read: {exc}") from None
+
+
+def write_if_unchanged(path: Path, text: str, expected_sha256: str) -> None:
+    """Replace the file atomically with `text`, unless it changed since it was read (then leave it alone)."""
+    _, now = read(path)
+    if now != expected_sha256:
+        raise DigestError(f"{path}: changed while aggregator was publishing into it; nothing was written, run it again")
+    atomic_write(path, text.encode("utf-8"))
+
+
+def align(section: SectionPath, taxonomy: Sequence[SectionPath]) -> SectionPath:
+    return align_section(section, taxonomy)
