@@ -374,6 +374,29 @@ def import_digest(
             raise typer.Exit(1)
 
 
+@app.command("import-history")
+@reports_errors
+def import_history(
+    ctx: typer.Context,
+    repo: Annotated[Path, typer.Argument(help="A local git repository holding the editor's running digest.")],
+    file: Annotated[str, typer.Option("--file", help="The digest's path inside the repository.")] = "README.md",
+    digest: DigestOption = None,
+) -> None:
+    """Read every commit of the running digest as the editor's decisions: when each entry first appeared,
+    where it ended up, and what was dropped."""
+    from aggregator.learn.jobs import import_history as run_import, scope_of
+
+    with runtime(ctx) as rt:
+        report = run_import(rt.store, repo, file, now=rt.clock(), scope=scope_of(rt.config, rt.config.digest(digest)))
+    say(f"{repo}: {report.versions} versions of {file}")
+    for edition, r, moved in report.editions:
+        if r.unchanged:
+            say(f"{edition}: unchanged ({r.entries} picks)")
+        else:
+            say(f"{edition}: {r.entries} picks; {r.added} added, {r.moved} moved, {r.removed} removed"
+                + (f"; {moved} moved between sections in the history" if moved else ""))
+
+
 @app.command()
 @reports_errors
 def train(ctx: typer.Context, digest: DigestOption = None) -> None:

@@ -571,20 +571,21 @@ class Store:
     def import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                       now: datetime, digest: str = DEFAULT_DIGEST,
-                      emoji: Sequence[tuple[str, str]] = ()) -> ImportReport:
+                      emoji: Sequence[tuple[str, str]] = (), left_out: Sequence[ImportEntry] = ()) -> ImportReport:
         """Record a digest's selections as labels, in one transaction.
 
         Posts never fetched are created from what the digest says. Posts the editor had selected in an
         earlier version of this month's digest, or that aggregator's draft offered, and that are now
         missing become negative labels. Importing the same text again changes nothing. When a polling
         pass stores one of the digest's posts meanwhile (the same URL, committed first), the
-        transaction is run again and finds it.
+        transaction is run again and finds it. `left_out`: entries the editor listed once and dropped
+        (read from a file's history), non-picks of this edition.
         """
         for attempt in range(_IMPORT_TRIES):
             try:
                 return self._import_digest(month=month, path=path, style=style, title=title, sha256=sha256,
                                            sections=sections, covers=covers, entries=entries, now=now, digest=digest,
-                                           emoji=emoji)
+                                           emoji=emoji, left_out=left_out)
             except _Raced:
                 if attempt == _IMPORT_TRIES - 1:
                     raise StoreError(f"{self.where}: other writers kept storing this digest's posts; try again") from None
@@ -592,12 +593,13 @@ class Store:
 
     def _import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
                        sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
-                       now: datetime, digest: str, emoji: Sequence[tuple[str, str]]) -> ImportReport:
+                       now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
+                       left_out: Sequence[ImportEntry]) -> ImportReport:
         try:
             with self._sessions.begin() as s:
                 return self._import_in(s, month=month, path=path, style=style, title=title, sha256=sha256,
                                        sections=sections, covers=covers, entries=entries, now=now, digest=digest,
-                                       emoji=emoji)
+                                       emoji=emoji, left_out=left_out)
         except IntegrityError as exc:
             if "url" in str(exc.orig).lower():
                 raise _Raced() from None
@@ -607,11 +609,12 @@ class Store:
 
     def _import_in(self, s: Session, *, month: str, path: str, style: str, title: str, sha256: str,
                    sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
-                   now: datetime, digest: str, emoji: Sequence[tuple[str, str]]) -> ImportReport:
+                   now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
+                   left_out: Sequence[ImportEntry]) -> ImportReport:
         existing = s.get(DigestRow, (digest, month))
         if existing is not None and existing.sha256 == sha256:
             return ImportReport(month, len(entries), unchanged=True)
-        posts = _posts_for(s, entries, now)
+        posts = _posts_for(s, [*entries, *left_out], now)
         mine = (LabelRow.digest == digest) & (LabelRow.month == month)
         labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(mine))}
         offered = set()
@@ -638,7 +641,8 @@ class Store:
             row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
             row.printed_source, row.updated_at = entry.source, now
         removed = 0
-        for post_id in (offered | {pid for pid, row in labels.items() if row.selected}) - chosen:
+        rejected = {posts[e.url].id for e in left_out}  # dropped from the file in its history
+        for post_id in (offered | rejected | {pid for pid, row in labels.items() if row.selected}) - chosen:
             row = labels.get(post_id)
             if row is None:
                 s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",

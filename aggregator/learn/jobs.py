@@ -17,7 +17,7 @@ from aggregator.learn.labels import (YEARS, align_section, covered_months, diges
                                      out_of_range)
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
-                               month_bounds, month_of)
+                               edition_of, month_bounds, month_of)
 from aggregator.store import ImportReport, Store
 
 if TYPE_CHECKING:
@@ -64,6 +64,39 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
                                  sections=sections, covers=covers, entries=entries, now=now,
                                  digest=scope.digest, emoji=digest.emoji)
     return dataclasses.replace(report, truncated=cut)
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    """What importing a running digest's history did, edition by edition."""
+
+    versions: int
+    editions: tuple[tuple[str, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
+
+
+def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope()) -> HistoryReport:
+    """Every commit of `repo` that changed `file` (the editor's running digest), as decisions: each entry
+    picked in the month (or ISO week) of the commit that first listed it, under its final section; an
+    entry later dropped a non-pick. Running it again after new commits changes only the editions they touch."""
+    import json
+
+    from aggregator.learn.history import decisions, versions
+
+    found = versions(repo, file)
+    reports = []
+    for d in decisions(found):
+        edition = d.edition if scope.cadence == "monthly" else edition_of("weekly", edition_bounds(d.edition)[0])
+        for e in (*d.picks, *d.removed):
+            if len(e.url) > MAX_URL:
+                raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
+        key = json.dumps([[e.url, list(e.section)] for e in d.picks] + [[e.url] for e in d.removed])
+        report = store.import_digest(month=edition, path=f"{repo}:{file}", style="house",
+                                     title=cap(found[-1].digest.title, MAX_NAME),
+                                     sha256=hashlib.sha256(key.encode("utf-8")).hexdigest(), sections=d.sections,
+                                     covers=[d.edition], entries=d.picks, now=now, digest=scope.digest,
+                                     left_out=d.removed)
+        reports.append((edition, report, d.moved))
+    return HistoryReport(len(found), tuple(reports))
 
 
 def _check_entries(digest: Digest, path: Path) -> int:

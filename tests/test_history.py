@@ -1,0 +1,100 @@
+"""A running digest's git history as the editor's decisions: first appearances, moves, removals, URL changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import DATA, run_cli
+
+from aggregator.learn.digest_reader import read_digest
+from aggregator.links import canonical_url
+from aggregator.store import Store
+
+DIGESTS = DATA / "digests"
+run = run_cli
+VERSIONS = [("house_thin_002.md", "2022-11-20T10:00:00+00:00"), ("house_mid_000.md", "2022-12-10T10:00:00+00:00"),
+            ("house_2022-12.md", "2023-01-15T10:00:00+00:00")]
+
+
+def commit(repo: Path, text: str, when: str, message: str) -> None:
+    (repo / "README.md").write_text(text, encoding="utf-8")
+    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+    for args in (["add", "README.md"], ["-c", "user.name=Editor", "-c", "user.email=editor@localhost", "commit", "-q",
+                                        "-m", message]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "digest-repo"
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", str(path)], check=True, timeout=60)
+    for name, when in VERSIONS:
+        commit(path, (DIGESTS / name).read_text(encoding="utf-8"), when, name)
+    return path
+
+
+def urls(name: str) -> set[str]:
+    return {canonical_url(e.url) or e.url for e in read_digest((DIGESTS / name).read_text(encoding="utf-8")).entries}
+
+
+def decisions(home: Path) -> dict[str, tuple[str, bool, tuple[str, ...] | None]]:
+    with Store(f"sqlite:///{home / 'aggregator.db'}") as store:
+        return {lb.candidate.url: (month, lb.selected, lb.section) for month, lb in store.training_labels()}
+
+
+def test_history_gives_first_appearances_final_sections_and_removals(home: Path, repo: Path) -> None:
+    result = run(home, "import-history", str(repo))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"{repo}: 3 versions of README.md"
+    got = decisions(home)
+    thin, mid, full = urls("house_thin_002.md"), urls("house_mid_000.md"), urls("house_2022-12.md")
+    for url in thin & full:  # listed since the first version: picked in its month
+        assert got[url][:2] == ("2022-11", True)
+    for url in (mid - thin) & full:
+        assert got[url][:2] == ("2022-12", True)
+    for url in full - mid - thin:
+        assert got[url][:2] == ("2023-01", True)
+    for url in (thin | mid) - full:  # dropped later: non-picks
+        assert got[url][1] is False
+    sections = {canonical_url(e.url): e.section for e in read_digest((DIGESTS / "house_2022-12.md").read_text("utf-8")).entries}
+    assert all(got[url][2] == sections[url] for url in full)  # the final section wins, in the newest headings
+
+
+def test_a_second_run_imports_only_what_new_commits_changed(home: Path, repo: Path) -> None:
+    run(home, "import-history", str(repo))
+    again = run(home, "import-history", str(repo))
+    assert all(": unchanged (" in line for line in again.output.splitlines()[1:]), again.output
+    full = (DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")
+    new_entry = "* [A Post Added in February (Feb 2023, Example)](https://example.com/feb-post)\n"
+    commit(repo, full.replace("### 1.1. CV\n", "### 1.1. CV\n" + new_entry), "2023-02-03T09:00:00+00:00", "feb")
+    third = run(home, "import-history", str(repo))
+    changed = [line for line in third.output.splitlines()[1:] if "unchanged" not in line]
+    assert changed == ["2023-02: 1 picks; 1 added, 0 moved, 0 removed"]
+    assert decisions(home)["https://example.com/feb-post"] == ("2023-02", True, ("1. Research", "1.1. CV"))
+
+
+def test_a_link_changed_for_the_same_post_is_not_a_rejection(home: Path, repo: Path) -> None:
+    full = (DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")
+    old = "https://huggingface.co/blog/rlhf"
+    commit(repo, full.replace(f"]({old})", "](https://huggingface.co/blog/rlhf-illustrated)"), "2023-02-01T00:00:00+00:00",
+           "moved link")
+    assert run(home, "import-history", str(repo)).exit_code == 0
+    got = decisions(home)
+    assert old not in got or got[old][1] is True
+    assert got["https://huggingface.co/blog/rlhf-illustrated"][:2] == ("2022-11", True)  # decided when first listed
+
+
+@pytest.mark.parametrize("target, message", [("nowhere", "no such folder"), ("plain", "not a git repository")])
+def test_a_path_that_is_no_repository_is_one_line(home: Path, target: str, message: str) -> None:
+    (home / "plain").mkdir()
+    result = run(home, "import-history", str(home / target))
+    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_file_the_repository_never_had_is_one_line(home: Path, repo: Path) -> None:
+    result = run(home, "import-history", str(repo), "--file", "DIGEST.md")
+    assert result.exit_code == 1 and "no commit has DIGEST.md" in result.output
