@@ -238,7 +238,7 @@ def feeds(ctx: typer.Context) -> None:
     with runtime(ctx) as rt:
         broken_after = rt.config.defaults.broken_after
         now = rt.clock()
-        table = _table(("feed", "state", "checked", "status", "errors", "next check", "posts", "last error"),
+        table = _table(("feed", "state", "checked", "status", "errors", "next check", "posts", "picks", "last error"),
                        show_edge=False, overflow="fold")
         hints = []
         for h in rt.store.feed_health():
@@ -246,7 +246,7 @@ def feeds(ctx: typer.Context) -> None:
                 continue
             table.add_row(h.name, _state(h, broken_after), _when(h.last_checked_at, now), str(h.last_status or "-"),
                           str(h.error_count), "parked (feeds reset)" if h.gone else _when(h.next_check_at, now),
-                          str(h.posts), h.last_error or "")
+                          str(h.posts), str(h.picks), h.last_error or "")
             advertised = re.search(r"advertises a feed at (\S+)", h.last_error or "")
             if advertised:
                 hints.append(f"{h.name}: {h.url} is a web page; use the feed it advertises instead: {advertised[1]}")
@@ -555,6 +555,37 @@ def publish(
         sys.stdout.write(result)
     else:
         say(result)
+
+
+@app.command()
+@reports_errors
+def audit(
+    ctx: typer.Context,
+    months: Annotated[int, typer.Option("--months", min=1, help="How many recent months a feed must have supplied a pick in.")] = 6,
+    discover: Annotated[bool, typer.Option("--discover", help="Fetch each uncovered site's home page and name the feed it advertises.")] = False,
+    digest: DigestOption = None,
+) -> None:
+    """The sources of the digest's picks that no feed covers, and the feeds that supplied no pick lately."""
+    from aggregator.audit import run_audit
+
+    with runtime(ctx) as rt:
+        report = run_audit(rt.store, rt.config, rt.config.digest(digest), months=months, now=rt.clock(),
+                           discover=discover)
+    console = _console()
+    if report.uncovered:
+        say("sites of picks that no feed covers:")
+        table = _table(("site", "picks", "example", "advertised feed"), overflow="fold")
+        for u in report.uncovered:
+            table.add_row(u.site, str(u.picks), u.example, u.feed or ("-" if discover else "(--discover)"))
+        console.print(table)
+    else:
+        say("every site the picks come from is covered by a feed")
+    if report.idle:
+        say(f"feeds with no pick since {report.since:%Y-%m-%d}:")
+        table = _table(("feed", "posts fetched"), justify="right")
+        for idle in report.idle:
+            table.add_row(idle.feed, str(idle.posts))
+        console.print(table)
 
 
 def main() -> None:

@@ -257,6 +257,7 @@ class FeedHealth:
     next_check_at: datetime | None
     gone: bool
     posts: int
+    picks: int = 0  # its posts that an imported digest selected (any digest)
 
 
 def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
@@ -516,13 +517,45 @@ class Store:
 
     def feed_health(self) -> list[FeedHealth]:
         counts = select(PostRow.feed_id, func.count(PostRow.id).label("n")).group_by(PostRow.feed_id).subquery()
-        query = select(FeedRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.feed_id == FeedRow.id)
+        picked = (select(PostRow.feed_id, func.count(func.distinct(PostRow.id)).label("p"))
+                  .join(LabelRow, LabelRow.post_id == PostRow.id).where(LabelRow.selected.is_(True))
+                  .group_by(PostRow.feed_id).subquery())
+        query = (select(FeedRow, func.coalesce(counts.c.n, 0), func.coalesce(picked.c.p, 0))
+                 .outerjoin(counts, counts.c.feed_id == FeedRow.id).outerjoin(picked, picked.c.feed_id == FeedRow.id))
         with self.session() as s:
             return [
                 FeedHealth(r.name, r.url, r.source, r.active, r.last_checked_at, r.last_success_at, r.last_status,
-                           r.last_error, r.error_count, r.next_check_at, r.gone, n)
-                for r, n in s.execute(query.order_by(FeedRow.id))
+                           r.last_error, r.error_count, r.next_check_at, r.gone, n, p)
+                for r, n, p in s.execute(query.order_by(FeedRow.id))
             ]
+
+    def feed_yield(self, since: datetime, *, digest: str = DEFAULT_DIGEST) -> list[tuple[str, int, int]]:
+        """(feed name, posts fetched since `since`, those of them the digest picked) for every active feed."""
+        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        fetched = (select(PostRow.feed_id, func.count(PostRow.id).label("n")).where(when >= since)
+                   .group_by(PostRow.feed_id).subquery())
+        picked = (select(PostRow.feed_id, func.count(func.distinct(PostRow.id)).label("p"))
+                  .join(LabelRow, LabelRow.post_id == PostRow.id)
+                  .where(LabelRow.selected.is_(True), LabelRow.digest == digest, when >= since)
+                  .group_by(PostRow.feed_id).subquery())
+        query = (select(FeedRow.name, func.coalesce(fetched.c.n, 0), func.coalesce(picked.c.p, 0))
+                 .outerjoin(fetched, fetched.c.feed_id == FeedRow.id).outerjoin(picked, picked.c.feed_id == FeedRow.id)
+                 .where(FeedRow.active.is_(True)).order_by(FeedRow.id))
+        with self.session() as s:
+            return [(name, int(n), int(p)) for name, n, p in s.execute(query)]
+
+    def picked_urls(self, *, digest: str = DEFAULT_DIGEST) -> list[str]:
+        """The links of every post the digest picked."""
+        query = (select(PostRow.url).join(LabelRow, LabelRow.post_id == PostRow.id)
+                 .where(LabelRow.selected.is_(True), LabelRow.digest == digest, PostRow.url.is_not(None)).distinct())
+        with self.session() as s:
+            return sorted(u for u in s.scalars(query) if u)
+
+    def fetched_urls(self) -> list[str]:
+        """The links of every post fetched from a feed: where the feeds' posts live."""
+        query = select(PostRow.url).where(PostRow.feed_id.is_not(None), PostRow.url.is_not(None))
+        with self.session() as s:
+            return [u for u in s.scalars(query) if u]
 
     # -- posts ----------------------------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""Which of the editor's sources the feeds miss, and which feeds earn their place: the audit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aggregator.config import Config, DigestSettings
+from aggregator.learn.features import site_of
+from aggregator.models import edition_bounds, month_of
+from aggregator.store import Store
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """A site the digest's picks come from that no feed covers."""
+
+    site: str  # host, or host plus first path segment ("medium.com/airbnb-engineering")
+    picks: int
+    example: str  # one picked link from it
+    feed: str | None = None  # the feed its page advertises, when --discover found one
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A feed that supplied no pick in the audited months."""
+
+    feed: str
+    posts: int  # what it cost: posts fetched in those months
+
+
+@dataclass(frozen=True)
+class Audit:
+    uncovered: tuple[Uncovered, ...]
+    idle: tuple[Idle, ...]
+    since: datetime
+
+
+def _publication(feed_url: str) -> str | None:
+    """"medium.com/airbnb-engineering" for a feed at medium.com/feed/airbnb-engineering: a feed of one
+    publication on a host that holds many; None for a feed of a whole host."""
+    host, _ = site_of(feed_url)
+    path = feed_url.split("://", 1)[-1].split("?", 1)[0].split("/")[1:]
+    if len(path) >= 2 and path[0].lower() == "feed" and path[1]:
+        return f"{host.removeprefix('www.')}/{path[1].lower()}"
+    return None
+
+
+def uncovered_sites(picked: Sequence[str], fetched: Sequence[str], feed_urls: Sequence[str]) -> list[Uncovered]:
+    """The hosts (or, on hosts of many publications, the publications) that picked links come from and
+    no feed covers, most picks first (pure). A feed covers the host of its own URL and of the posts it
+    delivered, except a feed of one publication (medium.com/feed/NAME), which covers that publication."""
+    publications = {p for p in map(_publication, feed_urls) if p}
+    shared = {p.split("/", 1)[0] for p in publications}
+    hosts = {site_of(u)[0].removeprefix("www.") for u in [*fetched, *feed_urls]} - shared
+    counts: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    for url in picked:
+        host = site_of(url)[0].removeprefix("www.")
+        segments = url.split("://", 1)[-1].split("?", 1)[0].split("/")
+        publication = f"{host}/{segments[1].lower()}" if len(segments) > 1 and segments[1] else host
+        if not host or host in hosts or publication in publications:
+            continue
+        key = publication if host in shared else host
+        counts[key] += 1
+        example.setdefault(key, url)
+    return [Uncovered(site, n, example[site]) for site, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def idle_feeds(yields: Sequence[tuple[str, int, int]]) -> list[Idle]:
+    """The feeds with no pick, costliest first (pure)."""
+    return [Idle(name, posts) for name, posts, picks in sorted(yields, key=lambda y: (-y[1], y[0])) if picks == 0]
+
+
+def with_feeds(found: Sequence[Uncovered], fetch_page: Callable[[str], str | None]) -> list[Uncovered]:
+    """Each uncovered site with the feed its home page advertises, where `fetch_page` finds one."""
+    out = []
+    for item in found:
+        scheme = item.example.split("://", 1)[0]
+        host = item.example.split("://", 1)[1].split("/", 1)[0]
+        home = f"{scheme}://{host}/" + (item.site.split("/", 1)[1] + "/" if "/" in item.site else "")
+        out.append(Uncovered(item.site, item.picks, item.example, fetch_page(home)))
+    return out
+
+
+def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: int, now: datetime,
+              discover: bool = False) -> Audit:
+    """The audit of one digest: uncovered sites of its picks (with their advertised feeds when `discover`),
+    and its feeds without a pick in the last `months` months."""
+    feeds = config.digest_feeds(digest)
+    feed_urls = [f.url for f in config.feeds if feeds is None or f.name.strip() in feeds]
+    found = uncovered_sites(store.picked_urls(digest=digest.name), store.fetched_urls(), feed_urls)
+    if discover:
+        found = with_feeds(found, lambda url: _advertised(url, config))
+    since = edition_bounds(month_of(now))[0]
+    for _ in range(months - 1):
+        since = edition_bounds(month_of(since - timedelta(days=1)))[0]
+    yields = [y for y in store.feed_yield(since, digest=digest.name) if feeds is None or y[0] in feeds]
+    return Audit(tuple(found), tuple(idle_feeds(yields)), since)
+
+
+def _advertised(url: str, config: Config) -> str | None:
+    """The feed a web page advertises, or None when the page cannot be had or names none."""
+    import httpx
+
+    from aggregator.parse import advertised_feed
+
+    try:
+        with httpx.Client(timeout=config.defaults.timeout, follow_redirects=True,
+                          headers={"User-Agent": config.defaults.user_agent}) as client:
+            with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    return None
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > config.defaults.max_bytes:
+                        break
+    except httpx.HTTPError:
+        return None
+    return advertised_feed(body, str(response.url))
