@@ -508,6 +508,7 @@ def draft(
     output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: the digest's drafts folder, EDITION.md; standard output for json).", show_default=False)] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
+    from_manifest: Annotated[Path | None, typer.Option("--manifest", help="Re-render the selection a manifest recorded (its digest and edition unless given).", show_default=False)] = None,
     max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: every post above the model's cut).", show_default=False)] = None,
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
 ) -> None:
@@ -516,20 +517,33 @@ def draft(
 
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
+    replay = None
+    if from_manifest is not None:
+        from aggregator.manifest import selection
+
+        recorded_digest, recorded_edition, replay = selection(from_manifest)
+        digest = digest or recorded_digest
+        if month is None and week is None:
+            month, week = (None, recorded_edition) if "W" in recorded_edition else (recorded_edition, None)
     with runtime(ctx) as rt:
         settings = rt.config.digest(digest)
         edition = _edition(settings, month, week, default=True)
         assert edition is not None
-        result = make_draft(rt.store, rt.config, edition, fmt, model=rt.load_model(settings),  # type: ignore[arg-type]
-                            count=max_posts, min_priority=min_priority, digest=settings)
+        model = rt.load_model(settings)
+        result = make_draft(rt.store, rt.config, edition, fmt, model=model,  # type: ignore[arg-type]
+                            count=max_posts, min_priority=min_priority, digest=settings, replay=replay)
         if output == "-" or (output is None and fmt == "json"):
             sys.stdout.write(result.text)
             return
         path = Path(output) if output else default_path(rt.config, edition, fmt, settings)  # type: ignore[arg-type]
         write_new(path, result.text, force=force)
         if fmt == "markdown" and output is None:
+            from aggregator.draft import write_manifest
+            from aggregator.manifest import path_for
+
             rt.store.record_draft(edition, str(path), result.text, rt.clock(), result.selected_urls,
                                   digest=settings.name)
+            write_manifest(rt.store, rt.config, settings, edition, result.items, model, path, path_for(path), rt.clock())
         say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 
@@ -550,7 +564,7 @@ def publish(
         edition = _edition(settings, month, None, default=True)
         assert edition is not None
         result = publish_plan(rt.store, rt.config, edition, into, model=rt.load_model(settings), digest=settings,
-                              dry_run=dry_run)
+                              dry_run=dry_run, now=rt.clock())
     if dry_run:
         sys.stdout.write(result)
     else:

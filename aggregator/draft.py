@@ -68,14 +68,15 @@ class Draft:
 
 def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
                count: int | None = None, min_priority: float | None = None,
-               digest: DigestSettings | None = None) -> Draft:
+               digest: DigestSettings | None = None, replay: Mapping[str, SectionPath] | None = None) -> Draft:
     """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
     (default: the only one) from the posts its feeds stored for it, placed by `model` when there is one,
     in the digest's style.
 
     A model's draft selects the posts likely enough to be picked (the model's cut, see `Model.cut`).
     `min_priority` replaces that threshold; `count` alone selects the `count` highest priorities, and
-    with `min_priority` caps how many pass it.
+    with `min_priority` caps how many pass it. `replay` (URL -> section, from a manifest) selects exactly
+    those posts under those sections instead.
     """
     digest = digest or config.digest(None)
     scope = scope_of(config, digest)
@@ -105,6 +106,13 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; {how}; "
                 f"model trained {model.meta.get('trained_at', '?')[:19]} ({model.priority_mode})")
         no_source = sections_without_source(store.printed_sources(digest=digest.name))
+    if replay is not None:
+        tree = tree or taxonomy(store, scope)
+        items = [DraftItem(i.candidate, replace(i.prediction, section=replay[i.candidate.url]), True)
+                 if i.candidate.url in replay else DraftItem(i.candidate, i.prediction, False) for i in items]
+        missing = len(set(replay) - {i.candidate.url for i in items})
+        note = (f"aggregator draft for {month}: the selection of a manifest, {len(replay) - missing} posts"
+                + (f" ({missing} no longer stored)" if missing else ""))
     if fmt == "json":
         return Draft(month, render_json(items), tuple(items))
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
@@ -117,6 +125,16 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     else:
         text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=no_source, note=note)
     return Draft(month, text, tuple(items))
+
+
+def write_manifest(store: Store, config: Config, digest: DigestSettings, month: str, items: Sequence[DraftItem],
+                   model: Model | None, output: Path, target: Path, now: datetime) -> None:
+    """The manifest of what `output` was made from, written to `target`."""
+    from aggregator import manifest
+
+    data = manifest.build(config, digest, month, items, store.feed_health(), model.meta if model else None, now=now,
+                          output=str(output))
+    manifest.write(target, data)
 
 
 def default_path(config: Config, month: str, fmt: Format, digest: DigestSettings | None = None) -> Path:
@@ -150,11 +168,14 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
     draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
     _atomic_write(path, draft.text)
     store.record_draft(month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
+    from aggregator.manifest import path_for
+
+    write_manifest(store, config, digest, month, draft.items, model, path, path_for(path), now)
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
 
 
 def publish_plan(store: Store, config: Config, month: str, into: Path, *, model: Model | None,
-                 digest: DigestSettings | None = None, dry_run: bool = False) -> str:
+                 digest: DigestSettings | None = None, dry_run: bool = False, now: datetime | None = None) -> str:
     """Insert the edition's accepted entries into the running file `into` (or, with `dry_run`, return the
     unified diff that would make). The entries are the draft's selections with the editor's decisions
     applied, printed as the draft prints them (the editor's own summary where they wrote one).
@@ -186,5 +207,8 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
         return publish.diff(old, plan.text, str(into))
     if plan.added:
         publish.write_if_unchanged(into, plan.text, sha)
+    if now is not None:
+        target = into.with_name(f"{into.stem}.{month}.manifest.json")
+        write_manifest(store, config, digest, month, draft.items, model, into, target, now)
     made = f"; created {', '.join(' > '.join(s) for s in plan.created)}" if plan.created else ""
     return f"{into}: {plan.added} entries added, {plan.present} already there{made}"

@@ -1,0 +1,61 @@
+"""Each draft and publish leaves a manifest of what it was made from, and a manifest makes the same selection again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import DATA, FEEDS, FeedServer, run_cli
+
+from aggregator.learn.digest_reader import read_digest
+
+DIGESTS = DATA / "digests"
+run = run_cli
+
+
+def setup(home: Path, feed_server: FeedServer) -> None:
+    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
+    kr = feed_server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
+    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n"
+                                     f"  - name: KR\n    url: {kr}\n    source: 하이퍼커넥트\n", encoding="utf-8")
+    assert run(home, "-q", "fetch").exit_code == 0
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
+    assert run(home, "train").exit_code == 0
+
+
+def test_a_draft_leaves_a_manifest_that_makes_the_same_selection_again(home: Path, feed_server: FeedServer) -> None:
+    setup(home, feed_server)
+    assert run(home, "draft", "--month", "2022-12", "--max", "3").exit_code == 0
+    draft = home / "drafts" / "2022-12.md"
+    manifest = json.loads((home / "drafts" / "2022-12.manifest.json").read_text(encoding="utf-8"))
+    selected = {(e.url, e.section) for e in read_digest(draft.read_text(encoding="utf-8")).entries}
+    assert {(s["url"], tuple(s["section"])) for s in manifest["selected"]} == selected and len(selected) == 3
+    assert manifest["edition"] == "2022-12" and manifest["digest"] == "default" and manifest["candidates"] >= 3
+    assert {f["name"] for f in manifest["feeds"]} == {"ML", "KR"} and all(f["last_success_at"] for f in manifest["feeds"])
+    assert manifest["model"]["trained_at"] and manifest["model"]["label_counts"] and len(manifest["config_sha256"]) == 64
+    assert manifest["aggregator_version"] and manifest["posts_until"]
+    shutil.rmtree(home / "models")  # the model that made it is gone: the manifest alone makes it again
+    again = run(home, "draft", "--manifest", str(home / "drafts" / "2022-12.manifest.json"), "--out", "-")
+    assert again.exit_code == 0
+    assert {(e.url, e.section) for e in read_digest(again.output).entries} == selected
+
+
+def test_publish_leaves_a_manifest_beside_the_running_file(home: Path, feed_server: FeedServer) -> None:
+    setup(home, feed_server)
+    readme = home / "README.md"
+    readme.write_text((DIGESTS / "house_mid_000.md").read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(home, "publish", "--month", "2022-12", "--into", str(readme), "--dry-run").exit_code == 0
+    assert not (home / "README.2022-12.manifest.json").exists()  # a dry run writes nothing
+    assert run(home, "publish", "--month", "2022-12", "--into", str(readme)).exit_code == 0
+    manifest = json.loads((home / "README.2022-12.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["output"] == str(readme) and manifest["edition"] == "2022-12" and isinstance(manifest["selected"], list)
+
+
+def test_a_damaged_manifest_is_one_line(home: Path) -> None:
+    bad = home / "bad.manifest.json"
+    for content in ("{not json", json.dumps({"format": 1, "digest": "default", "edition": "2022-12",
+                                             "selected": [{"url": 3}]}), json.dumps([1])):
+        bad.write_text(content, encoding="utf-8")
+        result = run(home, "draft", "--manifest", str(bad), "--out", "-")
+        assert result.exit_code == 1 and str(bad) in result.output and len(result.output.strip().splitlines()) == 1
