@@ -1,4 +1,4 @@
-"""Making a month's draft: gather the month's posts, place them, render, and write the file safely."""
+"""Making an edition's draft (gather its posts, place them, render in the digest's style, write safely, with a manifest) and publishing it into the running file."""
 
 from __future__ import annotations
 
