@@ -513,13 +513,13 @@ def draft(
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
 ) -> None:
     """Write the draft of one edition of a digest in its style, ranked and placed by its trained model."""
-    from aggregator.draft import default_path, make_draft, write_new
+    from aggregator.digest.draft import default_path, make_draft, write_new
 
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
     replay = None
     if from_manifest is not None:
-        from aggregator.manifest import selection
+        from aggregator.digest.manifest import selection
 
         recorded_digest, recorded_edition, replay = selection(from_manifest)
         digest = digest or recorded_digest
@@ -538,8 +538,8 @@ def draft(
         path = Path(output) if output else default_path(rt.config, edition, fmt, settings)  # type: ignore[arg-type]
         write_new(path, result.text, force=force)
         if fmt == "markdown" and output is None:
-            from aggregator.draft import write_manifest
-            from aggregator.manifest import path_for
+            from aggregator.digest.draft import write_manifest
+            from aggregator.digest.manifest import path_for
 
             rt.store.record_draft(edition, str(path), result.text, rt.clock(), result.selected_urls,
                                   digest=settings.name)
@@ -557,7 +557,7 @@ def publish(
     digest: DigestOption = None,
 ) -> None:
     """Put a month's accepted entries (the draft's selections and the editor's decisions) into the running file."""
-    from aggregator.draft import publish_plan
+    from aggregator.digest.draft import publish_plan
 
     with runtime(ctx) as rt:
         settings = rt.config.digest(digest)

@@ -131,7 +131,7 @@ class Runtime:
         return messages
 
     def _refresh(self, digest: DigestSettings) -> list[str]:
-        from aggregator.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
+        from aggregator.digest.draft import refresh_draft  # Markdown and the digest reader stay off the polling path
 
         named = f"{digest.name}: " if self.config.digests else ""
         messages = []

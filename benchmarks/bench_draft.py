@@ -22,7 +22,7 @@ from bench_classify import NOW, make_candidates, make_labels, peak_rss_mib, time
 
 from aggregator.learn import classify  # noqa: E402
 from aggregator.config import parse_config  # noqa: E402
-from aggregator.draft import make_draft  # noqa: E402
+from aggregator.digest.draft import make_draft  # noqa: E402
 from aggregator.models import FeedConfig, FetchResult, ParsedPost  # noqa: E402
 from aggregator.store import Store  # noqa: E402
 

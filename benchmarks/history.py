@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aggregator.learn.evaluate import Report, monthly_splits, run
 from aggregator.learn.jobs import aligned_labels, evaluate_months, import_digest_file, train_model
-from aggregator.render import MONTHS
+from aggregator.digest.render import MONTHS
 from aggregator.models import Candidate, Label, month_bounds
 from aggregator.store import Store
 

@@ -171,7 +171,7 @@ def test_plain_addresses_in_feed_text_stay_text_under_githubs_markdown() -> None
     import cmarkgfm
 
     from aggregator.models import Candidate, DraftItem, Prediction
-    from aggregator.render import render_footnote, render_markdown, render_weekly
+    from aggregator.digest.render import render_footnote, render_markdown, render_weekly
 
     when = datetime(2022, 12, 5, tzinfo=timezone.utc)
     lure = "Read https://evil.example/x and www.evil.example, or write to a@evil.example. Also xmpp:a@evil.example."

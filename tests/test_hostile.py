@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from aggregator.cli import app
 from aggregator.config import Config
 from aggregator.learn.digest_reader import read_digest
-from aggregator.draft import make_draft
+from aggregator.digest.draft import make_draft
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FeedOutcome
 from aggregator.parse import MAX_TITLE

@@ -16,7 +16,7 @@ from aggregator.errors import DigestError, ParseError
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, ParsedFeed, Prediction
 from aggregator.parse import MAX_TITLE, cap, clean_text, parse_feed
-from aggregator.render import first_sentences, render_markdown
+from aggregator.digest.render import first_sentences, render_markdown
 
 FEED_URL = "http://127.0.0.1/blog/feed.xml"
 SOME = settings(max_examples=150, deadline=None)

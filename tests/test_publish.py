@@ -11,7 +11,7 @@ from conftest import DATA, run_cli
 from aggregator.errors import DigestError
 from aggregator.learn.digest_reader import read_digest
 from aggregator.links import canonical_url
-from aggregator.publish import Entry, plan, read, write_if_unchanged
+from aggregator.digest.publish import Entry, plan, read, write_if_unchanged
 
 DIGESTS = DATA / "digests"
 FULL = (DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")

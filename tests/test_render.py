@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from markdown_it import MarkdownIt
 
 from aggregator.models import Candidate, DraftItem, Prediction
-from aggregator.render import entry_line, escape_markdown, first_sentences, month_label, render_json, render_markdown
+from aggregator.digest.render import entry_line, escape_markdown, first_sentences, month_label, render_json, render_markdown
 
 DEC = datetime(2022, 12, 13, tzinfo=timezone.utc)
 NOV = datetime(2022, 11, 2, tzinfo=timezone.utc)

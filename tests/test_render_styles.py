@@ -11,7 +11,7 @@ from aggregator.learn.digest_reader import read_digest
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, Prediction
 from aggregator.parse import clean_text
-from aggregator.render import BELOW_CUT, render_footnote, render_weekly
+from aggregator.digest.render import BELOW_CUT, render_footnote, render_weekly
 
 OCT = datetime(2023, 10, 5, tzinfo=timezone.utc)
 NEWS, PAPERS = ("News",), ("Papers",)

@@ -14,7 +14,7 @@ from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import scope_of, section_emoji, taxonomy
 from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
-from aggregator.render import entry_line, render_footnote, render_json, render_markdown, render_weekly
+from aggregator.digest.render import entry_line, render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
 def write_manifest(store: Store, config: Config, digest: DigestSettings, month: str, items: Sequence[DraftItem],
                    model: Model | None, output: Path, target: Path, now: datetime) -> None:
     """The manifest of what `output` was made from, written to `target`."""
-    from aggregator import manifest
+    from aggregator.digest import manifest
 
     data = manifest.build(config, digest, month, items, store.feed_health(), model.meta if model else None, now=now,
                           output=str(output))
@@ -168,7 +168,7 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
     draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
     _atomic_write(path, draft.text)
     store.record_draft(month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
-    from aggregator.manifest import path_for
+    from aggregator.digest.manifest import path_for
 
     write_manifest(store, config, digest, month, draft.items, model, path, path_for(path), now)
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
@@ -180,7 +180,7 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
     unified diff that would make). The entries are the draft's selections with the editor's decisions
     applied, printed as the draft prints them (the editor's own summary where they wrote one).
     Returns a one-line account, or the diff."""
-    from aggregator import publish
+    from aggregator.digest import publish
 
     digest = digest or config.digest(None)
     if digest.style != "house":

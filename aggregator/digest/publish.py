@@ -15,7 +15,7 @@ from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section
 from aggregator.links import canonical_url
 from aggregator.models import SectionPath
-from aggregator.render import escape_markdown
+from aggregator.digest.render import escape_markdown
 
 _HEADING = re.compile(r"^(#{2,3})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s")
