@@ -343,8 +343,7 @@ def import_digest(
     digest: DigestOption = None,
 ) -> None:
     """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
-    from aggregator.learn.jobs import scope_of
-    from aggregator.learn.jobs import import_digest_file
+    from aggregator.learn.jobs import import_digest_file, scope_of
 
     if style not in (None, "house", "footnote", "weekly"):
         raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
@@ -401,9 +400,8 @@ def import_history(
 @reports_errors
 def train(ctx: typer.Context, digest: DigestOption = None) -> None:
     """Train a digest's section and priority models on its imported decisions, and save them."""
-    from aggregator.learn.jobs import scope_of
+    from aggregator.learn.jobs import scope_of, train_model
     from aggregator.learn.model_file import save
-    from aggregator.learn.jobs import train_model
 
     with runtime(ctx) as rt:
         settings = rt.config.digest(digest)
@@ -436,7 +434,7 @@ def evaluate(
     import dataclasses
     import json as jsonlib
 
-    from aggregator.learn.jobs import evaluate_loo, evaluate_months, evaluate_old_new
+    from aggregator.learn.jobs import evaluate_loo, evaluate_months, evaluate_old_new, scope_of
 
     if (old is None) != (new is None):
         raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
@@ -448,8 +446,6 @@ def evaluate(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--edition") from None
     with runtime(ctx) as rt:
-        from aggregator.learn.jobs import scope_of
-
         scope = scope_of(rt.config, rt.config.digest(digest))
         with _progress(ctx, "evaluating") as progress:
             if old is not None and new is not None:
