@@ -101,9 +101,8 @@ class Runtime:
         """The model, trained again and saved when posts were fetched or decisions recorded since it was
         trained (so the first day's prior becomes a learned priority once enough posts are in); with a
         one-line account when it was."""
-        from aggregator.learn.jobs import scope_of
+        from aggregator.learn.jobs import scope_of, train_model
         from aggregator.learn.model_file import save
-        from aggregator.learn.jobs import train_model
 
         digest = digest or self.config.digest(None)
         try:

@@ -253,3 +253,15 @@ def run_cli(home: Path, *args: str) -> Result:
     from aggregator.cli import app
 
     return CliRunner().invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
+
+
+def trained_on_last_month(home: Path, feed_server: FeedServer) -> None:
+    """Two feeds of December 2022 fetched (Google/Netflix/DeepMind in RDF, three Korean posts in EUC-KR),
+    and a model trained on the house fixture imported as November's edition."""
+    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
+    kr = feed_server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
+    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n"
+                                     f"  - name: KR\n    url: {kr}\n    source: 하이퍼커넥트\n", encoding="utf-8")
+    assert run_cli(home, "-q", "fetch").exit_code == 0
+    assert run_cli(home, "import-digest", str(DATA / "digests" / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
+    assert run_cli(home, "train").exit_code == 0

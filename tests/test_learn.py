@@ -7,7 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from conftest import DATA, FEEDS, FeedServer, run_cli
+from conftest import DATA, FeedServer, run_cli, trained_on_last_month
 
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
@@ -103,14 +103,7 @@ def test_round_trip_house_digest_to_draft_gives_the_same_entries_under_the_same_
 
 def test_model_placement_of_new_posts_and_the_loop_closes(home: Path, feed_server: FeedServer) -> None:
     """Fetched posts get a section and a priority; the edited draft becomes the next labels."""
-    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
-    kr = feed_server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
-    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n"
-                                     f"  - name: KR\n    url: {kr}\n    source: 하이퍼커넥트\n", encoding="utf-8")
-    assert run(home, "-q", "fetch").exit_code == 0
-    # last month's edition teaches the model; this month's draft is made from the fetched posts
-    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
-    assert run(home, "train").exit_code == 0
+    trained_on_last_month(home, feed_server)  # last month's edition teaches the model; this month's draft is fetched
     out = run(home, "draft", "--month", "2022-12", "--format", "json")
     rows = json.loads(out.output)
     assert {"url", "title", "source", "published", "section", "section_confidence", "priority", "selected",

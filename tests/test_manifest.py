@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import DATA, FEEDS, FeedServer, run_cli
+from conftest import DATA, FeedServer, run_cli, trained_on_last_month
 
 from aggregator.learn.digest_reader import read_digest
 
@@ -14,18 +14,8 @@ DIGESTS = DATA / "digests"
 run = run_cli
 
 
-def setup(home: Path, feed_server: FeedServer) -> None:
-    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
-    kr = feed_server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
-    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n"
-                                     f"  - name: KR\n    url: {kr}\n    source: 하이퍼커넥트\n", encoding="utf-8")
-    assert run(home, "-q", "fetch").exit_code == 0
-    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
-    assert run(home, "train").exit_code == 0
-
-
 def test_a_draft_leaves_a_manifest_that_makes_the_same_selection_again(home: Path, feed_server: FeedServer) -> None:
-    setup(home, feed_server)
+    trained_on_last_month(home, feed_server)
     assert run(home, "draft", "--month", "2022-12", "--max", "3").exit_code == 0
     draft = home / "drafts" / "2022-12.md"
     manifest = json.loads((home / "drafts" / "2022-12.manifest.json").read_text(encoding="utf-8"))
@@ -42,7 +32,7 @@ def test_a_draft_leaves_a_manifest_that_makes_the_same_selection_again(home: Pat
 
 
 def test_publish_leaves_a_manifest_beside_the_running_file(home: Path, feed_server: FeedServer) -> None:
-    setup(home, feed_server)
+    trained_on_last_month(home, feed_server)
     readme = home / "README.md"
     readme.write_text((DIGESTS / "house_mid_000.md").read_text(encoding="utf-8"), encoding="utf-8")
     assert run(home, "publish", "--month", "2022-12", "--into", str(readme), "--dry-run").exit_code == 0

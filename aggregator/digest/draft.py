@@ -197,7 +197,7 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
         post = item.candidate
         if summaries.get(post.id):
             post = replace(post, summary=summaries[post.id])
-        section = publish.align(item.prediction.section, tree)
+        section = align_section(item.prediction.section, tree)
         line = entry_line(DraftItem(post, item.prediction), with_source=section[0] not in no_source)
         if line.startswith("* "):
             entries.append(publish.Entry(section, post.url, line))

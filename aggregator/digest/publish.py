@@ -12,13 +12,12 @@ from pathlib import Path
 from aggregator.errors import DigestError
 from aggregator.files import atomic_write
 from aggregator.learn.digest_reader import read_digest
-from aggregator.learn.labels import align_section
+from aggregator.learn.labels import number_and_name
 from aggregator.links import canonical_url
 from aggregator.models import SectionPath
 from aggregator.digest.render import escape_markdown
 
 _HEADING = re.compile(r"^(#{2,3})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s")
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,12 @@ def plan(text: str, entries: Sequence[Entry], taxonomy: Sequence[SectionPath], *
     as the editor keeps it), missing headings created in the taxonomy's order. Nothing else changes: the
     new text is the old one with whole lines added."""
     try:
-        digest = read_digest(text, path=path, style="house")
+        digest = read_digest(text, path=path)
     except DigestError:
+        digest = None
+    if digest is None or digest.style != "house":
         raise DigestError(f"{path}: not a house-style digest (## N. Section / ### N.M. Section / * [Title (Mon YYYY)](url)); "
-                          "nothing was changed") from None
-    if read_digest(text, path=path).style != "house":
-        raise DigestError(f"{path}: not a house-style digest; nothing was changed")
+                          "nothing was changed")
     known = {canonical_url(e.url) for e in digest.entries}
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
@@ -87,8 +86,8 @@ def _same(heading: str, name: str) -> bool:
     """A heading in the file is the taxonomy's section: the same text, or the same number."""
     if heading.strip() == name.strip():
         return True
-    a, b = _NUMBER.match(heading), _NUMBER.match(name)
-    return bool(a and b and a.group(1) == b.group(1))
+    number = number_and_name(heading)[0]
+    return number is not None and number == number_and_name(name)[0]
 
 
 def _place(lines: list[str], section: SectionPath, order: dict[SectionPath, int],
@@ -164,6 +163,3 @@ def write_if_unchanged(path: Path, text: str, expected_sha256: str) -> None:
         raise DigestError(f"{path}: changed while aggregator was publishing into it; nothing was written, run it again")
     atomic_write(path, text.encode("utf-8"))
 
-
-def align(section: SectionPath, taxonomy: Sequence[SectionPath]) -> SectionPath:
-    return align_section(section, taxonomy)

@@ -1,4 +1,4 @@
-"""Training and applying the section and priority models, with their reasons in words, and saving them."""
+"""Training and applying the section and priority models, with their reasons in words."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
                                        SCOPE_WORDS, SUMMARY_CHARS, TOPIC_KEYS, build_features, clip, matrix,
                                        opening_as_title, site_of, title_document, title_only)
-from aggregator.learn.linear import Linear
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
 from aggregator.models import Candidate, Label, Prediction, SectionPath
@@ -43,7 +42,6 @@ META_KEYS = (
     "priority_mode",
     "model_sha256",
 )
-_STATE_KEYS = ("features", "sections", "section", "priority", "sites")
 
 # --- training -----------------------------------------------------------------------------------
 
@@ -55,7 +53,7 @@ def train(labels: Sequence[Label], *, background: Sequence[Candidate] = (), seed
     Runs on one thread: with two BLAS/OpenMP threads on two cores, fitting 10k labels took 7-19 s
     instead of 5 s whenever another process was busy too (measured with benchmarks/bench_classify.py).
 
-    Sections are learned from the picks' titles and sources only, never from editor summaries (the
+    Sections are learned from the picks' titles, hosts and sites only, never from editor summaries (the
     draft has none) nor openings (digest-only picks have none, so a model trained on a mix would
     read the presence of text as a section cue). A section on a post that was not selected is ignored.
     """
@@ -92,7 +90,6 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
         picks_by_site[site or host][section_key(lb.section) if lb.selected and lb.section else ""] += 1
     state = {
         "features": features,
-        "sections": [list(s) for s in section_model.leaves],
         "section": section_model,
         "priority": priority_model,
         "sites": {k: dict(v) for k, v in sorted(picks_by_site.items())},
@@ -143,8 +140,8 @@ class Model:
         self._state = state
         self.meta = meta
         self.features: TfidfVectorizer = state["features"]
-        self.sections: list[SectionPath] = [tuple(s) for s in state["sections"]]
         self._section: SectionModel = state["section"]
+        self.sections: list[SectionPath] = list(self._section.leaves)
         self._priority: PriorityModel = state["priority"]
         self._sites: dict[str, dict[str, int]] = state["sites"]
         self._names = [n for n in self.features.get_feature_names_out()] + list(LEXICON_COLUMNS)
@@ -202,7 +199,7 @@ class Model:
     def _title_says_nothing(self, x: sp.csr_matrix) -> np.ndarray:
         """Rows whose title has no word the models were trained on and no built-in topic word."""
         n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-        words = np.array([not n.startswith(("host=", "site=", "source=", "feed=")) for n in self._names[:n_tfidf]])
+        words = np.array([META_MARK not in n for n in self._names[:n_tfidf]])  # not host= or site=
         has_word = np.asarray(x[:, :n_tfidf] @ words.astype(np.float64)).ravel() > 0
         topics = [n_tfidf + LEXICON_COLUMNS.index(f"topic:{k}") for k in TOPIC_KEYS]
         has_topic = np.asarray(x[:, topics].sum(axis=1)).ravel() > 0
@@ -233,7 +230,7 @@ class Model:
                            (self._section.topic, [heading_name(s[-1]) for s in sections])):
             if clf is None:
                 continue
-            weights = _class_weights(clf)
+            weights = clf.class_rows()
             index = {c: i for i, c in enumerate(clf.classes_.tolist())}
             cls = np.array([index.get(n, -1) for n in names])
             known = cls[rows] >= 0
@@ -258,12 +255,6 @@ class Model:
                 used |= set(text.split())
             out.append(shown)
         return out
-
-
-def _class_weights(clf: Linear) -> np.ndarray:
-    """One weight row per class (a binary model stores one row, for the second class)."""
-    coef = np.asarray(clf.coef_)
-    return np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef
 
 
 def _display(name: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,8 +79,6 @@ def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope:
     """Every commit of `repo` that changed `file` (the editor's running digest), as decisions: each entry
     picked in the month (or ISO week) of the commit that first listed it, under its final section; an
     entry later dropped a non-pick. Running it again after new commits changes only the editions they touch."""
-    import json
-
     from aggregator.learn.history import decisions, versions
 
     found = versions(repo, file)

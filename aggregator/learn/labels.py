@@ -72,7 +72,8 @@ def digest_week(digest: Digest, path: str, given: str | None) -> str | None:
     return week_of(date.fromisoformat(digest.day)) if digest.day else None
 
 
-def _number_and_name(heading: str) -> tuple[str | None, str]:
+def number_and_name(heading: str) -> tuple[str | None, str]:
+    """("2.4", "training, inference and mlops") for "2.4. Training, Inference and MLOps"; (None, name) unnumbered."""
     match = _NUMBER.match(heading)
     return (match.group(1), match.group(2).strip().casefold()) if match else (None, heading.strip().casefold())
 
@@ -84,13 +85,13 @@ def align_section(section: SectionPath, taxonomy: Sequence[SectionPath]) -> Sect
     if not taxonomy or section in taxonomy:
         return section
     leaves = [s for s in taxonomy if not any(len(o) > len(s) and o[: len(s)] == s for o in taxonomy)]
-    number, name = _number_and_name(section[-1])
+    number, name = number_and_name(section[-1])
     if number:
         for leaf in leaves:
-            if _number_and_name(leaf[-1])[0] == number:
+            if number_and_name(leaf[-1])[0] == number:
                 return leaf
     for leaf in leaves:
-        if _number_and_name(leaf[-1])[1] == name:
+        if number_and_name(leaf[-1])[1] == name:
             return leaf
     return section
 

@@ -36,6 +36,10 @@ class Linear:
     def coef_(self) -> np.ndarray:
         return self.coef
 
+    def class_rows(self) -> np.ndarray:
+        """One weight row per class (the two-class form stores one row, for the second class)."""
+        return np.vstack([-self.coef[0], self.coef[0]]) if self.coef.shape[0] == 1 else self.coef
+
     def decision_function(self, x: sp.csr_matrix) -> np.ndarray:
         scores = np.asarray(x @ self.coef.T) + self.intercept
         return scores.ravel() if scores.shape[1] == 1 else scores

@@ -173,8 +173,7 @@ def _from_files(state: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     _need(isinstance(sites, dict) and all(isinstance(k, str) and isinstance(v, dict) and all(
         isinstance(a, str) and isinstance(b, int) and not isinstance(b, bool) for a, b in v.items())
         for k, v in sites.items()), "site histories")
-    return {"features": features, "sections": [list(s) for s in section.leaves], "section": section,
-            "priority": priority, "sites": sites}
+    return {"features": features, "section": section, "priority": priority, "sites": sites}
 
 
 def _need(ok: bool, what: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -13,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from aggregator.learn import lexicon
 from aggregator.learn.features import LEXICON_COLUMNS, LEXICON_SCALE
+from aggregator.learn.labels import number_and_name
 from aggregator.learn.linear import Linear
 from aggregator.models import SectionPath
 
@@ -25,16 +25,13 @@ EXCLUSIVE_MIN = 3  # picks, all from one site, that make a section that site's o
 SECTION_CLASS_WEIGHT = "balanced"  # a section's few picks weigh as much as a big one's: the prior is not the answer
 FLAT_WEIGHT = 1.0  # the leaf classifier's say beside the top-level and topic classifiers
 
-_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)*\.?\s*")
-
-
 def section_key(section: SectionPath) -> str:
     return SECTION_SEP.join(section)
 
 
 def heading_name(heading: str) -> str:
     """A heading without its number: "2.4. Training, Inference and MLOps" -> "training, inference and mlops"."""
-    return _NUMBER.sub("", heading).strip().casefold()
+    return number_and_name(heading)[1]
 
 
 class SectionModel:
