@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    false,
     func,
     insert,
     select,
@@ -179,6 +181,25 @@ class LabelRow(Base):
     editor_summary: Mapped[str] = mapped_column(Text, default="")
     printed_source: Mapped[str] = mapped_column(Text, default="")  # the source label the digest printed
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # raised by every change
+
+
+class DeskActionRow(Base):
+    """One decision the review desk made, with the label state it replaced (JSON, None: no label), for undo."""
+
+    __tablename__ = "desk_actions"
+    __table_args__ = (Index("ix_desk_actions_digest_month", "digest", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(100))
+    month: Mapped[str] = mapped_column(String(10))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)  # the label's revision this action left
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 metadata = Base.metadata
@@ -189,7 +210,7 @@ def migrations_dir() -> Path:
     return Path(aggregator.migrations.__file__).parent
 
 
-SCHEMA_VERSION = "0004"  # the newest revision in migrations/versions (a test keeps the two in step)
+SCHEMA_VERSION = "0005"  # the newest revision in migrations/versions (a test keeps the two in step)
 
 
 @dataclass(frozen=True)
@@ -671,6 +692,8 @@ class Store:
                 added += 1
             elif row.section != section:
                 moved += 1
+            if (row.selected, row.section, row.editor_summary) != (True, section, entry.editor_summary):
+                row.revision += 1
             row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
             row.printed_source, row.updated_at = entry.source, now
         removed = 0
@@ -681,7 +704,7 @@ class Store:
                 s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",
                                printed_source="", updated_at=now))
             elif row.selected:
-                row.selected, row.section, row.updated_at = False, None, now
+                row.selected, row.section, row.updated_at, row.revision = False, None, now, row.revision + 1
             else:
                 continue
             removed += 1
