@@ -23,6 +23,10 @@ class BusyError(StoreError):
     """Another polling pass holds the database's polling lock."""
 
 
+class ConflictError(StoreError):
+    """A decision was made on a row that changed since the editor saw it (another tab, an import)."""
+
+
 class DigestError(AggregatorError):
     """A digest file cannot be read, or a draft cannot be written."""
 

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-from aggregator.errors import BusyError, StoreError
+from aggregator.errors import BusyError, ConflictError, StoreError
 from aggregator.learn.labels import ImportEntry
 from aggregator.models import (
     DEFAULT_DIGEST,
@@ -225,6 +225,31 @@ class ImportReport:
     new_posts: int = 0  # posts known only from the digest
     unchanged: bool = False
     truncated: int = 0  # entries whose title, source, heading or summary was cut to the limits
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The editor's decision on one post in one edition, as the desk shows it; revision 0: none yet."""
+
+    selected: bool | None = None  # None: undecided
+    section: SectionPath | None = None
+    summary: str = ""
+    revision: int = 0
+    order: int = 0  # the label's id: decided rows keep the order they were first decided in
+
+    def as_json(self) -> str | None:
+        if self.selected is None:
+            return None
+        return json.dumps({"selected": self.selected, "section": list(self.section or ()), "summary": self.summary},
+                          ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class DeskResult:
+    """What a desk action left: the row's decision and the action's id in the log (for undo)."""
+
+    decision: Decision
+    action_id: int
 
 
 @dataclass(frozen=True)
@@ -683,18 +708,20 @@ class Store:
             chosen.add(post.id)
             section = json.dumps(list(entry.section), ensure_ascii=False)
             row = labels.get(post.id)
+            summary = "" if _is_opening(entry.editor_summary, post.summary) else entry.editor_summary
             if row is None:
                 s.add(LabelRow(digest=digest, post_id=post.id, month=month, selected=True, section=section,
-                               editor_summary=entry.editor_summary, printed_source=entry.source, updated_at=now))
+                               editor_summary=summary, printed_source=entry.source, updated_at=now))
                 added += 1
                 continue
             if not row.selected:
                 added += 1
             elif row.section != section:
                 moved += 1
-            if (row.selected, row.section, row.editor_summary) != (True, section, entry.editor_summary):
+            summary = summary or (row.editor_summary if summary != entry.editor_summary else "")
+            if (row.selected, row.section, row.editor_summary) != (True, section, summary):
                 row.revision += 1
-            row.selected, row.section, row.editor_summary = True, section, entry.editor_summary
+            row.selected, row.section, row.editor_summary = True, section, summary
             row.printed_source, row.updated_at = entry.source, now
         removed = 0
         rejected = {posts[e.url].id for e in left_out}  # dropped from the file in its history
@@ -749,6 +776,62 @@ class Store:
                                                        LabelRow.selected.is_(True), LabelRow.digest == digest)
                 found.update(s.scalars(query))
         return found
+
+    # -- the review desk ---------------------------------------------------------------------
+
+    def decisions(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, Decision]:
+        """post id -> the editor's decision in one edition (imported or made on the desk)."""
+        query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest)
+        with self.session() as s:
+            return {row.post_id: _decision(row) for row in s.scalars(query)}
+
+    def decide(self, month: str, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
+               digest: str = DEFAULT_DIGEST) -> DeskResult:
+        """Record the editor's decision on one post, in one transaction, logged for undo; ConflictError
+        when the row's revision is no longer `revision` (another tab or an import changed it)."""
+        try:
+            with self._sessions.begin() as s:
+                row = _label_for_update(s, digest, month, post_id)
+                before = _decision(row) if row is not None else Decision()
+                if before.revision != revision:
+                    raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; "
+                                        "reload to see it")
+                result = _set_label(s, row, digest, month, post_id, after, now)
+                entry = DeskActionRow(digest=digest, month=month, post_id=post_id, action=action, before=before.as_json(),
+                                      after=result.as_json(), revision=result.revision, at=now)
+                s.add(entry)
+                s.flush()
+                return DeskResult(result, entry.id)
+        except IntegrityError:  # another writer created the label first
+            raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; "
+                                "reload to see it") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
+
+    def undo(self, month: str, action_id: int, *, now: datetime, digest: str = DEFAULT_DIGEST) -> tuple[int, DeskResult]:
+        """Put back the state a desk action replaced; (its post id, the result). ConflictError when the
+        action is unknown, already undone, or the row changed after it."""
+        try:
+            with self._sessions.begin() as s:
+                done = s.get(DeskActionRow, action_id)
+                if done is None or done.digest != digest or done.month != month or done.action == "undo":
+                    raise ConflictError(f"no desk action {action_id} in {month} to undo")
+                if done.undone:
+                    raise ConflictError("that action was already undone")
+                row = _label_for_update(s, digest, month, done.post_id)
+                current = _decision(row) if row is not None else Decision()
+                if current.revision != done.revision:
+                    raise ConflictError("the row changed after that action (another tab or an import); reload to see it")
+                restored = _decision_from_json(done.before)
+                result = _set_label(s, row, digest, month, done.post_id, restored, now)
+                done.undone = True
+                entry = DeskActionRow(digest=digest, month=month, post_id=done.post_id, action="undo",
+                                      before=current.as_json(), after=result.as_json(), revision=result.revision, at=now)
+                s.add(entry)
+                s.flush()
+                return done.post_id, DeskResult(result, entry.id)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {_short(exc)}") from None
 
     def printed_sources(self, *, digest: str = DEFAULT_DIGEST) -> list[tuple[SectionPath, str]]:
         """(section, printed source label) of every selected label: how the editor labels entries."""
@@ -805,6 +888,49 @@ class Store:
                             labelled.add(post.id)
                             out.append((edition.month, Label(_candidate(post, feed_source, feed_name), None, False)))
             return out
+
+
+def _decision(row: LabelRow) -> Decision:
+    section = tuple(json.loads(row.section)) if row.selected and row.section else None
+    return Decision(row.selected, section, row.editor_summary or "", row.revision, row.id)
+
+
+def _decision_from_json(text: str | None) -> Decision:
+    if text is None:
+        return Decision()
+    data = json.loads(text)
+    return Decision(bool(data["selected"]), tuple(data["section"]) or None, data.get("summary", ""))
+
+
+def _label_for_update(s: Session, digest: str, month: str, post_id: int) -> LabelRow | None:
+    query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.month == month, LabelRow.post_id == post_id)
+    return s.scalars(query.with_for_update()).one_or_none()
+
+
+def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_id: int, after: Decision,
+               now: datetime) -> Decision:
+    """Write `after` into the label row (creating or deleting it); the decision as stored."""
+    if after.selected is None:
+        if row is not None:
+            s.delete(row)
+        return Decision()
+    section = json.dumps(list(after.section), ensure_ascii=False) if after.selected and after.section else None
+    if row is None:
+        row = LabelRow(digest=digest, post_id=post_id, month=month, selected=after.selected, section=section,
+                       editor_summary=after.summary, printed_source="", updated_at=now, revision=1)
+        s.add(row)
+    else:
+        row.selected, row.section, row.editor_summary = after.selected, section, after.summary
+        row.updated_at, row.revision = now, row.revision + 1
+    s.flush()
+    return _decision(row)
+
+
+def _is_opening(summary: str, post_text: str) -> bool:
+    """True when a digest line's summary is only the opening of the post's own text (as a draft prints
+    it, perhaps cut short with "…"): the feed's words, not the editor's."""
+    said = " ".join(summary.split()).rstrip("…").rstrip()
+    return bool(said) and " ".join(post_text.split()).startswith(said)
 
 
 def _sha256(text: str) -> str:

@@ -71,7 +71,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
                digest: DigestSettings | None = None, replay: Mapping[str, SectionPath] | None = None) -> Draft:
     """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
     (default: the only one) from the posts its feeds stored for it, placed by `model` when there is one,
-    in the digest's style.
+    in the digest's style. A selected post the editor wrote a summary for prints that summary.
 
     A model's draft selects the posts likely enough to be picked (the model's cut, see `Model.cut`).
     `min_priority` replaces that threshold; `count` alone selects the `count` highest priorities, and
@@ -113,6 +113,9 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
         missing = len(set(replay) - {i.candidate.url for i in items})
         note = (f"aggregator draft for {month}: the selection of a manifest, {len(replay) - missing} posts"
                 + (f" ({missing} no longer stored)" if missing else ""))
+    summaries = store.editor_summaries(month, digest=digest.name)  # the editor's own words, where they wrote some
+    items = [DraftItem(replace(i.candidate, summary=summaries[i.candidate.id]), i.prediction, i.selected)
+             if i.selected and summaries.get(i.candidate.id) else i for i in items]
     if fmt == "json":
         return Draft(month, render_json(items), tuple(items))
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
@@ -189,14 +192,11 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
     scope = scope_of(config, digest)
     tree = taxonomy(store, scope) or (tuple(model.sections) if model else ())
     no_source = set(sections_without_source(store.printed_sources(digest=digest.name)))
-    summaries = store.editor_summaries(month, digest=digest.name)
     entries = []
     for item in draft.items:
         if not item.selected:
             continue
         post = item.candidate
-        if summaries.get(post.id):
-            post = replace(post, summary=summaries[post.id])
         section = align_section(item.prediction.section, tree)
         line = entry_line(DraftItem(post, item.prediction), with_source=section[0] not in no_source)
         if line.startswith("* "):
