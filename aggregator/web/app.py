@@ -1,0 +1,226 @@
+"""The desk's web application: routes that parse a request and call one desk job, the security every
+response carries (token, CSRF, Content-Security-Policy), and serving it with uvicorn."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aggregator.errors import AggregatorError, ConflictError
+from aggregator.models import edition_of
+from aggregator.web.desk import Desk, DeskError
+
+HERE = Path(__file__).parent
+MAX_BODY = 64 * 1024  # a form post is a few hundred bytes; an edited summary at most a few thousand
+COOKIE = "aggregator_desk"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+           (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store")]
+
+Scope = MutableMapping[str, Any]
+ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, static files and errors included."""
+
+    def __init__(self, app: ASGI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *((k, v) for k, v in HEADERS if k not in names)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.2f}"
+    return env
+
+
+def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Starlette:
+    """The desk as an ASGI application. With `token`, every request must carry it (once as ?token=,
+    then as a cookie); state-changing requests always need the page's CSRF token and a same-origin Origin."""
+    env = _templates()
+    csrf = secrets.token_urlsafe(32)
+
+    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(csrf=csrf, **context), status_code=status)
+
+    def error_page(message: str, status: int) -> HTMLResponse:
+        return page("error.html", status, message=message, status=status)
+
+    def allowed(request: Request) -> Response | None:
+        """None when the request may go on, else the response refusing it."""
+        if token is None:
+            return None
+        given = request.cookies.get(COOKIE) or request.headers.get("x-desk-token") or ""
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        query = request.query_params.get("token", "")
+        if request.method == "GET" and query and hmac.compare_digest(query.encode(), token.encode()):
+            response = RedirectResponse(request.url.remove_query_params("token").path, status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            return response
+        return error_page("this desk needs its token: open the address aggregator review printed", 401)
+
+    async def read_form(request: Request) -> dict[str, Any]:
+        """The JSON body of a state-changing request, after the CSRF checks."""
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), csrf.encode()):
+            raise BadRequest("stale or foreign form: reload the page", 403)
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+            raise BadRequest("cross-site request refused", 403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise BadRequest("the desk takes JSON", 415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise BadRequest("request too large", 413)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("the request is not JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the request is not a JSON object")
+        return data
+
+    def guarded(handler: Callable[[Request], Awaitable[Response]], *, html: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            refused = allowed(request)
+            if refused is not None:
+                return refused
+            try:
+                return await handler(request)
+            except (BadRequest, DeskError) as exc:
+                status, message = exc.status, str(exc)
+            except ConflictError as exc:
+                status, message = 409, str(exc)
+            except AggregatorError as exc:
+                status, message = 400, str(exc)
+            return error_page(message, status) if html else JSONResponse({"error": message}, status_code=status)
+
+        return endpoint
+
+    async def home(request: Request) -> Response:
+        edition = edition_of(desk.digest.cadence, desk.clock())
+        return RedirectResponse(f"/edition/{edition}", status_code=303)
+
+    async def edition_page(request: Request) -> Response:
+        view = await run_in_threadpool(desk.view, request.path_params["edition"])
+        return page("desk.html", view=view, digest=desk.digest)
+
+    async def act(request: Request) -> Response:
+        data = await read_form(request)
+        outcome = await run_in_threadpool(
+            desk.act, request.path_params["edition"], _int(data, "post"), _text(data, "action", 20),
+            revision=_int(data, "revision"), section=_text(data, "section", 2000, optional=True),
+            summary=_text(data, "summary", 20000, optional=True))
+        return JSONResponse(outcome.as_dict())
+
+    async def undo(request: Request) -> Response:
+        data = await read_form(request)
+        outcome = await run_in_threadpool(desk.undo, request.path_params["edition"], _int(data, "action"))
+        return JSONResponse(outcome.as_dict())
+
+    async def export(request: Request) -> Response:
+        await read_form(request)
+        done = await run_in_threadpool(desk.export, request.path_params["edition"])
+        return JSONResponse({"path": str(done.path), "selected": done.selected, "undecided": done.undecided,
+                             "changed": done.changed, "diff": done.diff})
+
+    async def retrain(request: Request) -> Response:
+        if request.method == "POST":
+            await read_form(request)
+            started = desk.start_retraining()
+            return JSONResponse({"started": started, "generation": desk.retraining.generation}, status_code=202)
+        r = desk.retraining
+        return JSONResponse({"running": r.running, "message": r.message, "generation": r.generation})
+
+    async def not_found(request: Request) -> Response:
+        return error_page("no such page", 404)
+
+    routes = [
+        Route("/", guarded(home, html=True)),
+        Route("/edition/{edition}", guarded(edition_page, html=True)),
+        Route("/edition/{edition}/act", guarded(act), methods=["POST"]),
+        Route("/edition/{edition}/undo", guarded(undo), methods=["POST"]),
+        Route("/edition/{edition}/export", guarded(export), methods=["POST"]),
+        Route("/retrain", guarded(retrain), methods=["GET", "POST"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        Route("/{rest:path}", guarded(not_found, html=True)),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))])
+    return app
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
+        raise BadRequest(f"{key}: a whole number is required")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, limit: int, *, optional: bool = False) -> Any:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadRequest(f"{key}: text of at most {limit} characters is required")
+    return value
+
+
+def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callable[[str], None],
+          open_browser: bool = False) -> None:
+    """Serve the desk until Ctrl-C or SIGTERM; `ready` gets the address to open (with the token)."""
+    import uvicorn
+
+    hosts = ("127.0.0.1", "localhost", host) if host not in ("0.0.0.0", "::") else ("*",)
+    app = create_app(desk, token=token, hosts=hosts)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           lifespan="off", server_header=False))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/" + (f"?token={token}" if token else "")
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if server.started:
+            ready(url)
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()

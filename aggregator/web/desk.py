@@ -1,0 +1,338 @@
+"""The review desk's jobs: one edition's candidates as the desk shows them, the editor's actions on them
+(stored at once as decisions), export of the draft, and retraining in the background."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from aggregator.config import Config, DigestSettings
+from aggregator.errors import AggregatorError, ConflictError, DigestError
+from aggregator.files import atomic_write
+from aggregator.learn.labels import out_of_range
+from aggregator.limits import MAX_SUMMARY, cap
+from aggregator.models import DraftItem, SectionPath, edition_bounds
+from aggregator.store import Decision, DeskResult, Store
+
+if TYPE_CHECKING:
+    from aggregator.learn.classify import Model
+
+State = Literal["accepted", "rejected", "undecided"]
+Action = Literal["accept", "reject", "move", "edit"]
+ACTIONS: tuple[str, ...] = ("accept", "reject", "move", "edit")
+BELOW = "below"  # the group of undecided rows under the model's cut
+LEFT_OUT = "left-out"  # the group of rejected rows
+
+
+class DeskError(AggregatorError):
+    """A request the desk refuses: unknown edition, post or section, or a bad form; `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Row:
+    """One candidate as the desk shows it."""
+
+    id: int
+    title: str
+    link: str | None  # only an http(s) URL is ever a link
+    url: str
+    source: str
+    date: str
+    opening: str
+    priority: float | None
+    confidence: float | None
+    reasons: tuple[str, ...]
+    section: SectionPath  # its decided section, else the model's
+    state: State
+    selected: bool  # in the digest: accepted, or undecided and above the cut
+    summary: str  # the editor's own, when they wrote one
+    revision: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """A section of the digest (or one of the two groups under it) and its rows, in the desk's order."""
+
+    key: str
+    label: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class MonthView:
+    """Everything the desk page shows for one edition."""
+
+    edition: str
+    digest: str
+    groups: tuple[Group, ...]
+    sections: tuple[SectionPath, ...]  # what a post can be moved to, in the taxonomy's order
+    sources: tuple[str, ...]
+    note: str
+    cut: float  # the lowest priority of an undecided selected row (an undone row goes back by it)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(g.rows) for g in self.groups)
+
+
+def section_key(section: SectionPath) -> str:
+    return " > ".join(section)
+
+
+def _opening(text: str, limit: int = 300) -> str:
+    from aggregator.digest.render import first_sentences
+
+    return first_sentences(text, 2, limit)
+
+
+def _row(item: DraftItem, decision: Decision) -> Row:
+    post, prediction = item.candidate, item.prediction
+    state: State = "undecided" if decision.selected is None else ("accepted" if decision.selected else "rejected")
+    link = post.url if post.url.lower().startswith(("http://", "https://")) else None
+    return Row(post.id, post.title or post.url, link, post.url, post.source or post.feed or "",
+               post.published.strftime("%Y-%m-%d"), _opening(post.summary), prediction.priority,
+               prediction.section_confidence, prediction.reasons, prediction.section, state,
+               item.selected and state != "rejected", decision.summary, decision.revision)
+
+
+def leaves(tree: Sequence[SectionPath]) -> tuple[SectionPath, ...]:
+    """The sections an entry can stand in: those no other section nests under."""
+    return tuple(s for s in tree if not any(len(o) > len(s) and o[: len(s)] == s for o in tree))
+
+
+def arrange(items: Sequence[DraftItem], decisions: dict[int, Decision], tree: Sequence[SectionPath]) -> tuple[Group, ...]:
+    """The desk's order: the sections in the taxonomy's order, each with its accepted rows first (in the
+    order they were decided, so re-ranking never moves them) and then its undecided rows by priority;
+    then the undecided rows under the cut, then the rejected ones."""
+    rows = [_row(i, decisions.get(i.candidate.id, Decision())) for i in items]
+    order = {r.id: decisions[r.id].order for r in rows if r.id in decisions}
+
+    def ranked(row: Row) -> tuple[float, float, str]:
+        return (0 if row.state == "accepted" else 1, order.get(row.id, 0) if row.state == "accepted" else -(row.priority or 0.0),
+                row.url)
+
+    sections = list(leaves(tree))
+    for row in rows:
+        if row.selected and row.section not in sections:
+            sections.append(row.section)
+    groups = [Group(section_key(s), " › ".join(s), tuple(sorted((r for r in rows if r.selected and r.section == s), key=ranked)))
+              for s in sections]
+    below = sorted((r for r in rows if not r.selected and r.state == "undecided"), key=ranked)
+    left_out = sorted((r for r in rows if r.state == "rejected"), key=lambda r: order.get(r.id, 0))
+    return (*groups, Group(BELOW, "Below the cut", tuple(below)), Group(LEFT_OUT, "Left out", tuple(left_out)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A row after an action: what the page needs to show it where it now belongs."""
+
+    post: int
+    state: State
+    section: SectionPath | None
+    summary: str
+    revision: int
+    action: int  # the log entry, for undo
+
+    def as_dict(self) -> dict[str, object]:
+        return {"post": self.post, "state": self.state, "section": section_key(self.section) if self.section else None,
+                "summary": self.summary, "revision": self.revision, "action": self.action}
+
+
+def _outcome(post: int, result: DeskResult) -> Outcome:
+    d = result.decision
+    state: State = "undecided" if d.selected is None else ("accepted" if d.selected else "rejected")
+    return Outcome(post, state, d.section, d.summary, d.revision, result.action_id)
+
+
+def clean_summary(text: str) -> str:
+    """The editor's summary as one line, within the limit."""
+    return cap(" ".join(text.split()), MAX_SUMMARY)
+
+
+@dataclass(frozen=True)
+class Export:
+    """What an export wrote and how it differs from what the file held before."""
+
+    path: Path
+    selected: int
+    undecided: int  # selected rows the editor has not decided on (an import would record them as picks)
+    diff: str
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.diff)
+
+
+@dataclass
+class Retraining:
+    """The state of the background retraining, shared by every request."""
+
+    running: bool = False
+    message: str = ""
+    generation: int = 0  # raised each time a new model is in place
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Desk:
+    """The desk's jobs for one digest, over one store; the web routes only parse requests and call these."""
+
+    def __init__(self, store: Store, config: Config, digest: DigestSettings, *, model: Model | None,
+                 model_dir: Path, clock: Callable[[], datetime]) -> None:
+        self.store, self.config, self.digest = store, config, digest
+        self.model, self.model_dir, self.clock = model, model_dir, clock
+        self.retraining = Retraining()
+        self._candidates: dict[str, frozenset[int]] = {}
+        self._write = threading.Lock()  # one export or model swap at a time
+
+    def check_edition(self, edition: str) -> None:
+        try:
+            edition_bounds(edition)
+        except ValueError:
+            raise DeskError(f"no edition {edition!r}: use YYYY-MM" + (" or YYYY-Www" if self.digest.cadence == "weekly" else ""),
+                            404) from None
+        if out_of_range(edition):
+            raise DeskError(f"no edition {edition!r}: outside the years aggregator reads", 404)
+        if ("W" in edition) != (self.digest.cadence == "weekly"):
+            raise DeskError(f"no edition {edition!r}: digest {self.digest.name!r} is {self.digest.cadence}", 404)
+
+    def view(self, edition: str) -> MonthView:
+        """The edition's rows: the same placement as `aggregator draft`, with the editor's decisions."""
+        from aggregator.digest.draft import make_draft
+
+        self.check_edition(edition)
+        model = self.model
+        draft = make_draft(self.store, self.config, edition, "json", model=model, digest=self.digest)
+        decisions = self.store.decisions(edition, digest=self.digest.name)
+        sections = self._sections()
+        groups = arrange(draft.items, decisions, sections)
+        self._candidates[edition] = frozenset(i.candidate.id for i in draft.items)
+        undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
+        sources = sorted({r.source for g in groups for r in g.rows if r.source})
+        return MonthView(edition, self.digest.name, groups, sections, tuple(sources), _note(draft.items, model),
+                         min(undecided) if undecided else 2.0)
+
+    def _check_post(self, edition: str, post: int) -> None:
+        if post not in self._candidates.get(edition, frozenset()):
+            self.view(edition)  # posts may have arrived since the page was made
+            if post not in self._candidates[edition]:
+                raise DeskError(f"post {post} is not a candidate of {edition} in digest {self.digest.name!r}", 404)
+
+    def _check_section(self, section: str | None) -> SectionPath:
+        if not section:
+            raise DeskError("a section is required")
+        tree = self._sections()
+        for s in tree:
+            if section_key(s) == section:
+                return s
+        raise DeskError(f"section {section[:200]!r} is not in the taxonomy of digest {self.digest.name!r}")
+
+    def _sections(self) -> tuple[SectionPath, ...]:
+        from aggregator.learn.jobs import scope_of, taxonomy
+
+        tree = taxonomy(self.store, scope_of(self.config, self.digest)) or (tuple(self.model.sections) if self.model else ())
+        return leaves(tree) if tree else ((self.config.draft.section,),)
+
+    def act(self, edition: str, post: int, action: str, *, revision: int, section: str | None = None,
+            summary: str | None = None) -> Outcome:
+        """Accept (into `section`), reject, move (to `section`) or edit the summary of (accepting it into
+        `section` when it was not accepted) one post; stored at once. ConflictError when the row changed
+        since `revision`."""
+        self.check_edition(edition)
+        if action not in ACTIONS:
+            raise DeskError(f"unknown action {action[:40]!r}: one of {', '.join(ACTIONS)}")
+        self._check_post(edition, post)
+        current = self.store.decisions(edition, digest=self.digest.name).get(post, Decision())
+        if current.revision != revision:
+            raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; reload to see it")
+        if action == "reject":
+            after = Decision(False, None, current.summary)
+        elif action == "edit":
+            if summary is None:
+                raise DeskError("a summary is required")
+            where = current.section if current.selected else self._check_section(section)
+            after = Decision(True, where, clean_summary(summary))
+        else:
+            after = Decision(True, self._check_section(section), current.summary)
+        result = self.store.decide(edition, post, after, revision=revision, action=action, now=self.clock(),
+                                   digest=self.digest.name)
+        return _outcome(post, result)
+
+    def undo(self, edition: str, action: int) -> Outcome:
+        self.check_edition(edition)
+        post, result = self.store.undo(edition, action, now=self.clock(), digest=self.digest.name)
+        return _outcome(post, result)
+
+    def export(self, edition: str) -> Export:
+        """Write the edition's Markdown draft (the renderer `draft` uses, with every decision and edited
+        summary) into the drafts folder, unless the file there was edited by hand since aggregator wrote it."""
+        from aggregator.digest.draft import default_path, make_draft, write_manifest
+        from aggregator.digest.manifest import path_for
+
+        self.check_edition(edition)
+        with self._write:
+            path = default_path(self.config, edition, "markdown", self.digest)
+            old = ""
+            if path.exists():
+                try:
+                    old = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise DigestError(f"{path}: cannot read it: {exc}") from None
+                if not self.store.is_unedited_draft(edition, old, digest=self.digest.name):
+                    raise DeskError(f"{path} was edited by hand since aggregator wrote it: import it "
+                                    "(aggregator import-digest) or move it away, then export again", 409)
+            draft = make_draft(self.store, self.config, edition, "markdown", model=self.model, digest=self.digest)
+            atomic_write(path, draft.text.encode("utf-8"))
+            now = self.clock()
+            self.store.record_draft(edition, str(path), draft.text, now, draft.selected_urls, digest=self.digest.name)
+            write_manifest(self.store, self.config, self.digest, edition, draft.items, self.model, path, path_for(path), now)
+        decided = self.store.decisions(edition, digest=self.digest.name)
+        undecided = sum(1 for i in draft.items if i.selected and i.candidate.id not in decided)
+        diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), draft.text.splitlines(keepends=True),
+                                            "before", "now", n=1))
+        return Export(path, len(draft.selected_urls), undecided, diff)
+
+    def start_retraining(self) -> bool:
+        """Train the digest's model again in a background thread; False when a retraining is already running."""
+        with self.retraining.lock:
+            if self.retraining.running:
+                return False
+            self.retraining.running, self.retraining.message = True, "retraining…"
+        threading.Thread(target=self._retrain, name="desk-retrain", daemon=True).start()
+        return True
+
+    def _retrain(self) -> None:
+        from aggregator.learn.jobs import scope_of, train_model
+        from aggregator.learn.model_file import save
+
+        try:
+            model = train_model(self.store, now=self.clock(), scope=scope_of(self.config, self.digest))
+            with self._write:
+                save(model, self.model_dir)
+                self.model = model
+            meta = model.meta
+            message = (f"trained on {meta['n_examples']} decisions ({meta['n_positives']} picks); "
+                       f"priority {meta['priority_mode']}")
+        except AggregatorError as exc:
+            message = f"retraining failed: {exc}"
+        except ValueError as exc:  # scikit-learn refuses what it cannot fit (one class only, ...)
+            message = f"retraining failed: {exc}"
+        with self.retraining.lock:
+            self.retraining.running, self.retraining.message = False, message
+            self.retraining.generation += 1
+
+
+def _note(items: Sequence[DraftItem], model: Model | None) -> str:
+    chosen = sum(i.selected for i in items)
+    if model is None:
+        return f"{len(items)} candidates; no model yet: retrain once the editor has decided on some"
+    return f"{chosen} of {len(items)} candidates selected; model trained {str(model.meta.get('trained_at', '?'))[:19]}"
+
