@@ -820,7 +820,12 @@ class Store:
                     raise ConflictError("that action was already undone")
                 row = _label_for_update(s, digest, month, done.post_id)
                 current = _decision(row) if row is not None else Decision()
-                if current.revision != done.revision:
+                same_row = ((DeskActionRow.digest == digest) & (DeskActionRow.month == month)
+                            & (DeskActionRow.post_id == done.post_id) & (DeskActionRow.id > done.id))
+                later = s.scalars(select(DeskActionRow).where(same_row).order_by(DeskActionRow.id)).all()
+                # Undone in order, newest first, and only while nothing else (another tab, an import) changed the row.
+                if (current.revision != (later[-1].revision if later else done.revision)
+                        or any(a.action != "undo" and not a.undone for a in later)):
                     raise ConflictError("the row changed after that action (another tab or an import); reload to see it")
                 restored = _decision_from_json(done.before)
                 result = _set_label(s, row, digest, month, done.post_id, restored, now)

@@ -73,8 +73,8 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
     env = _templates()
     csrf = secrets.token_urlsafe(32)
 
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(csrf=csrf, **context), status_code=status)
+    def page(name: str, code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(csrf=csrf, **context), status_code=code)
 
     def error_page(message: str, status: int) -> HTMLResponse:
         return page("error.html", status, message=message, status=status)
@@ -177,6 +177,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         Route("/edition/{edition}/undo", guarded(undo), methods=["POST"]),
         Route("/edition/{edition}/export", guarded(export), methods=["POST"]),
         Route("/retrain", guarded(retrain), methods=["GET", "POST"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{rest:path}", guarded(not_found, html=True)),
     ]
@@ -200,9 +201,9 @@ def _text(data: dict[str, Any], key: str, limit: int, *, optional: bool = False)
     return value
 
 
-def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callable[[str], None],
+def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callable[[str], None], start: str = "/",
           open_browser: bool = False) -> None:
-    """Serve the desk until Ctrl-C or SIGTERM; `ready` gets the address to open (with the token)."""
+    """Serve the desk until Ctrl-C or SIGTERM; `ready` gets the address of `start` to open (with the token)."""
     import uvicorn
 
     hosts = ("127.0.0.1", "localhost", host) if host not in ("0.0.0.0", "::") else ("*",)
@@ -210,7 +211,7 @@ def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callabl
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off", server_header=False))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/" + (f"?token={token}" if token else "")
+    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}{start}" + (f"?token={token}" if token else "")
 
     def announce() -> None:
         while not server.started and not server.should_exit:

@@ -58,7 +58,9 @@
 
   function counts() {
     desk.querySelectorAll(".group").forEach((g) => {
-      g.querySelector(".count").textContent = g.querySelectorAll(".row").length;
+      const count = g.querySelectorAll(".row").length;
+      g.querySelector(".count").textContent = count;
+      g.classList.toggle("empty", count === 0);
     });
   }
 
@@ -103,12 +105,16 @@
     if (!row) { say("choose a row first (j / k)", true); return; }
     const body = Object.assign({post: parseInt(row.dataset.post, 10), action: action,
                                 revision: parseInt(row.dataset.revision, 10), section: row.dataset.section}, extra || {});
+    const visible = rows();
+    const at = visible.indexOf(row);
+    const successor = visible[at + 1] || visible[at - 1] || row;
     try {
       const outcome = await post("/edition/" + edition + "/act", body);
       undoStack.push(outcome.action);
       show(row, outcome);
       say(action + ": " + row.querySelector(".title").textContent.slice(0, 120));
-      focusRow(row);
+      // After accepting or rejecting, go on to the row that came next, as a mail reader does.
+      focusRow(action === "accept" || action === "reject" ? successor : row);
     } catch (error) {
       say(error.message, true);
     }
