@@ -87,13 +87,13 @@ def home(trained: Path, tmp_path: Path) -> Path:
 class Desk:
     """`aggregator review` running in a child process."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
         command = [sys.executable, "-m", "aggregator", "--config", str(home / "feeds.yaml"), "review",
                    "--month", EDITION, "--port", str(self.port), *args]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.printed = self._first_line(timeout=60)
         self.url = self.printed.split(" is at ", 1)[1].split(" ", 1)[0]
         self.base = self.url.split("/edition/")[0]
@@ -487,3 +487,41 @@ def test_the_desk_stops_cleanly_on_sigterm(home: Path) -> None:
     assert httpx.get(desk.url, timeout=10).status_code == 200
     assert desk.stop() == 0
     assert "Traceback" not in (desk.proc.stderr.read() if desk.proc.stderr else "")
+
+
+def test_filters_narrow_the_rows_and_the_keys_follow_them(browser: WebDriver, desk: Desk) -> None:
+    open_desk(browser, desk.url)
+    every = browser.find_elements(By.CSS_SELECTOR, ".row")
+    korean = [r for r in every if r.get_attribute("data-source") == "하이퍼커넥트"]
+    assert 0 < len(korean) < len(every)
+    Select(browser.find_element(By.ID, "filter-source")).select_by_visible_text("하이퍼커넥트")
+    wait(browser, lambda d: len([r for r in d.find_elements(By.CSS_SELECTOR, ".row") if r.is_displayed()]) == len(korean))
+    browser.find_element(By.TAG_NAME, "body").click()
+    press(browser, "j")
+    assert current(browser) in {int(r.get_attribute("data-post") or 0) for r in korean}
+    Select(browser.find_element(By.ID, "filter-source")).select_by_index(0)
+    search = browser.find_element(By.ID, "filter-text")
+    search.send_keys("Stratego")
+    shown = wait(browser, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, ".row") if r.is_displayed()] or None)
+    assert len(shown) == 1 and "Stratego" in shown[0].text
+    search.clear()
+    search.send_keys("\ue00c")
+    Select(browser.find_element(By.ID, "filter-state")).select_by_value("below")
+    below = [r for r in browser.find_elements(By.CSS_SELECTOR, ".row") if r.is_displayed()]
+    assert len(below) == len(every)  # nothing is selected in this edition yet: every row is below the cut
+    Select(browser.find_element(By.ID, "filter-state")).select_by_value("selected")
+    wait(browser, lambda d: not [r for r in d.find_elements(By.CSS_SELECTOR, ".row") if r.is_displayed()])
+
+
+def test_open_hands_the_address_to_the_browser(home: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.py"
+    script.write_text(f"import sys, pathlib\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n", encoding="utf-8")
+    desk = Desk(home, "--open", env={"BROWSER": f"{sys.executable} {script} %s"})
+    try:
+        deadline = time.monotonic() + 30
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.read_text(encoding="utf-8") == desk.url
+    finally:
+        assert desk.stop() == 0

@@ -230,6 +230,8 @@ class Desk:
         if not section:
             raise DeskError("a section is required")
         tree = self._sections()
+        if self.model is None:  # unranked rows stand in the draft's one section until the editor moves them
+            tree = (*tree, (self.config.draft.section,))
         for s in tree:
             if section_key(s) == section:
                 return s

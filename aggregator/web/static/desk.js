@@ -278,6 +278,7 @@
   document.getElementById("retrain").addEventListener("click", retrain);
   document.getElementById("help-button").addEventListener("click", () => document.getElementById("help-dialog").showModal());
   document.getElementById("filters").addEventListener("input", applyFilters);
+  document.getElementById("filters").addEventListener("change", applyFilters);
   document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
   restore();
   desk.dataset.ready = "1";
