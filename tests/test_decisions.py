@@ -92,8 +92,11 @@ def test_desk_decisions_are_labels_that_train_and_eval_read(home: Path, feed_ser
         view = desk.view(EDITION)
         rows = [r for g in view.groups for r in g.rows]
         section = " > ".join(view.sections[0])
-        for r in rows[:3]:
+        for r in rows[:2]:
             desk.act(EDITION, r.id, "accept", revision=0, section=section)
+        unranked = " > ".join(rows[2].section)  # no model: the row stands in the draft's one section
+        assert rows[2].section == (config.draft.section,)
+        desk.act(EDITION, rows[2].id, "accept", revision=0, section=unranked)
         for r in rows[3:5]:
             desk.act(EDITION, r.id, "reject", revision=0)
         with pytest.raises(DeskError, match="not in the taxonomy"):

@@ -525,3 +525,10 @@ def test_open_hands_the_address_to_the_browser(home: Path, tmp_path: Path) -> No
         assert opened.read_text(encoding="utf-8") == desk.url
     finally:
         assert desk.stop() == 0
+
+
+def test_a_taken_port_is_one_line_naming_it(desk: Desk) -> None:
+    result = run_cli(desk.home, "review", "--port", str(desk.port))
+    assert result.exit_code == 1
+    assert f"error: --host 127.0.0.1 --port {desk.port}: cannot listen there" in result.output
+    assert "Traceback" not in result.output

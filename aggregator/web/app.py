@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aggregator.errors import AggregatorError, ConflictError
+from aggregator.errors import AggregatorError, ConfigError, ConflictError
 from aggregator.models import edition_of
 from aggregator.web.desk import Desk, DeskError
 
@@ -204,8 +204,18 @@ def _text(data: dict[str, Any], key: str, limit: int, *, optional: bool = False)
 def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callable[[str], None], start: str = "/",
           open_browser: bool = False) -> None:
     """Serve the desk until Ctrl-C or SIGTERM; `ready` gets the address of `start` to open (with the token)."""
+    import socket
+
     import uvicorn
 
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from None
     hosts = ("127.0.0.1", "localhost", host) if host not in ("0.0.0.0", "::") else ("*",)
     app = create_app(desk, token=token, hosts=hosts)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
@@ -224,4 +234,4 @@ def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callabl
                 webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    server.run(sockets=[sock])
