@@ -785,6 +785,13 @@ class Store:
         with self.session() as s:
             return {row.post_id: _decision(row) for row in s.scalars(query)}
 
+    def decision(self, month: str, post_id: int, *, digest: str = DEFAULT_DIGEST) -> Decision:
+        """The editor's decision on one post in one edition (revision 0 when there is none)."""
+        query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest, LabelRow.post_id == post_id)
+        with self.session() as s:
+            row = s.scalars(query).one_or_none()
+            return _decision(row) if row is not None else Decision()
+
     def decide(self, month: str, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
                digest: str = DEFAULT_DIGEST) -> DeskResult:
         """Record the editor's decision on one post, in one transaction, logged for undo; ConflictError

@@ -380,6 +380,7 @@ def test_retraining_reranks_without_losing_the_editors_place(browser: WebDriver,
     wait(browser, lambda d: _reloaded(d, old_page), timeout=60)
     wait(browser, lambda d: d.find_element(By.ID, "desk").get_attribute("data-ready") == "1")
     assert current(browser) == posts[3]  # the editor's place is kept
+    assert status(browser).startswith("trained on ")
     assert {p: group_of(browser, p) for p in posts[:2]} == placed  # decided rows never move
     trained = json.loads(meta.read_text(encoding="utf-8"))
     assert trained["trained_at"] != trained_before and trained["n_positives"] >= 24  # November's picks and the two accepted

@@ -165,7 +165,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
             started = desk.start_retraining()
             return JSONResponse({"started": started, "generation": desk.retraining.generation}, status_code=202)
         r = desk.retraining
-        return JSONResponse({"running": r.running, "message": r.message, "generation": r.generation})
+        return JSONResponse({"running": r.running, "failed": r.failed, "message": r.message, "generation": r.generation})
 
     async def not_found(request: Request) -> Response:
         return error_page("no such page", 404)

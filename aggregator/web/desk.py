@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from aggregator.learn.classify import Model
 
 State = Literal["accepted", "rejected", "undecided"]
-Action = Literal["accept", "reject", "move", "edit"]
 ACTIONS: tuple[str, ...] = ("accept", "reject", "move", "edit")
 BELOW = "below"  # the group of undecided rows under the model's cut
 LEFT_OUT = "left-out"  # the group of rejected rows
@@ -94,9 +93,13 @@ def _opening(text: str, limit: int = 300) -> str:
     return first_sentences(text, 2, limit)
 
 
+def state_of(decision: Decision) -> State:
+    return "undecided" if decision.selected is None else ("accepted" if decision.selected else "rejected")
+
+
 def _row(item: DraftItem, decision: Decision) -> Row:
     post, prediction = item.candidate, item.prediction
-    state: State = "undecided" if decision.selected is None else ("accepted" if decision.selected else "rejected")
+    state = state_of(decision)
     link = post.url if post.url.lower().startswith(("http://", "https://")) else None
     return Row(post.id, post.title or post.url, link, post.url, post.source or post.feed or "",
                post.published.strftime("%Y-%m-%d"), _opening(post.summary), prediction.priority,
@@ -149,8 +152,7 @@ class Outcome:
 
 def _outcome(post: int, result: DeskResult) -> Outcome:
     d = result.decision
-    state: State = "undecided" if d.selected is None else ("accepted" if d.selected else "rejected")
-    return Outcome(post, state, d.section, d.summary, d.revision, result.action_id)
+    return Outcome(post, state_of(d), d.section, d.summary, d.revision, result.action_id)
 
 
 def clean_summary(text: str) -> str:
@@ -177,6 +179,7 @@ class Retraining:
     """The state of the background retraining, shared by every request."""
 
     running: bool = False
+    failed: bool = False
     message: str = ""
     generation: int = 0  # raised each time a new model is in place
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -252,7 +255,7 @@ class Desk:
         if action not in ACTIONS:
             raise DeskError(f"unknown action {action[:40]!r}: one of {', '.join(ACTIONS)}")
         self._check_post(edition, post)
-        current = self.store.decisions(edition, digest=self.digest.name).get(post, Decision())
+        current = self.store.decision(edition, post, digest=self.digest.name)
         if current.revision != revision:
             raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; reload to see it")
         if action == "reject":
@@ -321,14 +324,12 @@ class Desk:
                 save(model, self.model_dir)
                 self.model = model
             meta = model.meta
-            message = (f"trained on {meta['n_examples']} decisions ({meta['n_positives']} picks); "
-                       f"priority {meta['priority_mode']}")
-        except AggregatorError as exc:
-            message = f"retraining failed: {exc}"
-        except ValueError as exc:  # scikit-learn refuses what it cannot fit (one class only, ...)
-            message = f"retraining failed: {exc}"
+            message, failed = (f"trained on {meta['n_examples']} decisions ({meta['n_positives']} picks); "
+                               f"priority {meta['priority_mode']}"), False
+        except (AggregatorError, ValueError) as exc:  # ValueError: what scikit-learn cannot fit (one class only, ...)
+            message, failed = f"retraining failed: {exc}", True
         with self.retraining.lock:
-            self.retraining.running, self.retraining.message = False, message
+            self.retraining.running, self.retraining.failed, self.retraining.message = False, failed, message
             self.retraining.generation += 1
 
 

@@ -178,10 +178,11 @@
     }
   }
 
-  function remember() {
+  // What a reload after retraining keeps: the filters, the editor's row, and what to tell them.
+  function remember(message) {
     const filters = {};
     ["filter-text", "filter-source", "filter-section", "filter-state"].forEach((id) => { filters[id] = document.getElementById(id).value; });
-    sessionStorage.setItem(memory, JSON.stringify({filters: filters, row: current ? current.id : null}));
+    sessionStorage.setItem(memory, JSON.stringify({filters: filters, row: current ? current.id : null, message: message}));
   }
 
   async function retrain() {
@@ -193,8 +194,8 @@
         const response = await fetch("/retrain", {credentials: "same-origin"});
         const state = await response.json();
         if (state.running || state.generation === generation) { setTimeout(poll, 300); return; }
-        say(state.message);
-        remember();
+        if (state.failed) { say(state.message, true); return; }
+        remember(state.message);
         location.reload();
       };
       setTimeout(poll, 300);
@@ -231,6 +232,7 @@
     sessionStorage.removeItem(memory);
     const row = wanted && /^post-\d+$/.test(wanted) ? document.getElementById(wanted) : null;
     focusRow(row || rows()[0]);
+    if (saved && typeof saved.message === "string") { say(saved.message); }
   }
 
   const keys = {
