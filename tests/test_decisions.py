@@ -14,7 +14,8 @@ from aggregator.errors import ConflictError
 from aggregator.learn.labels import ImportEntry
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
 from aggregator.store import Decision, Store
-from aggregator.web.desk import Desk, DeskError, arrange, leaves
+from aggregator.learn.labels import leaves
+from aggregator.web.desk import Desk, DeskError, arrange
 from conftest import FeedServer, run_cli, trained_on_last_month
 from test_store import pg_url  # noqa: F401  (the PostgreSQL server fixture)
 

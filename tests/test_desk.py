@@ -252,6 +252,8 @@ def test_keys_accept_reject_move_edit_undo_and_the_export(browser: WebDriver, de
     after = desk.decisions()
     assert {p: (d.selected, d.section, d.summary) for p, d in after.items()} == \
         {p: (d.selected, d.section, d.summary) for p, d in before.items()}
+    open_desk(browser, desk.url)  # the export lists two sections; imported, it drops none of the taxonomy's
+    assert sections(browser) == options
 
 
 def test_every_action_works_with_the_mouse(browser: WebDriver, desk: Desk) -> None:

@@ -197,3 +197,17 @@ def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> 
         assert messages[0].startswith("model trained again: ") and "priority prior" in messages[0]
         assert load(rt.model_dir()).meta["n_examples"] > before
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())
+
+
+def test_an_edition_that_used_few_sections_drops_none_of_the_taxonomy() -> None:
+    from aggregator.learn.labels import merge_trees
+
+    full = [("1. Research",), ("1. Research", "1.1. CV"), ("1. Research", "1.2. NLP"), ("2. Business",),
+            ("2. Business", "2.4. MLOps")]
+    partial = [("1. Research",), ("1. Research", "1.2. NLP")]
+    assert merge_trees([full, partial]) == tuple(full)
+    renamed = [("2. Business Cases",), ("2. Business Cases", "2.4. Training and MLOps")]  # the newest names win
+    assert merge_trees([full, renamed]) == (("1. Research",), ("1. Research", "1.1. CV"), ("1. Research", "1.2. NLP"),
+                                            *renamed)
+    assert merge_trees([[("Papers",), ("News",)], [("News",), ("Tools",)]]) == (("News",), ("Tools",), ("Papers",))
+    assert merge_trees([]) == ()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.digest_reader import read_digest
-from aggregator.learn.labels import (YEARS, align_section, covered_months, digest_month, digest_week, import_entries,
+from aggregator.learn.labels import (YEARS, align_section, covered_months, merge_trees, digest_month, digest_week, import_entries,
                                      out_of_range)
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
@@ -128,12 +128,11 @@ def _edition(digest: Digest, path: Path, scope: Scope, month: str | None, week: 
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
-    """The section tree drafts use: that of the newest imported edition which has numbered sections,
-    else of the newest one with any."""
+    """The section tree drafts use: that of the newest imported edition which has numbered sections
+    (else of the newest one with any), keeping the sections of earlier ones it did not use (`merge_trees`)."""
     digests = [d for d in store.digests(digest=scope.digest) if d.sections]
     numbered = [d for d in digests if any(s and s[0][:1].isdigit() for s in d.sections)]
-    chosen = (numbered or digests)[-1:]
-    return chosen[0].sections if chosen else ()
+    return merge_trees([d.sections for d in (numbered or digests)])
 
 
 def section_emoji(store: Store, scope: Scope = Scope()) -> dict[str, str]:

@@ -78,19 +78,49 @@ def number_and_name(heading: str) -> tuple[str | None, str]:
     return (match.group(1), match.group(2).strip().casefold()) if match else (None, heading.strip().casefold())
 
 
+def leaves(tree: Sequence[SectionPath]) -> tuple[SectionPath, ...]:
+    """The sections an entry can stand in: those no other section of the tree nests under."""
+    return tuple(s for s in tree if not any(len(o) > len(s) and o[: len(s)] == s for o in tree))
+
+
+def _numbers(section: SectionPath) -> tuple[str | None, ...]:
+    return tuple(number_and_name(h)[0] for h in section)
+
+
+def _number_key(section: SectionPath) -> tuple[int, ...]:
+    return tuple(int(part) for part in (number_and_name(section[-1])[0] or "").split(".") if part.isdigit())
+
+
+def merge_trees(trees: Sequence[Sequence[SectionPath]]) -> tuple[SectionPath, ...]:
+    """The newest section tree (the last), with every section of the older ones that it neither has nor
+    renamed (the same numbers at every level): an edition lists only the sections it used, so a draft
+    exported with three sections drops none of the others. A numbered tree is kept in number order."""
+    if not trees:
+        return ()
+    tree = list(trees[-1])
+    for older in reversed(trees[:-1]):
+        for section in older:
+            numbers = _numbers(section)
+            renamed = None not in numbers and any(_numbers(t) == numbers for t in tree)
+            if section not in tree and not renamed:
+                tree.append(section)
+    if all(None not in _numbers(s) for s in tree):
+        tree.sort(key=_number_key)
+    return tuple(tree)
+
+
 def align_section(section: SectionPath, taxonomy: Sequence[SectionPath]) -> SectionPath:
     """The taxonomy section an old heading path means: the same path, else the leaf with the same
     number (e.g. "2.4." when the parent was renamed), else the first leaf with the same name
     (unnumbered digests); otherwise the path as written."""
     if not taxonomy or section in taxonomy:
         return section
-    leaves = [s for s in taxonomy if not any(len(o) > len(s) and o[: len(s)] == s for o in taxonomy)]
     number, name = number_and_name(section[-1])
     if number:
-        for leaf in leaves:
+        for leaf in leaves(taxonomy):
             if number_and_name(leaf[-1])[0] == number:
                 return leaf
-    for leaf in leaves:
+    for leaf in leaves(taxonomy):
         if number_and_name(leaf[-1])[1] == name:
             return leaf
     return section

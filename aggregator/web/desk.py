@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import AggregatorError, ConflictError, DigestError
 from aggregator.files import atomic_write
-from aggregator.learn.labels import out_of_range
+from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
 from aggregator.models import DraftItem, SectionPath, edition_bounds
 from aggregator.store import Decision, DeskResult, Store
@@ -105,11 +105,6 @@ def _row(item: DraftItem, decision: Decision) -> Row:
                post.published.strftime("%Y-%m-%d"), _opening(post.summary), prediction.priority,
                prediction.section_confidence, prediction.reasons, prediction.section, state,
                item.selected and state != "rejected", decision.summary, decision.revision)
-
-
-def leaves(tree: Sequence[SectionPath]) -> tuple[SectionPath, ...]:
-    """The sections an entry can stand in: those no other section nests under."""
-    return tuple(s for s in tree if not any(len(o) > len(s) and o[: len(s)] == s for o in tree))
 
 
 def arrange(items: Sequence[DraftItem], decisions: dict[int, Decision], tree: Sequence[SectionPath]) -> tuple[Group, ...]:
