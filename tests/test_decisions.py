@@ -106,6 +106,8 @@ def test_desk_decisions_are_labels_that_train_and_eval_read(home: Path, feed_ser
             desk.act(EDITION, 10_000, "accept", revision=0, section=section)
         with pytest.raises(DeskError, match="no edition"):
             desk.view("2022-13")
+        with pytest.raises(DeskError, match="is monthly"):
+            desk.view("2022-W50")
     result = run_cli(home, "eval", "--json")
     assert result.exit_code == 0, result.output
     splits = {name: scores for name, _trained, scores in json.loads(result.output)["splits"]}
