@@ -17,22 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import FeedServer, trained_on_last_month  # noqa: E402
-from test_desk import Desk, chromium, open_desk, press, wait, state_of  # noqa: E402
+from test_desk import Desk, chromium, make_trained_home, open_desk, press, state_of, wait  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "desk.png")
     args = parser.parse_args(argv)
-    home = Path(tempfile.mkdtemp(prefix="aggregator-shot-"))
-    (home / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    server = FeedServer()
-    server.thread.start()
-    try:
-        trained_on_last_month(home, server)
-    finally:
-        server.httpd.shutdown()
+    home = make_trained_home(Path(tempfile.mkdtemp(prefix="aggregator-shot-")))
     desk = Desk(home)
     driver = chromium()
     try:

@@ -62,10 +62,9 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with December 2022's posts fetched and a model trained on November's digest; each test copies it."""
-    home = tmp_path_factory.mktemp("desk-base")
+def make_trained_home(home: Path) -> Path:
+    """December 2022's fixture posts fetched from a feed server on 127.0.0.1 (stopped afterwards) and a
+    model trained on November's digest, in `home`."""
     (home / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
     server = FeedServer()
     server.thread.start()
@@ -75,6 +74,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         server.httpd.shutdown()
         server.httpd.server_close()
     return home
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained home (make_trained_home) that each test copies."""
+    return make_trained_home(tmp_path_factory.mktemp("desk-base"))
 
 
 @pytest.fixture
