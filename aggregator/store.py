@@ -927,9 +927,12 @@ def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_i
             s.delete(row)
         return Decision()
     section = json.dumps(list(after.section), ensure_ascii=False) if after.selected and after.section else None
-    if row is None:
+    if row is None:  # revisions go on from the row's history, so a page that saw an older state of it is refused
+        seen = select(func.max(DeskActionRow.revision)).where(
+            DeskActionRow.digest == digest, DeskActionRow.month == month, DeskActionRow.post_id == post_id)
         row = LabelRow(digest=digest, post_id=post_id, month=month, selected=after.selected, section=section,
-                       editor_summary=after.summary, printed_source="", updated_at=now, revision=1)
+                       editor_summary=after.summary, printed_source="", updated_at=now,
+                       revision=(s.scalar(seen) or 0) + 1)
         s.add(row)
     else:
         row.selected, row.section, row.editor_summary = after.selected, section, after.summary

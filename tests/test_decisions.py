@@ -73,6 +73,10 @@ def test_undo_goes_back_step_by_step_and_never_over_someone_elses_change(db: str
             store.undo(EDITION, edit.action_id, now=NOW)
         post, result = store.undo(EDITION, accept.action_id, now=NOW)
         assert post == first and result.decision.selected is None and first not in store.decisions(EDITION)
+        again = store.decide(EDITION, first, Decision(True, OPS), revision=0, action="accept", now=NOW)
+        assert again.decision.revision == 4  # not 1 again: a page that saw the first accept (revision 1) is refused
+        with pytest.raises(ConflictError):
+            store.decide(EDITION, first, Decision(False), revision=1, action="reject", now=NOW)
         # An import that changes the row after a desk action makes that action impossible to undo.
         reject = store.decide(EDITION, second, Decision(False), revision=0, action="reject", now=NOW)
         entry = ImportEntry("https://p.example/1", "Post 1", "", NOW, NLP, "")
