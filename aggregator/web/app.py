@@ -208,14 +208,14 @@ def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callabl
 
     import uvicorn
 
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+    # Try the address first, for a one-line error; uvicorn then binds it itself (handing it this socket
+    # instead made each action take 48 ms rather than 2 ms in benchmarks/bench_desk.py).
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from None
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from None
     hosts = ("127.0.0.1", "localhost", host) if host not in ("0.0.0.0", "::") else ("*",)
     app = create_app(desk, token=token, hosts=hosts)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
@@ -234,4 +234,4 @@ def serve(desk: Desk, *, host: str, port: int, token: str | None, ready: Callabl
                 webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=[sock])
+    server.run()
