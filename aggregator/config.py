@@ -80,6 +80,7 @@ class Polling(_Strict):
     per_host: int = Field(default=6, gt=0, le=16)  # as browsers do over HTTP/1.1
     max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
     broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken
+    lease: Duration = 300  # PostgreSQL: how long a poller's claim on a feed lasts if it dies before recording it
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; monthly AI/ML digest)"
 
 
