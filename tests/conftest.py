@@ -265,3 +265,49 @@ def trained_on_last_month(home: Path, feed_server: FeedServer) -> None:
     assert run_cli(home, "-q", "fetch").exit_code == 0
     assert run_cli(home, "import-digest", str(DATA / "digests" / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
     assert run_cli(home, "train").exit_code == 0
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """AGGREGATOR_TEST_PG, or a throwaway PostgreSQL server started on 127.0.0.1 for the whole run; skip when
+    neither is possible, or fail when AGGREGATOR_REQUIRE_PG=1 (as CI sets it: the PostgreSQL tests must run)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    def unavailable(reason: str) -> None:
+        if os.environ.get("AGGREGATOR_REQUIRE_PG") == "1":
+            pytest.fail(f"AGGREGATOR_REQUIRE_PG=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+    if os.environ.get("AGGREGATOR_TEST_PG"):
+        yield os.environ["AGGREGATOR_TEST_PG"]
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        unavailable("no PostgreSQL server binaries (initdb, pg_ctl) and AGGREGATOR_TEST_PG unset")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        if not shutil.which("runuser"):
+            unavailable("running as root without runuser: cannot start PostgreSQL")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+    data = base / "data"
+    if as_user:
+        shutil.chown(base, "postgres")
+    port = free_port()
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"),
+                        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                        "start"], check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError, LookupError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        unavailable(f"could not start a PostgreSQL server: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
