@@ -202,8 +202,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 40) -> N
 def test_three_fetches_share_300_feeds_each_fetched_once(farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
     """Three `fetch` processes started at once on a new database: each of 300 feeds on three loopback hosts is
     requested exactly once, each entry stored once, every process exits 0, and each fetched some of the feeds."""
-    f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 300, latency=0.1)
-    write_config(home, f, 300, per_host=4)
+    f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 300, latency=0.2)
+    write_config(home, f, 300, per_host=6, concurrency=8)  # alone, a poller would take 7.5 s: each gets a share
     procs = [aggregator(home, pg_db, "-q", "fetch", "--worker-id", f"p{n}") for n in range(3)]
     results = finish(procs)
     assert [code for code, _, _ in results] == [0, 0, 0], results
@@ -214,6 +214,8 @@ def test_three_fetches_share_300_feeds_each_fetched_once(farm: Callable[..., Far
     assert set(by) == {"p0", "p1", "p2"} and sum(by.values()) == 300, by
     assert rows(pg_db, "select count(*) from feeds where claimed_by is not null") == [(0,)]
     assert sum(int(out.split()[0]) for _, out, _ in results) == 300  # "N feeds: ..." from each
+    code, table, _ = finish([aggregator(home, pg_db, "feeds")])[0]
+    assert code == 0 and "by" in table.splitlines()[0] and all(f"p{n}" in table for n in range(3))
 
 
 def test_the_per_host_limit_holds_across_pollers(farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
