@@ -208,16 +208,16 @@ def run(
 
         def poll_job() -> None:
             try:
-                summary = rt.poll(progress=lambda o: log.warning("%s: %s", o.feed, o.message) if o.status in ("error", "gone") else None)
+                summary = rt.poll(progress=lambda o: log.warning("%s: %s: %s", rt.worker_id, o.feed, o.message) if o.status in ("error", "gone") else None)
             except BusyError as exc:  # a cron or hand-started pass is running: skip this tick
-                log.warning("%s", exc)
+                log.warning("%s: %s", rt.worker_id, exc)
                 return
             if summary.outcomes:
                 log.info("%s: %s", rt.worker_id, _summary_line(summary))
 
         def draft_job() -> None:
             for message in rt.refresh_drafts(only=only):
-                log.info(message)
+                log.info("%s: %s", rt.worker_id, message)
 
         store = rt.store  # fail fast on a bad database, before the scheduler starts
         log.info("daemon %s started on %s: tick every %ss, drafts every %ss", rt.worker_id, store.where,

@@ -149,7 +149,7 @@ class Runtime:
         PostgreSQL database take turns: one refreshes, the others skip it and say so."""
         with once_at_a_time(self.store, "drafts") as mine:
             if not mine:
-                return [f"drafts not refreshed by {self.worker_id}: another poller is refreshing them now"]
+                return ["drafts not refreshed: another poller is refreshing them now"]
             messages = []
             for digest in self.config.digest_list():
                 if only is None or digest.name == only:
