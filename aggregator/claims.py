@@ -22,15 +22,18 @@ _DUE = "NOT f.gone AND (f.next_check_at IS NULL OR f.next_check_at <= :now)"
 
 # The claim: due feeds not claimed by anyone, the oldest due first, at most `per_host` claimed per host across
 # every poller (the claims already held count), locked with SKIP LOCKED and leased to this poller until :until.
+# Only the first :scan eligible feeds are looked at, so a claim costs the same however many feeds are due.
 _CLAIM = f"""
 WITH held AS (
     SELECT {_HOST} AS host, count(*) AS n FROM feeds f WHERE f.claimed_until > :now GROUP BY 1
+), eligible AS (
+    SELECT f.id, f.url, f.next_check_at FROM feeds f WHERE {_ELIGIBLE}
+    ORDER BY f.next_check_at NULLS FIRST, f.id LIMIT :scan
 ), ranked AS (
     SELECT f.id, f.next_check_at,
            coalesce(held.n, 0) + row_number() OVER (PARTITION BY {_HOST} ORDER BY f.next_check_at NULLS FIRST, f.id)
                AS slot
-    FROM feeds f LEFT JOIN held ON held.host = {_HOST}
-    WHERE {_ELIGIBLE}
+    FROM eligible f LEFT JOIN held ON held.host = {_HOST}
 ), chosen AS (
     SELECT id FROM ranked WHERE slot <= :per_host ORDER BY next_check_at NULLS FIRST, id LIMIT :room
 )
@@ -51,18 +54,18 @@ def _statement(sql: str, names: Sequence[str], everything: bool) -> str:
 def claim(store: Store, *, worker: str, now: datetime, until: datetime, started: datetime, room: int, per_host: int,
           names: Sequence[str] = (), everything: bool = False) -> tuple[list[FeedState], bool]:
     """Claim up to `room` feeds for `worker` until `until`: due ones (every one with `everything`, the named
-    ones with `names`) not fetched since `started`; and whether any such feed is left that the per-host cap
-    kept back for now. Claims take turns under a transaction advisory lock, so the cap counts exactly."""
+    ones with `names`) not fetched since `started`; and, when none could be claimed, whether any such feed
+    is left that the per-host cap keeps back for now. Claims take turns under a transaction advisory lock, so the cap counts exactly."""
     binds = [bindparam("now", type_=UTCDateTime()), bindparam("started", type_=UTCDateTime()),
              *([bindparam("names", expanding=True)] if names else [])]
     claim_sql = text(_statement(_CLAIM, names, everything)).bindparams(*binds, bindparam("until", type_=UTCDateTime()))
     waiting_sql = text(_statement(_WAITING, names, everything)).bindparams(*binds)
     values = dict(worker=worker, now=now, until=until, started=started, room=room, per_host=per_host,
-                  **({"names": list(names)} if names else {}))
+                  scan=max(4 * room, 64), **({"names": list(names)} if names else {}))
     with store.session() as s:
         take_turns(s, CLAIM_TURN)
         rows = list(s.execute(claim_sql, values))
-        waiting = bool(s.scalar(waiting_sql, values))
+        waiting = not rows and bool(s.scalar(waiting_sql, values))  # asked only when it matters
     rows.sort(key=lambda r: (r.next_check_at is not None, r.next_check_at or now, r.id))
     return [FeedState(*row[:8]) for row in rows], waiting
 

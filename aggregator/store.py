@@ -55,7 +55,7 @@ from aggregator.models import (
 )
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
-_IMPORT_TRIES = 5  # an import racing a polling pass for the same new URLs (or a deadlocked write) runs again this often at most
+_IMPORT_TRIES = 5  # an import racing a polling pass for the same new URLs runs again this often at most
 
 
 class _Raced(Exception):
@@ -63,12 +63,13 @@ class _Raced(Exception):
 
 
 LOCK_CLASS = 1634166642  # 0x61676772, "aggr": the first key of every PostgreSQL advisory lock aggregator takes
-MIGRATE_TURN, SYNC_TURN, CLAIM_TURN = 1, 2, 3  # second keys of the transaction locks that make processes take turns
+MIGRATE_TURN, SYNC_TURN, CLAIM_TURN, POSTS_TURN = 1, 2, 3, 4  # second keys of the locks that make processes take turns
 
 
 def take_turns(conn: Connection | Session, turn: int) -> None:
     """On PostgreSQL, wait for the other processes' transactions of this kind (the lock ends with this
-    transaction): migrations, feeds.yaml syncs and claims started at once by several pollers run one by one."""
+    transaction): migrations, feeds.yaml syncs, claims and writes of new posts by several pollers run one
+    by one (each a few milliseconds; parsing and fetching, the slow parts, stay parallel)."""
     dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
     if dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
@@ -517,17 +518,11 @@ class Store:
         return self.record_fetches([fetched], now=now)[0]
 
     def record_fetches(self, batch: Sequence[Fetched], *, now: datetime) -> list[int]:
-        """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added. A
-        transaction that PostgreSQL ends as a deadlock (two pollers adding the same links in another order)
-        runs again."""
-        for attempt in range(_IMPORT_TRIES):
-            try:
-                with self._sessions.begin() as s:
-                    return [_record_one(s, fetched, now, self.worker) for fetched in batch]
-            except SQLAlchemyError as exc:
-                if getattr(getattr(exc, "orig", None), "sqlstate", None) != "40P01" or attempt == _IMPORT_TRIES - 1:
-                    raise StoreError(f"{self.where}: {_short(exc)}") from None
-        raise AssertionError("unreachable")
+        """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added.
+        Pollers sharing a PostgreSQL database take turns (so two never add the same story's link at once)."""
+        with self.session() as s:
+            take_turns(s, POSTS_TURN)
+            return [_record_one(s, fetched, now, self.worker) for fetched in batch]
 
     def record_checks(self, checks: Sequence[Check], *, now: datetime) -> None:
         """Record many fetches that brought nothing new, in one transaction (a warm pass is mostly these)."""
@@ -668,6 +663,7 @@ class Store:
                        left_out: Sequence[ImportEntry]) -> ImportReport:
         try:
             with self._sessions.begin() as s:
+                take_turns(s, POSTS_TURN)  # beside pollers adding the same links on PostgreSQL
                 return self._import_in(s, month=month, path=path, style=style, title=title, sha256=sha256,
                                        sections=sections, covers=covers, entries=entries, now=now, digest=digest,
                                        emoji=emoji, left_out=left_out)
@@ -899,16 +895,14 @@ _NEW_POST = ("feed_id", "key", "url", "title", "summary", "author", "source", "p
 _ROWS_PER_INSERT = 64  # 10 columns each: under the 999 bound variables of old SQLite builds
 
 
-@functools.lru_cache(maxsize=16)
-def _insert_posts(rows: int, shared: bool) -> TextClause:
+@functools.lru_cache(maxsize=8)
+def _insert_posts(rows: int) -> TextClause:
     """One INSERT of `rows` new posts, binds named "<column>_<row>" (SQLAlchemy's executemany would send
-    each row as its own SQLite step, and every step lets the fetch threads take the GIL). `shared`: other
-    pollers may be storing the same link right now; theirs stands, and this row is skipped."""
+    each row as its own SQLite step, and every step lets the fetch threads take the GIL)."""
     values = ", ".join("(" + ", ".join(f":{name}_{i}" for name in _NEW_POST) + ")" for i in range(rows))
     dates = [bindparam(f"{name}_{i}", type_=UTCDateTime()) for i in range(rows)
              for name in ("published_at", "first_seen_at")]
-    skip = " ON CONFLICT DO NOTHING" if shared else ""
-    return text(f"INSERT INTO posts ({', '.join(_NEW_POST)}) VALUES {values}{skip}").bindparams(*dates)
+    return text(f"INSERT INTO posts ({', '.join(_NEW_POST)}) VALUES {values}").bindparams(*dates)
 
 
 def _add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datetime) -> int:
@@ -951,16 +945,12 @@ def _add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datet
         new.append(dict(feed_id=feed_id, key=post.key, url=post.url, title=post.title, summary=post.summary,
                         author=post.author, source="", published_at=published, first_seen_at=now,
                         content_hash=post.content_hash))
-    shared = s.get_bind().dialect.name == "postgresql"  # several pollers may write at once
-    if shared:
-        new.sort(key=lambda row: row["url"] or "")  # every writer takes the links in one order: fewer deadlocks
-    start = added = 0
+    start = 0
     while start < len(new):  # statements of 64, 32, ... 1 rows: seven shapes to compile and cache, not ninety
         size = min(_ROWS_PER_INSERT, 1 << (len(new) - start).bit_length() - 1)
         chunk = new[start:start + size]
-        added += s.execute(_insert_posts(size, shared),
-                           {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row}).rowcount
+        s.execute(_insert_posts(size), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
         start += size
     for update_ in changed.values():
         s.execute(update(PostRow).where(PostRow.id == update_.pop("id")).values(**update_))
-    return added
+    return len(new)

@@ -134,8 +134,9 @@ def run_pass(
 ) -> PassSummary:
     """Fetch the given feeds concurrently (threads), parse new bodies on every core (processes, once
     more than a few bodies changed), and store each feed as its result arrives (this thread: one writer).
-    With `more`, feeds are also taken from it whenever half the fetch slots are free, what is done being
-    recorded first (which ends its claims), until it has none left.
+    With `more`, feeds are also taken from it whenever no more than `concurrency` are queued or in flight
+    (up to half as many again, so that the fetch slots stay full), what is done being recorded first
+    (which ends its claims), until it has none left.
 
     One broken feed never stops the others: its error is recorded on its row. When `stop` (by default
     the fetcher's own event) is set, feeds not yet fetched are left for the next pass and in-flight
@@ -184,9 +185,9 @@ def run_pass(
         """Take more feeds from `more` when there is room; False once it has none left for this pass."""
         if more is None:
             return False
-        if not queue and len(fetching) <= schedule.concurrency // 2 and len(parsing) < 4 * schedule.parse_workers:
+        if len(queue) + len(fetching) <= schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
             flush()
-            taken = more.take(schedule.concurrency - len(fetching))
+            taken = more.take(schedule.concurrency * 3 // 2 - len(queue) - len(fetching))
             queue.extend(taken)
             if not taken and not more.waiting:
                 return False

@@ -124,14 +124,26 @@ def main() -> None:
             rate = statistics.median(sum(r["fetched"]) / sum(r["cpu"]) for r in rs)  # type: ignore[arg-type]
             print(f"{n:>7}  {med('wall'):6.2f}  {cpu:16.2f}  {rate:25.0f}  {med('db_cpu'):14.2f}  "
                   f"{med('srv_cpu'):17.2f}  {med('requests'):8.0f}")
-        one = results[counts[0]]
-        rate = statistics.median(sum(r["fetched"]) / sum(r["cpu"]) for r in one)  # type: ignore[arg-type]
-        db_per_request = statistics.median(float(r["db_cpu"]) / float(r["requests"]) for r in one)  # type: ignore[arg-type]
-        print(f"\nper request: {1000 / rate:.2f} ms of poller CPU, {db_per_request * 1000:.2f} ms of database CPU "
-              f"(medians, {counts[0]} poller(s)); a 2-core machine running 2 pollers checks at most about "
-              f"{2 * rate:.0f} feeds/s; 3 such machines about {6 * rate:.0f} feeds/s while the database has "
-              f"{6 * rate * db_per_request:.2f} cores of work for them")
-
+        samples = [(fetched, cpu) for rs in results.values() for r in rs for fetched, cpu in zip(r["fetched"], r["cpu"])]  # type: ignore[call-overload]
+        per_request, start_up = statistics.linear_regression([float(x) for x, _ in samples], [y for _, y in samples])
+        db_per_request = statistics.median(float(r["db_cpu"]) / float(r["requests"]) for rs in results.values() for r in rs)  # type: ignore[arg-type]
+        print(f"\nper poller, fitted over every sample (CPU = start-up + feeds x cost): start-up {start_up:.2f} s "
+              f"(imports, migrations check, feeds.yaml sync), then {per_request * 1000:.2f} ms of CPU per feed checked, "
+              f"i.e. {1 / per_request:.0f} requests per CPU-second once running; the database spends "
+              f"{db_per_request * 1000:.2f} ms per request (median, its fixed cost per poller included)")
+        machines, cores = 3, 2
+        bounds = {"poller CPU (one poller per core)": machines * cores / per_request,
+                  f"fetch slots ({machines * cores} pollers x {args.concurrency} at {args.latency * 1000:.0f} ms)":
+                      machines * cores * args.concurrency / args.latency,
+                  f"politeness ({server.addresses} hosts x per_host {args.per_host} at {args.latency * 1000:.0f} ms)":
+                      server.addresses * args.per_host / args.latency,
+                  f"database ({cores} cores)": cores / db_per_request}
+        print(f"a {machines}-machine deployment ({cores} cores each, one poller per core) is bounded by, in requests/s:")
+        for what, value in bounds.items():
+            print(f"  {what}: {value:,.0f}")
+        limit = min(bounds, key=bounds.__getitem__)
+        print(f"so about {bounds[limit]:,.0f} requests/s, set by {limit}: {args.feeds} feeds in "
+              f"{args.feeds / bounds[limit] + start_up:.1f} s with start-up")
 
 if __name__ == "__main__":
     main()
