@@ -206,7 +206,7 @@ def test_three_fetches_share_300_feeds_each_fetched_once(farm: Callable[..., Far
     requested exactly once, each entry stored once (one story that every feed links to included), every
     process exits 0, and each fetched some of the feeds."""
     f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 300, latency=0.2)
-    write_config(home, f, 300, per_host=6, concurrency=8)  # alone, a poller would take 7.5 s: each gets a share
+    write_config(home, f, 300, per_host=16, concurrency=8)  # alone, a poller would take 7.5 s: each gets a share
     procs = [aggregator(home, pg_db, "-q", "fetch", "--worker-id", f"p{n}") for n in range(3)]
     results = finish(procs)
     assert [code for code, _, _ in results] == [0, 0, 0], results
