@@ -1,4 +1,4 @@
-"""The database: tables, migrations and every query; the only module that speaks SQL."""
+"""The database: tables, migrations and every query but the claims of several pollers (claims.py)."""
 
 from __future__ import annotations
 
