@@ -14,6 +14,7 @@ from aggregator.claims import Claims, once_at_a_time
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.limits import MAX_NAME
 from aggregator.models import PassSummary, edition_bounds, edition_of
 from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
@@ -39,6 +40,8 @@ class Runtime:
         self.config = config
         self.db_url = db_url or config.default_db_url()
         self.worker_id = worker_id or default_worker_id()
+        if len(self.worker_id) > MAX_NAME:
+            raise ConfigError(f"--worker-id: at most {MAX_NAME} characters, got {len(self.worker_id)}")
         self.clock = clock
         self.stop = stop or threading.Event()
         self._store: Store | None = None
