@@ -105,10 +105,13 @@ def reports_errors(command: Callable[P, None]) -> Callable[P, None]:
 
 
 @contextmanager
-def runtime(ctx: typer.Context) -> Iterator[Runtime]:
+def runtime(ctx: typer.Context, worker_id: str | None = None) -> Iterator[Runtime]:
     opts: Options = ctx.obj
-    with Runtime(load_config(opts.config), opts.db) as rt:
+    with Runtime(load_config(opts.config), opts.db, worker_id=worker_id) as rt:
         yield rt
+
+
+WorkerIdOption = Annotated[str | None, typer.Option("--worker-id", help="This poller's name in logs and in `aggregator feeds` (default: host name and process id).", show_default=False)]
 
 
 def _say(ctx: typer.Context, text: str) -> None:
@@ -173,10 +176,11 @@ def fetch(
     ctx: typer.Context,
     feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll only this feed (by name); repeatable.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Poll every feed, due or not.")] = False,
-    wait: Annotated[float, typer.Option("--wait", min=0.0, help="If another pass is running on the database, wait up to this many seconds for it (default: exit at once with an error).")] = 0.0,
+    wait: Annotated[float, typer.Option("--wait", min=0.0, help="SQLite: if another pass is running on the database, wait up to this many seconds for it (default: exit at once with an error). PostgreSQL: passes share the feeds and never wait.")] = 0.0,
+    worker_id: WorkerIdOption = None,
 ) -> None:
     """One polling pass over the feeds that are due: for cron. Exit 0 even when some feeds fail."""
-    with runtime(ctx) as rt:
+    with runtime(ctx, worker_id) as rt:
         summary = _poll(ctx, rt, feed or [], everything, wait)
         say(_summary_line(summary))
 
@@ -187,9 +191,10 @@ def run(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Poll the due feeds once, write the current drafts, and exit.")] = False,
     digest: Annotated[str | None, typer.Option("--digest", help="Refresh only this digest's drafts (default: every digest's).", show_default=False)] = None,
+    worker_id: WorkerIdOption = None,
 ) -> None:
     """The daemon: poll due feeds every tick and keep every digest's current draft fresh, until SIGINT/SIGTERM."""
-    with runtime(ctx) as rt:
+    with runtime(ctx, worker_id) as rt:
         only = rt.config.digest(digest).name if digest is not None else None
         if once:
             summary = _poll(ctx, rt, [], False)
@@ -203,20 +208,20 @@ def run(
 
         def poll_job() -> None:
             try:
-                summary = rt.poll(progress=lambda o: log.warning("%s: %s", o.feed, o.message) if o.status in ("error", "gone") else None)
+                summary = rt.poll(progress=lambda o: log.warning("%s: %s: %s", rt.worker_id, o.feed, o.message) if o.status in ("error", "gone") else None)
             except BusyError as exc:  # a cron or hand-started pass is running: skip this tick
-                log.warning("%s", exc)
+                log.warning("%s: %s", rt.worker_id, exc)
                 return
             if summary.outcomes:
-                log.info(_summary_line(summary))
+                log.info("%s: %s", rt.worker_id, _summary_line(summary))
 
         def draft_job() -> None:
             for message in rt.refresh_drafts(only=only):
-                log.info(message)
+                log.info("%s: %s", rt.worker_id, message)
 
         store = rt.store  # fail fast on a bad database, before the scheduler starts
-        log.info("daemon started on %s: tick every %ss, drafts every %ss", store.where, rt.config.defaults.tick,
-                 rt.config.draft.refresh)
+        log.info("daemon %s started on %s: tick every %ss, drafts every %ss", rt.worker_id, store.where,
+                 rt.config.defaults.tick, rt.config.draft.refresh)
         run_daemon([Job("poll", rt.config.defaults.tick, poll_job), Job("draft", rt.config.draft.refresh, draft_job)], rt.stop)
 
 
@@ -238,15 +243,18 @@ def feeds(ctx: typer.Context) -> None:
     with runtime(ctx) as rt:
         broken_after = rt.config.defaults.broken_after
         now = rt.clock()
-        table = _table(("feed", "state", "checked", "status", "errors", "next check", "posts", "picks", "last error"),
-                       show_edge=False, overflow="fold")
+        table = _table(("feed", "state", "checked", "by", "status", "errors", "next check", "claim", "posts", "picks",
+                        "last error"), show_edge=False, overflow="fold")
         hints = []
         for h in rt.store.feed_health():
             if not h.active:
                 continue
-            table.add_row(h.name, _state(h, broken_after), _when(h.last_checked_at, now), str(h.last_status or "-"),
-                          str(h.error_count), "parked (feeds reset)" if h.gone else _when(h.next_check_at, now),
-                          str(h.posts), str(h.picks), h.last_error or "")
+            claim = (f"{h.claimed_by}, ends {_when(h.claimed_until, now)}"
+                     if h.claimed_by and h.claimed_until and h.claimed_until > now else "-")
+            table.add_row(h.name, _state(h, broken_after), _when(h.last_checked_at, now), h.last_fetched_by or "-",
+                          str(h.last_status or "-"), str(h.error_count),
+                          "parked (feeds reset)" if h.gone else _when(h.next_check_at, now), claim, str(h.posts),
+                          str(h.picks), h.last_error or "")
             advertised = re.search(r"advertises a feed at (\S+)", h.last_error or "")
             if advertised:
                 hints.append(f"{h.name}: {h.url} is a web page; use the feed it advertises instead: {advertised[1]}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -80,7 +80,15 @@ class Polling(_Strict):
     per_host: int = Field(default=6, gt=0, le=16)  # as browsers do over HTTP/1.1
     max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
     broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken
+    lease: Duration = 300  # PostgreSQL: how long a poller's claim on a feed lasts if it dies before recording it
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; monthly AI/ML digest)"
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_fetch(self) -> Polling:
+        if self.lease <= self.timeout:
+            raise ValueError(f"lease ({self.lease} s) must be longer than timeout ({self.timeout} s): a claim must "
+                             "outlast the fetch it was taken for")
+        return self
 
 
 class DraftSettings(_Strict):

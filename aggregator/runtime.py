@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aggregator.claims import Claims, once_at_a_time
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
 from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.limits import MAX_NAME
 from aggregator.models import PassSummary, edition_bounds, edition_of
 from aggregator.store import Store
 from aggregator.update import Progress, Schedule, run_pass
@@ -23,13 +27,21 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def default_worker_id() -> str:
+    """This poller's name when --worker-id gives none: host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Runtime:
     """One configuration and one database, opened (and migrated) on first use."""
 
     def __init__(self, config: Config, db_url: str | None = None, *, clock: Callable[[], datetime] = utc_now,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, worker_id: str | None = None) -> None:
         self.config = config
         self.db_url = db_url or config.default_db_url()
+        self.worker_id = worker_id or default_worker_id()
+        if len(self.worker_id) > MAX_NAME:
+            raise ConfigError(f"--worker-id: at most {MAX_NAME} characters, got {len(self.worker_id)}")
         self.clock = clock
         self.stop = stop or threading.Event()
         self._store: Store | None = None
@@ -37,7 +49,7 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            store = Store(self.db_url)
+            store = Store(self.db_url, worker=self.worker_id)
             try:
                 store.migrate()
                 store.sync_feeds(self.config.feed_configs(), self.clock())
@@ -69,13 +81,16 @@ class Runtime:
 
     def poll(self, *, names: Sequence[str] = (), everything: bool = False, wait: float = 0.0,
              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PassSummary:
-        """One polling pass over the due feeds (or the named ones, or all), holding the database's
-        polling lock; BusyError when another pass still holds it after `wait` seconds."""
+        """One polling pass over the due feeds (or the named ones, or all). On SQLite it holds the database's
+        polling lock (BusyError when another pass still holds it after `wait` seconds); on PostgreSQL it
+        claims its share of the feeds beside any other pollers, and never waits."""
         store = self.store
         if names:
             unknown = sorted(set(names) - set(store.feed_names()))
             if unknown:
                 raise ConfigError(f"--feed: no feed named {unknown[0]!r} in the configuration")
+        if store.engine.dialect.name == "postgresql":
+            return self._poll_claiming(names, everything, progress)
         with store.polling_lock(wait=wait, stop=self.stop):
             feeds = store.feeds_due(self.clock(), names=names or None, everything=everything)
             if on_start:
@@ -83,6 +98,17 @@ class Runtime:
             with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
                 return run_pass(store, fetcher, feeds, clock=self.clock, schedule=self.schedule(),
                                 progress=progress)
+
+    def _poll_claiming(self, names: Sequence[str], everything: bool, progress: Progress | None) -> PassSummary:
+        d = self.config.defaults
+        claims = Claims(self.store, worker=self.worker_id, clock=self.clock, lease=d.lease, per_host=d.per_host,
+                        names=names, everything=everything)
+        try:
+            with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
+                return run_pass(self.store, fetcher, (), clock=self.clock, schedule=self.schedule(),
+                                progress=progress, more=claims)
+        finally:
+            claims.release()
 
     def model_dir(self, digest: DigestSettings | None = None) -> Path:
         """Where a digest's model is saved: models/NAME/ (models/ itself without `digests:`)."""
@@ -122,12 +148,16 @@ class Runtime:
         """For every digest, keep the current edition's draft fresh (this month's, or this ISO week's for a
         weekly digest), and finish the previous edition's once it has ended; a model older than the posts
         or decisions is trained again first (`only`: one digest's). A damaged or stale model leaves that
-        digest's drafts alone and says so; polling and the other digests go on."""
-        messages = []
-        for digest in self.config.digest_list():
-            if only is None or digest.name == only:
-                messages += self._refresh(digest)
-        return messages
+        digest's drafts alone and says so; polling and the other digests go on. Several pollers on one
+        PostgreSQL database take turns: one refreshes, the others skip it and say so."""
+        with once_at_a_time(self.store, "drafts") as mine:
+            if not mine:
+                return ["drafts not refreshed: another poller is refreshing them now"]
+            messages = []
+            for digest in self.config.digest_list():
+                if only is None or digest.name == only:
+                    messages += self._refresh(digest)
+            return messages
 
     def _refresh(self, digest: DigestSettings) -> list[str]:
         from aggregator.digest.draft import refresh_draft  # Markdown and the digest reader stay off the polling path

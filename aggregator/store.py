@@ -1,4 +1,4 @@
-"""The database: tables, migrations and every query; the only module that speaks SQL."""
+"""The database: tables, migrations and every query but the claims of several pollers (claims.py)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,20 @@ _IMPORT_TRIES = 5  # an import racing a polling pass for the same new URLs runs 
 
 class _Raced(Exception):
     """Another writer committed a post with one of the URLs this transaction was adding."""
-_PG_LOCK_KEY = 0x61676772  # "aggr": the advisory lock id of the polling pass
+
+
+LOCK_CLASS = 1634166642  # 0x61676772, "aggr": the first key of every PostgreSQL advisory lock aggregator takes
+MIGRATE_TURN, SYNC_TURN, CLAIM_TURN, POSTS_TURN = 1, 2, 3, 4  # second keys of the locks that make processes take turns
+
+
+def take_turns(conn: Connection | Session, turn: int) -> None:
+    """On PostgreSQL, wait for the other processes' transactions of this kind (the lock ends with this
+    transaction): migrations, feeds.yaml syncs, claims and writes of new posts by several pollers run one
+    by one (each a few milliseconds; parsing and fetching, the slow parts, stay parallel)."""
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
+                     {"a": LOCK_CLASS, "b": turn})
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -106,6 +119,9 @@ class FeedRow(Base):
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the last body parsed; an equal one is skipped
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the poller fetching it now (PostgreSQL: claims.py)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # when that claim lapses
+    last_fetched_by: Mapped[str | None] = mapped_column(String(200))  # the poller that last recorded a fetch
 
     posts: Mapped[list[PostRow]] = relationship(back_populates="feed")
 
@@ -210,7 +226,7 @@ def migrations_dir() -> Path:
     return Path(aggregator.migrations.__file__).parent
 
 
-SCHEMA_VERSION = "0005"  # the newest revision in migrations/versions (a test keeps the two in step)
+SCHEMA_VERSION = "0006"  # the newest revision in migrations/versions (a test keeps the two in step)
 
 
 @dataclass(frozen=True)
@@ -304,6 +320,9 @@ class FeedHealth:
     gone: bool
     posts: int
     picks: int = 0  # its posts that an imported digest selected (any digest)
+    last_fetched_by: str | None = None  # the poller that last recorded a fetch of it
+    claimed_by: str | None = None  # the poller holding it now (PostgreSQL), until claimed_until
+    claimed_until: datetime | None = None
 
 
 def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
@@ -351,9 +370,11 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 class Store:
     """A database of feeds and posts, opened from a SQLAlchemy URL."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
-        """`busy_timeout`: how long a write waits for another process's write on SQLite before failing."""
+    def __init__(self, url: str, *, busy_timeout: float = 30.0, worker: str | None = None) -> None:
+        """`busy_timeout`: how long a write waits for another process's write on SQLite before failing;
+        `worker`: the poller's name, recorded on every feed whose fetch it records."""
         self.url = url
+        self.worker = worker
         self.where = describe_db(url)
         try:
             self.engine: Engine = create_engine(url)
@@ -388,8 +409,9 @@ class Store:
     def polling_lock(self, *, wait: float = 0.0, stop: threading.Event | None = None) -> Iterator[None]:
         """Hold the database's polling lock, so that only one pass runs at a time (cron, the daemon, by hand).
 
-        SQLite: an flock on a `.lock` file beside the database; PostgreSQL: a session advisory lock. Both
-        vanish with their process, even on kill -9. Waits up to `wait` seconds, then raises BusyError."""
+        SQLite: an flock on a `.lock` file beside the database, which vanishes with its process, even on
+        kill -9. Waits up to `wait` seconds, then raises BusyError. (PostgreSQL needs none: pollers share
+        the due feeds by claims, claims.py.)"""
         give_up = time.monotonic() + wait
         while (release := self._try_lock()) is None:
             if time.monotonic() >= give_up or (stop is not None and stop.is_set()):
@@ -417,22 +439,6 @@ class Store:
                 os.close(fd)
                 return None
             return lambda: os.close(fd)  # closing the file releases the lock
-        if dialect == "postgresql":
-            try:
-                conn = self.engine.connect()
-                if not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_LOCK_KEY}):
-                    conn.close()
-                    return None
-                conn.commit()
-            except SQLAlchemyError as exc:
-                raise StoreError(f"{self.where}: {_short(exc)}") from None
-
-            def release() -> None:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
-                conn.commit()
-                conn.close()
-
-            return release
         return lambda: None
 
     # -- schema ---------------------------------------------------------------------------
@@ -451,6 +457,7 @@ class Store:
         scripts = ScriptDirectory.from_config(cfg)
         try:
             with self.engine.begin() as conn, _transactional_ddl(conn):
+                take_turns(conn, MIGRATE_TURN)
                 current = MigrationContext.configure(conn).get_current_heads()
                 known = {s.revision for s in scripts.walk_revisions()}
                 unknown = [rev for rev in current if rev not in known]
@@ -480,6 +487,7 @@ class Store:
         wanted = {f.name: f for f in feeds}
         t = _FEEDS
         with self.session() as s:
+            take_turns(s, SYNC_TURN)
             rows = {row.name: row for row in s.execute(select(t.c.id, t.c.name, t.c.config_url, t.c.source,
                                                               t.c.interval, t.c.active))}
             new = [dict(name=name, config_url=feed.url, url=feed.url, source=feed.source, interval=feed.interval,
@@ -535,9 +543,11 @@ class Store:
         return self.record_fetches([fetched], now=now)[0]
 
     def record_fetches(self, batch: Sequence[Fetched], *, now: datetime) -> list[int]:
-        """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added."""
+        """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added.
+        Pollers sharing a PostgreSQL database take turns (so two never add the same story's link at once)."""
         with self.session() as s:
-            return [_record_one(s, fetched, now) for fetched in batch]
+            take_turns(s, POSTS_TURN)
+            return [_record_one(s, fetched, now, self.worker) for fetched in batch]
 
     def record_checks(self, checks: Sequence[Check], *, now: datetime) -> None:
         """Record many fetches that brought nothing new, in one transaction (a warm pass is mostly these)."""
@@ -545,7 +555,8 @@ class Store:
         for check in checks:
             when = check.checked_at or now
             row = dict(_answered(check.result, usable=True), feed_id=check.feed.id, last_checked_at=when,
-                       next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when)
+                       next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when,
+                       **_released(self.worker))
             groups.setdefault(tuple(row), []).append(row)
         if groups:
             with self.session() as s:
@@ -571,7 +582,8 @@ class Store:
         with self.session() as s:
             return [
                 FeedHealth(r.name, r.url, r.source, r.active, r.last_checked_at, r.last_success_at, r.last_status,
-                           r.last_error, r.error_count, r.next_check_at, r.gone, n, p)
+                           r.last_error, r.error_count, r.next_check_at, r.gone, n, p, r.last_fetched_by,
+                           r.claimed_by, r.claimed_until)
                 for r, n, p in s.execute(query.order_by(FeedRow.id))
             ]
 
@@ -676,6 +688,7 @@ class Store:
                        left_out: Sequence[ImportEntry]) -> ImportReport:
         try:
             with self._sessions.begin() as s:
+                take_turns(s, POSTS_TURN)  # beside pollers adding the same links on PostgreSQL
                 return self._import_in(s, month=month, path=path, style=style, title=title, sha256=sha256,
                                        sections=sections, covers=covers, entries=entries, now=now, digest=digest,
                                        emoji=emoji, left_out=left_out)
@@ -993,12 +1006,17 @@ def _answered(result: FetchResult, *, usable: bool) -> dict[str, Any]:
     return values
 
 
-def _record_one(s: Session, fetched: Fetched, now: datetime) -> int:
-    """One feed's fetch outcome on its row, and its posts; how many posts are new."""
+def _released(worker: str | None) -> dict[str, Any]:
+    """What recording a fetch sets besides its outcome: the claim given up, the poller that fetched."""
+    return dict(claimed_by=None, claimed_until=None, last_fetched_by=worker)
+
+
+def _record_one(s: Session, fetched: Fetched, now: datetime, worker: str | None) -> int:
+    """One feed's fetch outcome on its row (its claim released), and its posts; how many posts are new."""
     feed, result, error = fetched.feed, fetched.result, fetched.error
     now = fetched.checked_at or now
     values = _answered(result, usable=error is None)
-    values.update(last_checked_at=now, next_check_at=fetched.next_check)
+    values.update(last_checked_at=now, next_check_at=fetched.next_check, **_released(worker))
     if error is None:
         values.update(error_count=0, last_error=None, last_success_at=now)
     else:

@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher
@@ -27,6 +28,14 @@ RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, sho
 PARSE_HERE_FIRST = 32  # changed bodies parsed here (~6 ms each) before worker processes (~0.3 s to start) pay
 CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
 FETCHES_PER_WRITE = 20  # feeds with new bodies or errors recorded per transaction
+
+
+class FeedSource(Protocol):
+    """Where a pass gets more feeds while it runs (claims.Claims on PostgreSQL)."""
+
+    waiting: bool  # feeds are left that cannot be taken yet (their hosts are busy): ask again shortly
+
+    def take(self, room: int) -> list[FeedState]: ...
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,13 @@ def run_pass(
     schedule: Schedule | None = None,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    more: FeedSource | None = None,
 ) -> PassSummary:
     """Fetch the given feeds concurrently (threads), parse new bodies on every core (processes, once
     more than a few bodies changed), and store each feed as its result arrives (this thread: one writer).
+    With `more`, feeds are also taken from it whenever no more than `concurrency` are queued or in flight
+    (up to half as many again, so that the fetch slots stay full), what is done being recorded first
+    (which ends its claims), until it has none left.
 
     One broken feed never stops the others: its error is recorded on its row. When `stop` (by default
     the fetcher's own event) is set, feeds not yet fetched are left for the next pass and in-flight
@@ -168,10 +181,30 @@ def run_pass(
         if progress:
             progress(outcome)
 
+    def refill() -> bool:
+        """Take more feeds from `more` when there is room; False once it has none left for this pass."""
+        if more is None:
+            return False
+        if len(queue) + len(fetching) <= schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
+            flush()
+            taken = more.take(schedule.concurrency * 3 // 2 - len(queue) - len(fetching))
+            queue.extend(taken)
+            if not taken and not more.waiting:
+                return False
+        if not (queue or fetching or parsing):
+            stop.wait(0.2)  # every feed left is on a host at its limit: ask again shortly
+        return True
+
     _fewer_malloc_arenas()
     with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as threads:
         try:
-            while (queue or fetching or parsing) and not stop.is_set():
+            while not stop.is_set():
+                if not refill():
+                    more = None
+                if not (queue or fetching or parsing):
+                    if more is None:
+                        break
+                    continue
                 while queue and len(fetching) < schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
                     feed = queue.popleft()
                     fetching[threads.submit(fetcher.fetch, feed, clock())] = feed

@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -265,3 +266,61 @@ def trained_on_last_month(home: Path, feed_server: FeedServer) -> None:
     assert run_cli(home, "-q", "fetch").exit_code == 0
     assert run_cli(home, "import-digest", str(DATA / "digests" / "house_2022-12.md"), "--month", "2022-11").exit_code == 0
     assert run_cli(home, "train").exit_code == 0
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (the machine's initdb and pg_ctl; as the postgres user when
+    run as root), its URL for the block; RuntimeError saying why when it cannot start."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError("no PostgreSQL server binaries (initdb, pg_ctl)")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        if not shutil.which("runuser"):
+            raise RuntimeError("running as root without runuser: cannot start PostgreSQL")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+    data = base / "data"
+    if as_user:
+        shutil.chown(base, "postgres")
+    port = free_port()
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"),
+                        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                        "start"], check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError, LookupError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"could not start a PostgreSQL server: {exc}") from None
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """AGGREGATOR_TEST_PG, or a throwaway PostgreSQL server for the whole run; skip when neither is possible,
+    or fail when AGGREGATOR_REQUIRE_PG=1 (as CI sets it: the PostgreSQL tests must run there)."""
+    import os
+    from contextlib import ExitStack
+
+    if os.environ.get("AGGREGATOR_TEST_PG"):
+        yield os.environ["AGGREGATOR_TEST_PG"]
+        return
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except RuntimeError as exc:
+            if os.environ.get("AGGREGATOR_REQUIRE_PG") == "1":
+                pytest.fail(f"AGGREGATOR_REQUIRE_PG=1 but {exc}", pytrace=False)
+            pytest.skip(str(exc))
+        yield url

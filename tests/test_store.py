@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -162,47 +156,6 @@ def test_every_feed_is_committed_on_its_own(store: Store, tmp_path: Path) -> Non
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """AGGREGATOR_TEST_PG, or a throwaway PostgreSQL server started on 127.0.0.1; skip when neither is possible."""
-    if os.environ.get("AGGREGATOR_TEST_PG"):
-        yield os.environ["AGGREGATOR_TEST_PG"]
-        return
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) and AGGREGATOR_TEST_PG unset")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        if not shutil.which("runuser"):
-            pytest.skip("running as root without runuser: cannot start PostgreSQL")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    base = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
-    data = base / "data"
-    if as_user:
-        shutil.chown(base, "postgres")
-    port = _free_port()
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"),
-                        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError, LookupError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start a PostgreSQL server: {exc}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-
 
 def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: FeedServer) -> None:
     pytest.importorskip("psycopg")

@@ -1,0 +1,298 @@
+"""Several pollers on one PostgreSQL database: real `aggregator` processes sharing feeds served on loopback addresses."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from aggregator.claims import once_at_a_time
+from aggregator.store import Store
+
+pytest.importorskip("psycopg")
+
+_databases = itertools.count()
+
+
+@dataclass
+class Request:
+    """One request the farm answered (or held)."""
+
+    path: str
+    host: str
+    at: float  # time.monotonic() when it arrived
+    held: bool = False  # it arrived while the farm held requests
+
+
+class Farm:
+    """Feeds served from several loopback addresses: feed i at /fI.xml on host i % len(hosts), its entries
+    growing on demand (the first of each is one story every feed links to), ETag/304, `latency` seconds per answer; counts requests, and the most in flight at
+    once per host. While `hold` is set, requests wait (up to 30 s) before they are answered."""
+
+    def __init__(self, hosts: list[str], feeds: int, latency: float) -> None:
+        self.latency = latency
+        self.lock = threading.Lock()
+        self.entries = {f"/f{i}.xml": 2 for i in range(feeds)}
+        self.requests: list[Request] = []
+        self.in_flight: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.hold = threading.Event()
+        self.released = threading.Event()
+        farm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                host = self.server.server_address[0]
+                request = Request(self.path, host, time.monotonic(), farm.hold.is_set())
+                with farm.lock:
+                    farm.requests.append(request)
+                    farm.in_flight[host] += 1
+                    farm.peak[host] = max(farm.peak[host], farm.in_flight[host])
+                try:
+                    if request.held:
+                        farm.released.wait(30)
+                    time.sleep(farm.latency)
+                    self._answer()
+                finally:
+                    with farm.lock:
+                        farm.in_flight[host] -= 1
+
+            def _answer(self) -> None:
+                with farm.lock:
+                    count = farm.entries.get(self.path)
+                if count is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                etag = f'"{count}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                body = farm.body(self.path, count)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.servers = []
+        for host in hosts:
+            server = ThreadingHTTPServer((host, 0), Handler)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+
+    def url(self, i: int) -> str:
+        host, port = self.servers[i % len(self.servers)].server_address[:2]
+        return f"http://{host}:{port}/f{i}.xml"
+
+    @staticmethod
+    def body(path: str, count: int) -> bytes:
+        link = lambda n: f"https://blog.example/{path[1:-4]}/{n}" if n else "https://news.example/story"  # noqa: E731
+        items = "".join(f"<item><title>Post {n} of {path}</title><link>{link(n)}</link>"
+                        f"<guid>{path}#{n}</guid><pubDate>Sun, 02 Apr 2023 11:{n % 60:02d}:00 GMT</pubDate></item>"
+                        for n in range(count))
+        return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{path}</title>{items}</channel></rss>'.encode()
+
+    def grow(self) -> None:
+        """Every feed gains one entry."""
+        with self.lock:
+            for path in self.entries:
+                self.entries[path] += 1
+
+    def published(self) -> int:
+        """How many links the feeds have published (the shared story once)."""
+        with self.lock:
+            return 1 + sum(count - 1 for count in self.entries.values())
+
+    def counts(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.path for r in self.requests)
+
+    def close(self) -> None:
+        self.released.set()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def farm() -> Iterator[Callable[..., Farm]]:
+    started: list[Farm] = []
+
+    def start(hosts: list[str], feeds: int, latency: float) -> Farm:
+        started.append(Farm(hosts, feeds, latency))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for f in started:
+            f.close()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the test server."""
+    name = f"pollers_{os.getpid()}_{next(_databases)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def write_config(home: Path, farm: Farm, feeds: int, **defaults: object) -> Path:
+    lines = ["defaults:", *(f"  {k}: {v}" for k, v in defaults.items()), "feeds:"]
+    lines += [f"  - name: feed{i}\n    url: {farm.url(i)}" for i in range(feeds)]
+    (home / "feeds.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return home / "feeds.yaml"
+
+
+def aggregator(home: Path, db: str, *args: str) -> subprocess.Popen[str]:
+    """`aggregator ARGS` as a process of its own, as cron or systemd starts it."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    argv = [sys.executable, "-m", "aggregator", "--config", str(home / "feeds.yaml"), "--db", db, *args]
+    return subprocess.Popen(argv, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(procs: list[subprocess.Popen[str]], timeout: float = 60) -> list[tuple[int, str, str]]:
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+
+
+def rows(db: str, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    with Store(db) as store, store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 40) -> None:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_three_fetches_share_300_feeds_each_fetched_once(farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
+    """Three `fetch` processes started at once on a new database: each of 300 feeds on three loopback hosts is
+    requested exactly once, each entry stored once (one story that every feed links to included), every
+    process exits 0, and each fetched some of the feeds."""
+    f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 300, latency=0.2)
+    write_config(home, f, 300, per_host=16, concurrency=8)  # alone, a poller would take 7.5 s: each gets a share
+    procs = [aggregator(home, pg_db, "-q", "fetch", "--worker-id", f"p{n}") for n in range(3)]
+    results = finish(procs)
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    counts = f.counts()
+    assert len(counts) == 300 and set(counts.values()) == {1}
+    assert rows(pg_db, "select count(*), count(distinct url) from posts") == [(f.published(),) * 2] == [(301, 301)]
+    by = dict(rows(pg_db, "select last_fetched_by, count(*) from feeds group by 1"))
+    assert set(by) == {"p0", "p1", "p2"} and sum(by.values()) == 300, by
+    assert rows(pg_db, "select count(*) from feeds where claimed_by is not null") == [(0,)]
+    assert sum(int(out.split()[0]) for _, out, _ in results) == 300  # "N feeds: ..." from each
+    code, table, _ = finish([aggregator(home, pg_db, "feeds")])[0]
+    assert code == 0 and "by" in table.splitlines()[0] and all(f"p{n}" in table for n in range(3))
+
+
+def test_the_per_host_limit_holds_across_pollers(farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
+    """60 feeds on one host with per_host 2, three pollers: the host never has more than 2 requests in flight
+    from all of them together, and every feed is still fetched exactly once."""
+    f = farm(["127.0.0.1"], 60, latency=0.05)
+    write_config(home, f, 60, per_host=2)
+    assert aggregator(home, pg_db, "-q", "init").wait(60) == 0
+    procs = [aggregator(home, pg_db, "-q", "fetch", "--worker-id", f"p{n}") for n in range(3)]
+    assert [code for code, _, _ in finish(procs)] == [0, 0, 0]
+    assert f.peak["127.0.0.1"] <= 2
+    assert set(f.counts().values()) == {1} and len(f.counts()) == 60
+
+
+def test_daemons_poll_each_feed_once_per_interval_and_take_over_a_killed_ones_feeds(
+        farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
+    """Three `run` daemons over 30 feeds that keep gaining entries. No feed is requested twice within its
+    interval; after kill -9 of the daemon holding the feeds whose requests hang, another daemon fetches them
+    once the lease runs out; every published entry ends up stored exactly once; the others stop with 0."""
+    interval = 4
+    f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 30, latency=0.05)
+    write_config(home, f, 30, interval=interval, tick=1, lease=5, timeout=3, per_host=2)
+    assert aggregator(home, pg_db, "-q", "init").wait(60) == 0
+    daemons = {f"d{n}": aggregator(home, pg_db, "run", "--worker-id", f"d{n}") for n in range(3)}
+    try:
+        wait_for(lambda: rows(pg_db, "select count(*) from feeds where last_checked_at is null") == [(0,)],
+                 "the first pass")
+        f.hold.set()  # the next requests hang until released: the daemons are caught mid-pass
+        f.grow()
+        wait_for(lambda: any(r.held for r in f.requests), "a held request")
+        holding = rows(pg_db, "select claimed_by from feeds where claimed_by is not null")
+        victim = Counter(by for (by,) in holding).most_common(1)[0][0]
+        killed_at = datetime.now(timezone.utc)
+        daemons[victim].send_signal(signal.SIGKILL)
+        daemons[victim].wait(10)
+        taken = {name for (name,) in rows(pg_db, f"select name from feeds where claimed_by = '{victim}'")}
+        assert taken
+        f.hold.clear()
+        f.released.set()
+        names = ", ".join(f"'{name}'" for name in taken)
+        wait_for(lambda: all(by != victim and at.replace(tzinfo=timezone.utc) > killed_at for by, at in rows(
+            pg_db, f"select last_fetched_by, last_checked_at from feeds where name in ({names})")),
+                 "the killed daemon's feeds fetched by another")
+        f.grow()
+        wait_for(lambda: rows(pg_db, "select count(*) from posts") == [(f.published(),)], "every entry stored")
+    finally:
+        for name, proc in daemons.items():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+    survivors = [proc for name, proc in daemons.items() if name != victim]
+    assert [code for code, _, _ in finish(survivors)] == [0, 0]
+    assert rows(pg_db, "select count(*), count(distinct url) from posts") == [(f.published(),) * 2]
+    answered: dict[str, list[float]] = {}
+    for r in f.requests:  # the killed daemon's feeds are fetched again after its lease: the lease is their gap
+        if not r.held and r.path[2:-4] not in {name[4:] for name in taken}:
+            answered.setdefault(r.path, []).append(r.at)
+    assert len(answered) >= 30 - len(taken) and all(len(times) >= 2 for times in answered.values())
+    for path, times in answered.items():
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert all(gap > interval * 0.9 for gap in gaps), (path, gaps)
+
+
+def test_once_per_period_work_is_skipped_while_another_poller_holds_it(pg_db: str, home: Path) -> None:
+    """While one process holds the draft lock, `run --once` elsewhere polls but leaves the drafts alone and
+    says so; when the lock is free it writes the draft."""
+    with Store(pg_db) as store:
+        store.migrate()
+        with once_at_a_time(store, "drafts") as mine:
+            assert mine
+            with once_at_a_time(store, "drafts") as again:
+                assert not again  # another session of the same process is another poller too
+            busy = aggregator(home, pg_db, "run", "--once", "--worker-id", "second")
+            code, out, err = finish([busy])[0]
+    assert code == 0 and "drafts not refreshed: another poller is refreshing them now" in out
+    assert not (home / "drafts").exists()
+    code, out, err = finish([aggregator(home, pg_db, "run", "--once")])[0]
+    assert code == 0 and "not refreshed" not in out and (home / "drafts").exists()
