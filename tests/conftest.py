@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import ipaddress
+import itertools
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -272,7 +274,6 @@ def trained_on_last_month(home: Path, feed_server: FeedServer) -> None:
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL server on 127.0.0.1 (the machine's initdb and pg_ctl; as the postgres user when
     run as root), its URL for the block; RuntimeError saying why when it cannot start."""
-    import os
     import shutil
     import subprocess
     import tempfile
@@ -310,7 +311,6 @@ def postgres_server() -> Iterator[str]:
 def pg_url() -> Iterator[str]:
     """AGGREGATOR_TEST_PG, or a throwaway PostgreSQL server for the whole run; skip when neither is possible,
     or fail when AGGREGATOR_REQUIRE_PG=1 (as CI sets it: the PostgreSQL tests must run there)."""
-    import os
     from contextlib import ExitStack
 
     if os.environ.get("AGGREGATOR_TEST_PG"):
@@ -324,3 +324,24 @@ def pg_url() -> Iterator[str]:
                 pytest.fail(f"AGGREGATOR_REQUIRE_PG=1 but {exc}", pytrace=False)
             pytest.skip(str(exc))
         yield url
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"aggregator_{os.getpid()}_{next(_databases)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

@@ -17,7 +17,6 @@ from aggregator.store import Decision, Store
 from aggregator.learn.labels import leaves
 from aggregator.web.desk import Desk, DeskError, arrange
 from conftest import FeedServer, run_cli, trained_on_last_month
-from test_store import pg_url  # noqa: F401  (the PostgreSQL server fixture)
 
 NOW = datetime(2022, 12, 20, tzinfo=timezone.utc)
 EDITION = "2022-12"
@@ -38,14 +37,7 @@ def _two_posts(store: Store) -> list[int]:
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'desk.db'}"
-    url = request.getfixturevalue("pg_url")
-    with Store(url) as store:  # a clean schema for each test on the shared server
-        store.migrate()
-        with store.session() as s:
-            from sqlalchemy import text
-
-            s.execute(text("TRUNCATE desk_actions, labels, digests, drafts, posts, feeds RESTART IDENTITY CASCADE"))
-    return url
+    return str(request.getfixturevalue("pg_db"))
 
 
 def test_a_decision_is_stored_with_a_revision_and_a_stale_one_is_refused(db: str) -> None:

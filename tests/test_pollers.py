@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -18,14 +17,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from aggregator.claims import once_at_a_time
 from aggregator.store import Store
 
 pytest.importorskip("psycopg")
 
-_databases = itertools.count()
 
 
 @dataclass
@@ -152,21 +149,6 @@ def farm() -> Iterator[Callable[..., Farm]]:
     finally:
         for f in started:
             f.close()
-
-
-@pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    """A new, empty database on the test server."""
-    name = f"pollers_{os.getpid()}_{next(_databases)}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def write_config(home: Path, farm: Farm, feeds: int, **defaults: object) -> Path:
