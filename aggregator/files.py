@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aggregator.errors import AggregatorError
@@ -33,3 +35,22 @@ def atomic_write(path: Path, data: bytes, *, replace: bool = True) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold an flock on `folder`/.lock for the block (shared for readers, exclusive for a writer of several
+    files), so processes on this machine never see one writer's files mixed with another's. The lock file
+    is opened without following a link; a folder that cannot hold it is used unlocked."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

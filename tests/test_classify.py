@@ -528,3 +528,31 @@ def test_save_never_follows_a_planted_temporary_name(model: classify.Model, tmp_
     model_file.save(model, directory)
     assert victim.read_text("utf-8") == "keep me"
     assert model_file.load(directory).predict(CANDIDATES) == model.predict(CANDIDATES)
+
+
+def _save_alternately(directory: Path, models: list[classify.Model], times: int) -> None:
+    for i in range(times):
+        model_file.save(models[i % 2], directory)
+
+
+def test_a_model_saved_by_one_process_while_another_loads_is_never_read_mixed(
+        model: classify.Model, prior_model: classify.Model, tmp_path: Path) -> None:
+    """The desk's retraining and the daemon's may save at once while a draft loads: the folder's lock keeps
+    every load to one whole model."""
+    import multiprocessing
+
+    model_file.save(model, tmp_path)
+    known = {json.loads((tmp_path / "meta.json").read_text())["model_sha256"]["model.json"]}
+    model_file.save(prior_model, tmp_path)
+    known.add(json.loads((tmp_path / "meta.json").read_text())["model_sha256"]["model.json"])
+    writer = multiprocessing.get_context("fork").Process(target=_save_alternately, args=(tmp_path, [model, prior_model], 60))
+    writer.start()
+    loads = 0
+    try:
+        while writer.is_alive() or loads == 0:
+            loaded = model_file.load(tmp_path)  # a mixed model would raise ModelError ("damaged")
+            assert loaded.meta["model_sha256"]["model.json"] in known
+            loads += 1
+    finally:
+        writer.join(timeout=120)
+    assert writer.exitcode == 0 and loads > 0

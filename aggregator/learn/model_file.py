@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from aggregator.errors import ModelError
-from aggregator.files import WriteError, atomic_write
+from aggregator.files import WriteError, atomic_write, folder_lock
 from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
 from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
 from aggregator.learn.linear import Linear
@@ -35,8 +35,8 @@ def save(model: Model, directory: Path) -> None:
     """Write model.npz, model.json, then meta.json (with both files' SHA-256) into `directory`.
 
     Each file is written to a new, unpredictably named file in `directory` and renamed into place
-    (`files.atomic_write`), so a planted `model.npz.tmp` link redirects nothing and a reader never sees
-    half a model.
+    (`files.atomic_write`), so a planted `model.npz.tmp` link redirects nothing; the writes hold the
+    folder's lock, which `load` shares, so a reader never sees half a model, nor two models mixed.
     """
     state, arrays = _to_files(model)
     buffer = io.BytesIO()
@@ -45,8 +45,12 @@ def save(model: Model, directory: Path) -> None:
     model.meta["model_sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     files[META_FILE] = (json.dumps(model.meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     try:
-        for name, data in files.items():  # meta.json last: it vouches for the others
-            atomic_write(directory / name, data)
+        directory.mkdir(parents=True, exist_ok=True)
+        with folder_lock(directory, exclusive=True):  # a desk's retraining and the daemon's never interleave
+            for name, data in files.items():  # meta.json last: it vouches for the others
+                atomic_write(directory / name, data)
+    except OSError as exc:
+        raise ModelError(f"cannot save the model: {directory}: {exc.strerror or exc}") from None
     except WriteError as exc:
         raise ModelError(f"cannot save the model: {exc}") from None
 
@@ -88,6 +92,11 @@ def load(directory: Path) -> Model:
     refused, the rest from JSON, and every shape and type is checked before use."""
     if not directory.is_dir():
         raise ModelError(f"no model in {directory}: run `aggregator train` first")
+    with folder_lock(directory, exclusive=False):  # never between a writer's files
+        return _load(directory)
+
+
+def _load(directory: Path) -> Model:
     for name in (META_FILE, ARRAYS_FILE, STATE_FILE):
         path = directory / name
         if not path.is_file():
