@@ -386,7 +386,7 @@ def test_save_load_round_trip(fixture: str, request: pytest.FixtureRequest, tmp_
     assert loaded.predict(CANDIDATES) == m.predict(CANDIDATES)
     assert loaded.meta == m.meta
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model_file.META_FILE, model_file.ARRAYS_FILE,
-                                                                 model_file.STATE_FILE])
+                                                                 model_file.STATE_FILE, ".lock"])
 
 
 @pytest.fixture(scope="module")
@@ -515,7 +515,7 @@ def test_save_overwrites_an_older_model(model: classify.Model, prior_model: clas
     model_file.save(model, tmp_path)
     assert model_file.load(tmp_path).meta["priority_mode"] == "classifier"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model_file.META_FILE, model_file.ARRAYS_FILE,
-                                                                 model_file.STATE_FILE])
+                                                                 model_file.STATE_FILE, ".lock"])
 
 
 def test_save_never_follows_a_planted_temporary_name(model: classify.Model, tmp_path: Path) -> None:
