@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from feedgen import generate, render
@@ -183,14 +184,28 @@ def ensure_reader_venv(work: Path) -> Path:
     return python
 
 
+def ensure_aggregator_venv(work: Path) -> Path:
+    """aggregator's own virtual environment, as a user installs it (`pip install -e .`, no test extras: the
+    test-only packages change what gets imported, e.g. selenium brings trio, which httpcore then imports);
+    created again when pyproject.toml changes. Returns its python."""
+    venv = work / "aggregator-venv"
+    python = venv / "bin" / "python"
+    marker = venv / "installed.txt"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not (python.exists() and marker.exists() and marker.read_text() == wanted):
+        print(f"installing aggregator ({ROOT}) into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)], check=True, env=clean_env())
+        marker.write_text(wanted)
+    return python
+
+
 class Systems:
     """How each system is started, and how its stored links are read back."""
 
-    def __init__(self, work: Path, server: FeedServer, reader_python: Path) -> None:
+    def __init__(self, work: Path, server: FeedServer, reader_python: Path, aggregator_python: Path) -> None:
         self.work, self.reader_python = work, reader_python
-        self.aggregator = Path(sys.executable).with_name("aggregator")
-        if not self.aggregator.exists():
-            raise SystemExit(f"no aggregator entry point beside {sys.executable}: run with the project's .venv python")
+        self.aggregator = aggregator_python.with_name("aggregator")
         self.script = work / "reader_update.py"
         self.script.write_text(READER_SCRIPT)
         self.write_inputs("feeds", server.feeds)
@@ -306,14 +321,14 @@ def parse_floor(corpus: list[tuple[bytes, str, str]]) -> str:
             f"{mine:.2f} s CPU for {posts} posts")
 
 
-def startup_floor(work: Path, reader_python: Path) -> str:
+def startup_floor(work: Path, reader_python: Path, aggregator_python: Path) -> str:
     """What each system costs before its first request: a fresh process importing its polling code."""
     def imports(python: Path, code: str) -> tuple[float, float, float]:
         runs = [measure([str(python), "-c", code], work / "startup.log") for _ in range(3)]
         wall, cpu, rss = (statistics.median(column) for column in zip(*runs, strict=True))
         return wall, cpu, rss
 
-    wall, cpu, rss = imports(Path(sys.executable), "import aggregator.cli, aggregator.update")
+    wall, cpu, rss = imports(aggregator_python, "import aggregator.cli, aggregator.update")
     r_wall, r_cpu, r_rss = imports(reader_python, "import reader, feedparser, requests")
     return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
             f"pydantic, typer): {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB; importing reader, feedparser "
@@ -359,6 +374,7 @@ def main() -> None:
     global PYCACHE
     PYCACHE = args.work_dir / "pycache"
     reader_python = ensure_reader_venv(args.work_dir)
+    aggregator_python = ensure_aggregator_venv(args.work_dir)
     work = args.work_dir / f"n{args.feeds}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -374,7 +390,7 @@ def main() -> None:
                   "spread as in a real reading list: 8% of the feeds on one host, 2% on another, the rest alone")
         print(f"server: pid {server.proc.pid}, {server.addresses} loopback addresses (127.0.0.2...) on port "
               f"{server.port} ({spread}), {args.latency * 1000:.0f} ms latency per answer; work dir {work}", flush=True)
-        systems = Systems(work, server, reader_python)
+        systems = Systems(work, server, reader_python, aggregator_python)
         systems.warm_up(server.feeds[:5])
         floor_transport = transport_floor(server, args.latency)
         print(floor_transport, flush=True)
@@ -388,7 +404,7 @@ def main() -> None:
     print(median_table(results))
     print(floor_transport)
     print(floor_parse)
-    print(startup_floor(work, reader_python))
+    print(startup_floor(work, reader_python, aggregator_python))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes share the CPUs)")
 
 
