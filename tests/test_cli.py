@@ -236,3 +236,13 @@ def test_the_bundled_feeds_yaml_loads_from_a_copy(tmp_path: Path) -> None:
     shutil.copy(ROOT / "feeds.yaml", tmp_path / "feeds.yaml")
     result = invoke(tmp_path / "feeds.yaml", "init")
     assert result.exit_code == 0 and "feeds)" in result.output
+
+
+def test_starting_aggregator_never_loads_httpxs_own_command_line_client() -> None:
+    """httpx would import its CLI (rich's syntax and progress, pygments) at every start; aggregator keeps it out."""
+    import subprocess
+    import sys
+
+    code = "import aggregator.cli, sys, httpx; print(sys.modules['httpx._main'] is None, 'pygments' in sys.modules, callable(httpx.get))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == ["True", "False", "True"]
