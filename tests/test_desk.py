@@ -227,6 +227,7 @@ def test_keys_accept_reject_move_edit_undo_and_the_export(browser: WebDriver, de
     press(browser, "u")  # and the move: back where the model had it, undecided
     wait(browser, lambda d: state_of(d, third) == "undecided")
     assert third not in desk.decisions()
+    assert row(browser, third).get_attribute("data-section") == row(browser, third).get_attribute("data-predicted")
 
     press(browser, "?")
     wait(browser, lambda d: d.find_element(By.ID, "help-dialog").get_attribute("open") is not None)

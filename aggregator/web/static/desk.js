@@ -90,6 +90,7 @@
     row.dataset.revision = outcome.revision;
     row.dataset.state = outcome.state;
     if (outcome.section) { row.dataset.section = outcome.section; }
+    else if (outcome.state === "undecided") { row.dataset.section = row.dataset.predicted; }  // undone: the model's again
     row.classList.remove("accepted", "rejected", "undecided");
     row.classList.add(outcome.state);
     row.querySelector(".badge").textContent = outcome.state;
