@@ -195,8 +195,8 @@ class Desk:
         try:
             edition_bounds(edition)
         except ValueError:
-            raise DeskError(f"no edition {edition!r}: use YYYY-MM" + (" or YYYY-Www" if self.digest.cadence == "weekly" else ""),
-                            404) from None
+            form = "YYYY-Www" if self.digest.cadence == "weekly" else "YYYY-MM"
+            raise DeskError(f"no edition {edition!r}: use {form}", 404) from None
         if out_of_range(edition):
             raise DeskError(f"no edition {edition!r}: outside the years aggregator reads", 404)
         if ("W" in edition) != (self.digest.cadence == "weekly"):
