@@ -55,6 +55,7 @@ from aggregator.models import (
 )
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
+CHANGED_ELSEWHERE = "changed elsewhere (another tab or an import) since this page was loaded; reload to see it"
 _IMPORT_TRIES = 5  # an import racing a polling pass for the same new URLs runs again this often at most
 
 
@@ -814,8 +815,7 @@ class Store:
                 row = _label_for_update(s, digest, month, post_id)
                 before = _decision(row) if row is not None else Decision()
                 if before.revision != revision:
-                    raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; "
-                                        "reload to see it")
+                    raise ConflictError(CHANGED_ELSEWHERE)
                 result = _set_label(s, row, digest, month, post_id, after, now)
                 entry = DeskActionRow(digest=digest, month=month, post_id=post_id, action=action, before=before.as_json(),
                                       after=result.as_json(), revision=result.revision, at=now)
@@ -823,8 +823,7 @@ class Store:
                 s.flush()
                 return DeskResult(result, entry.id)
         except IntegrityError:  # another writer created the label first
-            raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; "
-                                "reload to see it") from None
+            raise ConflictError(CHANGED_ELSEWHERE) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {_short(exc)}") from None
 

@@ -17,7 +17,7 @@ from aggregator.files import atomic_write
 from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
 from aggregator.models import DraftItem, SectionPath, edition_bounds
-from aggregator.store import Decision, DeskResult, Store
+from aggregator.store import CHANGED_ELSEWHERE, Decision, DeskResult, Store
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model
@@ -252,7 +252,7 @@ class Desk:
         self._check_post(edition, post)
         current = self.store.decision(edition, post, digest=self.digest.name)
         if current.revision != revision:
-            raise ConflictError("changed elsewhere (another tab or an import) since this page was loaded; reload to see it")
+            raise ConflictError(CHANGED_ELSEWHERE)  # before the section is checked: the page is out of date
         if action == "reject":
             after = Decision(False, None, current.summary)
         elif action == "edit":
