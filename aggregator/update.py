@@ -28,6 +28,8 @@ RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, sho
 PARSE_HERE_FIRST = 32  # changed bodies parsed here (~6 ms each) before worker processes (~0.3 s to start) pay
 CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
 FETCHES_PER_WRITE = 20  # feeds with new bodies or errors recorded per transaction
+SUBMITTED_PER_THREAD = 2  # fetches handed to the thread pool per fetch thread: one running, one waiting, so the
+# threads go on while this thread parses or writes (a 500-feed pass with 25 changed bodies: 1.04 s -> 0.99 s)
 
 
 class FeedSource(Protocol):
@@ -205,7 +207,8 @@ def run_pass(
                     if more is None:
                         break
                     continue
-                while queue and len(fetching) < schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
+                while (queue and len(fetching) < SUBMITTED_PER_THREAD * schedule.concurrency
+                       and len(parsing) < 4 * schedule.parse_workers):
                     feed = queue.popleft()
                     fetching[threads.submit(fetcher.fetch, feed, clock())] = feed
                 done, _ = wait([*fetching, *parsing], timeout=0.5, return_when=FIRST_COMPLETED)

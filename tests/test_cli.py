@@ -246,3 +246,24 @@ def test_starting_aggregator_never_loads_httpxs_own_command_line_client() -> Non
     code = "import aggregator.cli, sys, httpx; print(sys.modules['httpx._main'] is None, 'pygments' in sys.modules, callable(httpx.get))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.split() == ["True", "False", "True"]
+
+
+def test_the_entry_point_freezes_what_loading_the_cli_made_and_collects_the_rest() -> None:
+    """`aggregator` loads the CLI with the garbage collector paused, freezes those objects (never scanned again),
+    and runs the command with the collector on: what the command makes is still collected."""
+    import subprocess
+    import sys
+
+    code = ("import gc, aggregator.cli as cli\n"
+            "def command():\n"
+            "    frozen, on = gc.get_freeze_count(), gc.isenabled()\n"
+            "    a = []; a.append(a); del a\n"  # a cycle made by the command itself
+            "    print(frozen > 50_000, on, gc.collect() >= 1)\n"
+            "cli.main = command\n"
+            "from aggregator.__main__ import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == ["True", "True", "True"]
+    help_text = subprocess.run([sys.executable, "-m", "aggregator", "--help"], capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    assert "fetch" in help_text
