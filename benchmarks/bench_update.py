@@ -332,8 +332,9 @@ def startup_floor(work: Path, reader_python: Path, aggregator_python: Path) -> s
     wall, cpu, rss = imports(aggregator_python, "import gc; gc.disable(); import aggregator.cli, aggregator.update")
     r_wall, r_cpu, r_rss = imports(reader_python, "import reader, feedparser, requests")
     return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
-            f"pydantic, typer; collector paused, as the entry point does): {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MiB; importing reader, feedparser "
-            f"and requests: {r_wall:.2f} s wall, {r_cpu:.2f} s CPU, {r_rss:.0f} MiB (medians of 3)")
+            f"pydantic, typer; collector paused, as the entry point does): {wall:.2f} s wall, {cpu:.2f} s CPU, "
+            f"{rss:.0f} MiB; importing reader, feedparser and requests: {r_wall:.2f} s wall, {r_cpu:.2f} s CPU, "
+            f"{r_rss:.0f} MiB (medians of 3)")
 
 
 def median_table(results: list[dict[tuple[str, str], Sample]]) -> str:
