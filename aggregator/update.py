@@ -114,6 +114,11 @@ def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
         return exc
 
 
+def _fetch_now(fetcher: Fetcher, feed: FeedState, clock: Clock) -> FetchResult:
+    """Fetch with the time the request starts (a fetch may wait in the pool's queue behind another)."""
+    return fetcher.fetch(feed, clock())
+
+
 def _fewer_malloc_arenas() -> None:
     """glibc gives every thread that allocates its own malloc arena, each keeping freed memory: about 7 MiB
     over 32 fetch threads. Threads that mostly wait on sockets need only two (no-op off glibc)."""
@@ -142,7 +147,8 @@ def run_pass(
 
     One broken feed never stops the others: its error is recorded on its row. When `stop` (by default
     the fetcher's own event) is set, feeds not yet fetched are left for the next pass and in-flight
-    ones are abandoned unrecorded; everything already stored stays committed.
+    ones are abandoned unrecorded; everything already stored stays committed. `clock` is read by the
+    fetch threads too (each request's own start time).
     """
     schedule = schedule or Schedule()
     stop = stop or fetcher.stop  # the fetcher watches the same event while reading bodies
@@ -210,7 +216,7 @@ def run_pass(
                 while (queue and len(fetching) < SUBMITTED_PER_THREAD * schedule.concurrency
                        and len(parsing) < 4 * schedule.parse_workers):
                     feed = queue.popleft()
-                    fetching[threads.submit(fetcher.fetch, feed, clock())] = feed
+                    fetching[threads.submit(_fetch_now, fetcher, feed, clock)] = feed
                 done, _ = wait([*fetching, *parsing], timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     if stop.is_set():
