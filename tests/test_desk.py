@@ -541,3 +541,45 @@ def test_a_taken_port_is_one_line_naming_it(desk: Desk) -> None:
     assert result.exit_code == 1
     assert f"error: --host 127.0.0.1 --port {desk.port}: cannot listen there" in result.output
     assert "Traceback" not in result.output
+
+
+def chosen(driver: WebDriver) -> int:
+    return int(driver.find_element(By.ID, "chosen").text)
+
+
+def test_the_headers_count_follows_the_editors_decisions(browser: WebDriver, desk: Desk) -> None:
+    """The header's "N of M candidates selected" changes as rows join or leave the draft, and a reload
+    (the server's own count) agrees with it."""
+    open_desk(browser, desk.url)
+    in_draft = ".group:not([data-key='below']):not([data-key='left-out']) .row"
+    start = chosen(browser)
+    assert start == len(browser.find_elements(By.CSS_SELECTOR, in_draft))
+    post = int(browser.find_element(By.CSS_SELECTOR, ".group[data-key='below'] .row").get_attribute("data-post") or 0)
+    tap(browser, f"#post-{post} button[data-do='accept']")  # taken into the draft
+    wait(browser, lambda d: state_of(d, post) == "accepted")
+    assert chosen(browser) == start + 1
+    tap(browser, f"#post-{post} button[data-do='reject']")  # and left out again
+    wait(browser, lambda d: state_of(d, post) == "rejected")
+    assert chosen(browser) == start
+    tap(browser, f"#post-{post} button[data-do='edit']")  # a summary puts it back in
+    area = wait(browser, lambda d: d.find_element(By.ID, "edit-summary") if d.find_element(By.ID, "edit-dialog").get_attribute("open") is not None else None)
+    area.send_keys("Back in.")
+    browser.find_element(By.ID, "edit-ok").click()
+    wait(browser, lambda d: state_of(d, post) == "accepted")
+    assert chosen(browser) == start + 1
+    browser.refresh()
+    wait(browser, lambda d: d.find_element(By.ID, "desk").get_attribute("data-ready") == "1")
+    assert chosen(browser) == start + 1
+
+
+def test_before_any_training_the_header_says_there_is_no_model_yet(browser: WebDriver, home: Path) -> None:
+    shutil.rmtree(home / "models")
+    untrained = Desk(home)
+    try:
+        open_desk(browser, untrained.url)
+        note = browser.find_element(By.ID, "note").text
+        rows = len(browser.find_elements(By.CSS_SELECTOR, ".row"))
+        assert note == f"{rows} candidates; no model yet: retrain once the editor has decided on some"
+        assert not browser.find_elements(By.ID, "chosen")
+    finally:
+        assert untrained.stop() == 0

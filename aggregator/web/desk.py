@@ -75,12 +75,17 @@ class MonthView:
     groups: tuple[Group, ...]
     sections: tuple[SectionPath, ...]  # what a post can be moved to, in the taxonomy's order
     sources: tuple[str, ...]
-    note: str
+    trained: str | None  # when the model was trained (None: no model yet)
     cut: float  # the lowest priority of an undecided selected row (an undone row goes back by it)
 
     @property
     def rows(self) -> int:
         return sum(len(g.rows) for g in self.groups)
+
+    @property
+    def chosen(self) -> int:
+        """Rows the draft holds now: those filed under a section, neither below the cut nor left out."""
+        return sum(len(g.rows) for g in self.groups if g.key not in (BELOW, LEFT_OUT))
 
 
 def section_key(section: SectionPath) -> str:
@@ -215,7 +220,8 @@ class Desk:
         self._candidates[edition] = frozenset(i.candidate.id for i in draft.items)
         undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
         sources = sorted({r.source for g in groups for r in g.rows if r.source})
-        return MonthView(edition, self.digest.name, groups, sections, tuple(sources), _note(draft.items, model),
+        trained = str(model.meta.get("trained_at", "?"))[:19] if model is not None else None
+        return MonthView(edition, self.digest.name, groups, sections, tuple(sources), trained,
                          min(undecided) if undecided else 2.0)
 
     def _check_post(self, edition: str, post: int) -> None:
@@ -326,11 +332,3 @@ class Desk:
         with self.retraining.lock:
             self.retraining.running, self.retraining.failed, self.retraining.message = False, failed, message
             self.retraining.generation += 1
-
-
-def _note(items: Sequence[DraftItem], model: Model | None) -> str:
-    chosen = sum(i.selected for i in items)
-    if model is None:
-        return f"{len(items)} candidates; no model yet: retrain once the editor has decided on some"
-    return f"{chosen} of {len(items)} candidates selected; model trained {str(model.meta.get('trained_at', '?'))[:19]}"
-

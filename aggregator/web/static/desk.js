@@ -57,11 +57,15 @@
   }
 
   function counts() {
+    let chosen = 0;
     desk.querySelectorAll(".group").forEach((g) => {
       const count = g.querySelectorAll(".row").length;
       g.querySelector(".count").textContent = count;
       g.classList.toggle("empty", count === 0);
+      if (g.dataset.key !== "below" && g.dataset.key !== "left-out") { chosen += count; }
     });
+    const shown = document.getElementById("chosen");  // the header's "N of M candidates selected"
+    if (shown) { shown.textContent = chosen; }
   }
 
   // Puts a row where its state says: an accepted row after the section's other accepted rows, an
