@@ -66,12 +66,49 @@ class Draft:
         return [i.candidate.url for i in self.items if i.selected]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """An edition's posts placed for its draft, before rendering: the items, the taxonomy they are filed
+    under, the draft's header note and the sections printed without a source."""
+
+    items: tuple[DraftItem, ...]
+    tree: tuple[SectionPath, ...]
+    note: str
+    no_source: tuple[str, ...]
+
+
 def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
                count: int | None = None, min_priority: float | None = None,
                digest: DigestSettings | None = None, replay: Mapping[str, SectionPath] | None = None) -> Draft:
     """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
-    (default: the only one) from the posts its feeds stored for it, placed by `model` when there is one,
-    in the digest's style. A selected post the editor wrote a summary for prints that summary.
+    (default: the only one) in the digest's style, as `place_draft` places it."""
+    digest = digest or config.digest(None)
+    placed = place_draft(store, config, month, model=model, count=count, min_priority=min_priority, digest=digest,
+                         replay=replay)
+    items, tree, note = list(placed.items), placed.tree, placed.note
+    if fmt == "json":
+        return Draft(month, render_json(items), tuple(items))
+    start, _ = edition_bounds(month)
+    scope = scope_of(config, digest)
+    shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
+    if digest.style == "footnote":
+        text = render_footnote(shown, title=digest.title, when=start, tags=digest.tags, taxonomy=tree, note=note,
+                               emoji=section_emoji(store, scope))
+    elif digest.style == "weekly":
+        text = render_weekly(shown, title=digest.title, when=start, category=digest.category or digest.title,
+                             tags=digest.tags, link_label=digest.link_label, taxonomy=tree, note=note)
+    else:
+        text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=list(placed.no_source),
+                               note=note)
+    return Draft(month, text, tuple(items))
+
+
+def place_draft(store: Store, config: Config, month: str, *, model: Model | None = None, count: int | None = None,
+                min_priority: float | None = None, digest: DigestSettings | None = None,
+                replay: Mapping[str, SectionPath] | None = None) -> Placement:
+    """Place the posts of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
+    (default: the only one) that its feeds stored for it, by `model` when there is one. A selected post
+    the editor wrote a summary for carries that summary.
 
     A model's draft selects the posts likely enough to be picked (the model's cut, see `Model.cut`).
     `min_priority` replaces that threshold; `count` alone selects the `count` highest priorities, and
@@ -116,18 +153,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     summaries = store.editor_summaries(month, digest=digest.name)  # the editor's own words, where they wrote some
     items = [DraftItem(replace(i.candidate, summary=summaries[i.candidate.id]), i.prediction, i.selected)
              if i.selected and summaries.get(i.candidate.id) else i for i in items]
-    if fmt == "json":
-        return Draft(month, render_json(items), tuple(items))
-    shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
-    if digest.style == "footnote":
-        text = render_footnote(shown, title=digest.title, when=start, tags=digest.tags, taxonomy=tree, note=note,
-                               emoji=section_emoji(store, scope))
-    elif digest.style == "weekly":
-        text = render_weekly(shown, title=digest.title, when=start, category=digest.category or digest.title,
-                             tags=digest.tags, link_label=digest.link_label, taxonomy=tree, note=note)
-    else:
-        text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=no_source, note=note)
-    return Draft(month, text, tuple(items))
+    return Placement(tuple(items), tuple(tree), note, tuple(no_source))
 
 
 def write_manifest(store: Store, config: Config, digest: DigestSettings, month: str, items: Sequence[DraftItem],
@@ -188,12 +214,12 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
     digest = digest or config.digest(None)
     if digest.style != "house":
         raise DigestError(f"digest {digest.name!r} is in the {digest.style} style; publish writes into house-style files")
-    draft = make_draft(store, config, month, "json", model=model, digest=digest)
+    placed = place_draft(store, config, month, model=model, digest=digest)
     scope = scope_of(config, digest)
     tree = taxonomy(store, scope) or (tuple(model.sections) if model else ())
     no_source = set(sections_without_source(store.printed_sources(digest=digest.name)))
     entries = []
-    for item in draft.items:
+    for item in placed.items:
         if not item.selected:
             continue
         post = item.candidate
@@ -209,6 +235,6 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
         publish.write_if_unchanged(into, plan.text, sha)
     if now is not None:
         target = into.with_name(f"{into.stem}.{month}.manifest.json")
-        write_manifest(store, config, digest, month, draft.items, model, into, target, now)
+        write_manifest(store, config, digest, month, placed.items, model, into, target, now)
     made = f"; created {', '.join(' > '.join(s) for s in plan.created)}" if plan.created else ""
     return f"{into}: {plan.added} entries added, {plan.present} already there{made}"

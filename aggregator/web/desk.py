@@ -209,15 +209,15 @@ class Desk:
 
     def view(self, edition: str) -> MonthView:
         """The edition's rows: the same placement as `aggregator draft`, with the editor's decisions."""
-        from aggregator.digest.draft import make_draft
+        from aggregator.digest.draft import place_draft
 
         self.check_edition(edition)
         model = self.model
-        draft = make_draft(self.store, self.config, edition, "json", model=model, digest=self.digest)
+        placed = place_draft(self.store, self.config, edition, model=model, digest=self.digest)
         decisions = self.store.decisions(edition, digest=self.digest.name)
         sections = self._sections()
-        groups = arrange(draft.items, decisions, sections)
-        self._candidates[edition] = frozenset(i.candidate.id for i in draft.items)
+        groups = arrange(placed.items, decisions, sections)
+        self._candidates[edition] = frozenset(i.candidate.id for i in placed.items)
         undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
         sources = sorted({r.source for g in groups for r in g.rows if r.source})
         trained = str(model.meta.get("trained_at", "?"))[:19] if model is not None else None
