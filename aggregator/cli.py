@@ -606,9 +606,6 @@ def audit(
         console.print(table)
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @app.command()
 @reports_errors
 def review(
@@ -625,7 +622,7 @@ def review(
     import secrets
 
     from aggregator.errors import ModelError
-    from aggregator.web.app import serve
+    from aggregator.web.app import LOOPBACK, serve
     from aggregator.web.desk import Desk
 
     if token is not None and len(token) < 16:

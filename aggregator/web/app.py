@@ -29,6 +29,7 @@ from aggregator.web.desk import Desk, DeskError
 HERE = Path(__file__).parent
 MAX_BODY = 64 * 1024  # a form post is a few hundred bytes; an edited summary at most a few thousand
 COOKIE = "aggregator_desk"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the addresses a desk may listen on without a token
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
@@ -67,7 +68,7 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Starlette:
+def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] = LOOPBACK) -> Starlette:
     """The desk as an ASGI application. With `token`, every request must carry it (once as ?token=,
     then as a cookie); state-changing requests always need the page's CSRF token and a same-origin Origin."""
     env = _templates()
