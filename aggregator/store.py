@@ -710,6 +710,7 @@ class Store:
         posts = _posts_for(s, [*entries, *left_out], now)
         mine = (LabelRow.digest == digest) & (LabelRow.month == month)
         labels = {row.post_id: row for row in s.scalars(select(LabelRow).where(mine))}
+        history = _desk_revisions(s, digest, month)
         offered = set()
         draft = s.get(DraftRow, (digest, month))
         if draft is not None and draft.selected_urls:
@@ -725,7 +726,8 @@ class Store:
             summary = "" if _is_opening(entry.editor_summary, post.summary) else entry.editor_summary
             if row is None:
                 s.add(LabelRow(digest=digest, post_id=post.id, month=month, selected=True, section=section,
-                               editor_summary=summary, printed_source=entry.source, updated_at=now))
+                               editor_summary=summary, printed_source=entry.source, updated_at=now,
+                               revision=history.get(post.id, 0) + 1))
                 added += 1
                 continue
             if not row.selected:
@@ -743,7 +745,7 @@ class Store:
             row = labels.get(post_id)
             if row is None:
                 s.add(LabelRow(digest=digest, post_id=post_id, month=month, selected=False, section=None, editor_summary="",
-                               printed_source="", updated_at=now))
+                               printed_source="", updated_at=now, revision=history.get(post_id, 0) + 1))
             elif row.selected:
                 row.selected, row.section, row.updated_at, row.revision = False, None, now, row.revision + 1
             else:
@@ -931,6 +933,16 @@ def _label_for_update(s: Session, digest: str, month: str, post_id: int) -> Labe
     return s.scalars(query.with_for_update()).one_or_none()
 
 
+def _desk_revisions(s: Session, digest: str, month: str, post_id: int | None = None) -> dict[int, int]:
+    """The highest label revision the desk's actions left on each post of an edition (or on one post): a
+    label created again goes on from there, so a page that saw an older state of the row is refused."""
+    query = (select(DeskActionRow.post_id, func.max(DeskActionRow.revision))
+             .where(DeskActionRow.digest == digest, DeskActionRow.month == month).group_by(DeskActionRow.post_id))
+    if post_id is not None:
+        query = query.where(DeskActionRow.post_id == post_id)
+    return {post: revision or 0 for post, revision in s.execute(query)}
+
+
 def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_id: int, after: Decision,
                now: datetime) -> Decision:
     """Write `after` into the label row (creating or deleting it); the decision as stored."""
@@ -940,11 +952,9 @@ def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_i
         return Decision()
     section = json.dumps(list(after.section), ensure_ascii=False) if after.selected and after.section else None
     if row is None:  # revisions go on from the row's history, so a page that saw an older state of it is refused
-        seen = select(func.max(DeskActionRow.revision)).where(
-            DeskActionRow.digest == digest, DeskActionRow.month == month, DeskActionRow.post_id == post_id)
         row = LabelRow(digest=digest, post_id=post_id, month=month, selected=after.selected, section=section,
                        editor_summary=after.summary, printed_source="", updated_at=now,
-                       revision=(s.scalar(seen) or 0) + 1)
+                       revision=_desk_revisions(s, digest, month, post_id).get(post_id, 0) + 1)
         s.add(row)
     else:
         row.selected, row.section, row.editor_summary = after.selected, section, after.summary

@@ -81,6 +81,24 @@ def test_undo_goes_back_step_by_step_and_never_over_someone_elses_change(db: str
             store.undo("2023-01", reject.action_id, now=NOW)
 
 
+def test_a_label_an_import_creates_again_goes_on_from_the_desks_revisions(db: str) -> None:
+    """A tab saw the desk's accept (revision 1); another tab undid it (no label left); then an import filed
+    the post. The first tab's action must be refused: the import's label does not start again at 1."""
+    with Store(db) as store:
+        first, _ = _two_posts(store)
+        accept = store.decide(EDITION, first, Decision(True, NLP), revision=0, action="accept", now=NOW)
+        store.undo(EDITION, accept.action_id, now=NOW)
+        assert first not in store.decisions(EDITION)
+        entry = ImportEntry("https://p.example/0", "Post 0", "", NOW, OPS, "")
+        store.import_digest(month=EDITION, path="d.md", style="house", title="t", sha256="y", sections=[OPS],
+                            covers=[EDITION], entries=[entry], now=NOW)
+        filed = store.decisions(EDITION)[first]
+        assert filed.section == OPS and filed.revision > accept.decision.revision
+        with pytest.raises(ConflictError, match="changed elsewhere"):
+            store.decide(EDITION, first, Decision(False), revision=accept.decision.revision, action="reject", now=NOW)
+        assert store.decisions(EDITION)[first].section == OPS
+
+
 def test_desk_decisions_are_labels_that_train_and_eval_read(home: Path, feed_server: FeedServer) -> None:
     trained_on_last_month(home, feed_server)
     config = load_config(home / "feeds.yaml")
