@@ -85,9 +85,9 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     digest = digest or config.digest(None)
     placed = place_draft(store, config, month, model=model, count=count, min_priority=min_priority, digest=digest,
                          replay=replay)
-    items, tree, note = list(placed.items), placed.tree, placed.note
+    items, tree, note = placed.items, placed.tree, placed.note
     if fmt == "json":
-        return Draft(month, render_json(items), tuple(items))
+        return Draft(month, render_json(items), items)
     start, _ = edition_bounds(month)
     scope = scope_of(config, digest)
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
@@ -100,7 +100,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     else:
         text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=list(placed.no_source),
                                note=note)
-    return Draft(month, text, tuple(items))
+    return Draft(month, text, items)
 
 
 def place_draft(store: Store, config: Config, month: str, *, model: Model | None = None, count: int | None = None,
@@ -216,7 +216,7 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
         raise DigestError(f"digest {digest.name!r} is in the {digest.style} style; publish writes into house-style files")
     placed = place_draft(store, config, month, model=model, digest=digest)
     scope = scope_of(config, digest)
-    tree = taxonomy(store, scope) or (tuple(model.sections) if model else ())
+    tree = placed.tree or taxonomy(store, scope)  # the placement's, or (no model) the imported digests' own
     no_source = set(sections_without_source(store.printed_sources(digest=digest.name)))
     entries = []
     for item in placed.items:

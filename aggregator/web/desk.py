@@ -215,7 +215,7 @@ class Desk:
         model = self.model
         placed = place_draft(self.store, self.config, edition, model=model, digest=self.digest)
         decisions = self.store.decisions(edition, digest=self.digest.name)
-        sections = self._sections()
+        sections = self._sections(placed.tree)
         groups = arrange(placed.items, decisions, sections)
         self._candidates[edition] = frozenset(i.candidate.id for i in placed.items)
         undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
@@ -241,10 +241,12 @@ class Desk:
                 return s
         raise DeskError(f"section {section[:200]!r} is not in the taxonomy of digest {self.digest.name!r}")
 
-    def _sections(self) -> tuple[SectionPath, ...]:
+    def _sections(self, tree: tuple[SectionPath, ...] = ()) -> tuple[SectionPath, ...]:
+        """The sections a post can be filed under: the leaves of `tree` (the placement's, when the caller
+        has it) or of the digest's taxonomy, or the draft's one section."""
         from aggregator.learn.jobs import scope_of, taxonomy
 
-        tree = taxonomy(self.store, scope_of(self.config, self.digest)) or (tuple(self.model.sections) if self.model else ())
+        tree = tree or taxonomy(self.store, scope_of(self.config, self.digest)) or (tuple(self.model.sections) if self.model else ())
         return leaves(tree) if tree else ((self.config.draft.section,),)
 
     def act(self, edition: str, post: int, action: str, *, revision: int, section: str | None = None,
