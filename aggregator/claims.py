@@ -11,7 +11,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
 from aggregator.models import FeedState
-from aggregator.store import CLAIM_TURN, LOCK_CLASS, Store, UTCDateTime, take_turns
+from aggregator.store.database import CLAIM_TURN, LOCK_CLASS, take_turns
+from aggregator.store import Store
+from aggregator.store.schema import UTCDateTime
 
 # A feed URL's host name, lower-cased, as fetch.py keys its per-host limit (an IPv6 literal keeps its brackets).
 _HOST = r"lower(substring(f.url from '^[^:/?#]+://(?:[^/?#@]*@)?(\[[^]]*\]|[^/?#:]*)'))"

@@ -20,7 +20,7 @@ from aggregator.models import FeedOutcome, PassSummary, edition_bounds, month_bo
 from aggregator.errors import AggregatorError, BusyError, DigestError
 from aggregator.opml import read_opml, write_opml
 from aggregator.runtime import Runtime, utc_now
-from aggregator.store import FeedHealth
+from aggregator.store.feeds import FeedHealth
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -27,6 +27,10 @@ class ConflictError(StoreError):
     """A decision was made on a row that changed since the editor saw it (another tab, an import)."""
 
 
+class StaleError(ConflictError):
+    """The row's revision moved on since the one the caller read: another tab or an import changed it."""
+
+
 class DigestError(AggregatorError):
     """A digest file cannot be read, or a draft cannot be written."""
 

@@ -180,6 +180,18 @@ class Label:
     editor_summary: str = ""  # may enrich training text; never used for prediction
 
 
+@dataclass(frozen=True)
+class ImportEntry:
+    """One selected post of an imported digest, ready to store."""
+
+    url: str  # canonical
+    title: str
+    source: str
+    published: datetime  # the first of the entry's month: the digest gives no day
+    section: SectionPath
+    editor_summary: str
+
+
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
     match = _MONTH.match(month.strip())

@@ -17,7 +17,8 @@ from typing import Protocol
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
-from aggregator.store import Check, Fetched, Store
+from aggregator.store.feeds import Check, Fetched
+from aggregator.store import Store
 from aggregator.workers import parser_pool
 
 Clock = Callable[[], datetime]

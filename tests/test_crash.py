@@ -204,7 +204,7 @@ def create_schema_before_the_newest(db: Path) -> None:
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
-    from aggregator.store import migrations_dir
+    from aggregator.store.schema import migrations_dir
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))

@@ -168,7 +168,7 @@ def test_a_corrupt_or_too_new_database_stops_the_command_with_one_line(
 def test_a_write_after_another_connection_committed_waits_instead_of_failing(tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from aggregator.store import FeedRow
+    from aggregator.store.schema import FeedRow
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     with Store(url) as daemon, Store(url) as by_hand:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import load_config
-from aggregator.errors import ConflictError
+from aggregator.errors import ConflictError, StaleError
 from aggregator.learn.labels import ImportEntry
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
-from aggregator.store import Decision, Store
+from aggregator.store.decisions import Decision
+from aggregator.store import Store
 from aggregator.learn.labels import leaves
 from aggregator.web.desk import Desk, DeskError, arrange
 from conftest import FeedServer, run_cli, trained_on_last_month
@@ -45,7 +46,7 @@ def test_a_decision_is_stored_with_a_revision_and_a_stale_one_is_refused(db: str
         first, _ = _two_posts(store)
         done = store.decide(EDITION, first, Decision(True, NLP), revision=0, action="accept", now=NOW)
         assert done.decision.revision == 1 and store.decisions(EDITION)[first].section == NLP
-        with pytest.raises(ConflictError, match="changed elsewhere"):
+        with pytest.raises(StaleError):
             store.decide(EDITION, first, Decision(False), revision=0, action="reject", now=NOW)  # a second tab's stale view
         assert store.decisions(EDITION)[first].selected is True
         moved = store.decide(EDITION, first, Decision(True, OPS, "mine"), revision=1, action="move", now=NOW)
@@ -94,7 +95,7 @@ def test_a_label_an_import_creates_again_goes_on_from_the_desks_revisions(db: st
                             covers=[EDITION], entries=[entry], now=NOW)
         filed = store.decisions(EDITION)[first]
         assert filed.section == OPS and filed.revision > accept.decision.revision
-        with pytest.raises(ConflictError, match="changed elsewhere"):
+        with pytest.raises(StaleError):
             store.decide(EDITION, first, Decision(False), revision=accept.decision.revision, action="reject", now=NOW)
         assert store.decisions(EDITION)[first].section == OPS
 

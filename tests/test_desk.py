@@ -26,7 +26,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from aggregator.learn.digest_reader import read_digest
-from aggregator.store import Decision, FeedRow, PostRow, Store
+from aggregator.store.decisions import Decision
+from aggregator.store.schema import FeedRow, PostRow
+from aggregator.store import Store
 from conftest import FeedServer, free_port, run_cli, trained_on_last_month
 
 EDITION = "2022-12"

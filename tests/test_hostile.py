@@ -23,7 +23,8 @@ from aggregator.digest.draft import make_draft
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FeedOutcome
 from aggregator.parse import MAX_TITLE
-from aggregator.store import FeedRow, PostRow, Store
+from aggregator.store.schema import FeedRow, PostRow
+from aggregator.store import Store
 from aggregator.update import run_pass
 
 MD = MarkdownIt("commonmark")

@@ -13,7 +13,8 @@ from sqlalchemy import event, text
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
-from aggregator.store import SCHEMA_VERSION, Store, migrations_dir
+from aggregator.store.schema import SCHEMA_VERSION, migrations_dir
+from aggregator.store import Store
 from aggregator.update import run_pass
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from aggregator.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig
-from aggregator.store import FeedRow, PostRow, Store
+from aggregator.store.schema import FeedRow, PostRow
+from aggregator.store import Store
 from aggregator.update import PARSE_HERE_FIRST, Schedule, next_check, run_pass
 
 

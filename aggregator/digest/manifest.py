@@ -14,7 +14,7 @@ from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError
 from aggregator.files import atomic_write
 from aggregator.models import DraftItem, SectionPath
-from aggregator.store import FeedHealth
+from aggregator.store.feeds import FeedHealth
 
 FORMAT = 1
 MAX_BYTES = 16 * 2**20  # a manifest larger than this is refused unread

@@ -12,8 +12,7 @@ from pathlib import Path
 from aggregator.errors import DigestError
 from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, import_entries
-from aggregator.learn.labels import ImportEntry
-from aggregator.models import Digest, SectionPath, month_of
+from aggregator.models import Digest, ImportEntry, SectionPath, month_of
 
 GIT_TIMEOUT = 60  # seconds one git command may take
 _WORD = re.compile(r"\w+")

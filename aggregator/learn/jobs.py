@@ -19,7 +19,8 @@ from aggregator.learn.labels import (YEARS, align_section, covered_months, merge
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
                                edition_of, month_bounds, month_of)
-from aggregator.store import ImportReport, Store
+from aggregator.store.labels import ImportReport
+from aggregator.store import Store
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model

@@ -5,30 +5,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, cap
 from aggregator.links import canonical_url
-from aggregator.models import Digest, SectionPath, week_of
+from aggregator.models import Digest, ImportEntry, SectionPath, week_of
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
 _FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
 _FILE_WEEK = re.compile(r"(?<!\d)(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])(?!\d)")
 COVER_SHARE = 0.25  # a month covers a digest when at least this share of its entries is from it
 YEARS = (1990, 2100)  # the years a digest's dates may name: outside them a date is a typo or an attack
-
-
-@dataclass(frozen=True)
-class ImportEntry:
-    """One selected post of an imported digest, ready to store."""
-
-    url: str  # canonical
-    title: str
-    source: str
-    published: datetime  # the first of the entry's month: the digest gives no day
-    section: SectionPath
-    editor_summary: str
 
 
 def out_of_range(edition: str) -> bool:

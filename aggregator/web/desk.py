@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config, DigestSettings
-from aggregator.errors import AggregatorError, ConflictError, DigestError
+from aggregator.errors import AggregatorError, ConflictError, DigestError, StaleError
 from aggregator.files import atomic_write
 from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
 from aggregator.models import DraftItem, SectionPath, edition_bounds
-from aggregator.store import CHANGED_ELSEWHERE, Decision, DeskResult, Store
+from aggregator.store import Store
+from aggregator.store.decisions import Decision, DeskResult
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model
@@ -26,6 +27,7 @@ State = Literal["accepted", "rejected", "undecided"]
 ACTIONS: tuple[str, ...] = ("accept", "reject", "move", "edit")
 BELOW = "below"  # the group of undecided rows under the model's cut
 LEFT_OUT = "left-out"  # the group of rejected rows
+CHANGED_ELSEWHERE = "changed elsewhere (another tab or an import) since this page was loaded; reload to see it"
 
 
 class DeskError(AggregatorError):
@@ -270,8 +272,11 @@ class Desk:
             after = Decision(True, where, clean_summary(summary))
         else:
             after = Decision(True, self._check_section(section), current.summary)
-        result = self.store.decide(edition, post, after, revision=revision, action=action, now=self.clock(),
-                                   digest=self.digest.name)
+        try:
+            result = self.store.decide(edition, post, after, revision=revision, action=action, now=self.clock(),
+                                       digest=self.digest.name)
+        except StaleError:
+            raise ConflictError(CHANGED_ELSEWHERE) from None
         return _outcome(post, result)
 
     def undo(self, edition: str, action: int) -> Outcome:

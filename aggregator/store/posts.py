@@ -1,0 +1,149 @@
+"""The posts domain: new posts of a fetch stored, and posts read back as candidates and background."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import TextClause, bindparam, func, select, text, update
+from sqlalchemy.orm import Session
+
+from aggregator.models import DEFAULT_DIGEST, Candidate, ParsedPost
+from aggregator.store.database import Database, chunks
+from aggregator.store.schema import FeedRow, LabelRow, PostRow, UTCDateTime
+
+
+class Posts(Database):
+    """Posts: what was fetched, read back for drafts and training."""
+
+    def picked_urls(self, *, digest: str = DEFAULT_DIGEST) -> list[str]:
+        """The links of every post the digest picked."""
+        query = (select(PostRow.url).join(LabelRow, LabelRow.post_id == PostRow.id)
+                 .where(LabelRow.selected.is_(True), LabelRow.digest == digest, PostRow.url.is_not(None)).distinct())
+        with self.session() as s:
+            return sorted(u for u in s.scalars(query) if u)
+
+    def fetched_urls(self) -> list[str]:
+        """The links of every post fetched from a feed: where the feeds' posts live."""
+        query = select(PostRow.url).where(PostRow.feed_id.is_not(None), PostRow.url.is_not(None))
+        with self.session() as s:
+            return [u for u in s.scalars(query) if u]
+
+    # -- posts ----------------------------------------------------------------------------
+
+    def count_posts(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count(PostRow.id))) or 0
+
+    def candidates(self, start: datetime, end: datetime, *, also: Sequence[int] = (),
+                   feeds: Collection[str] | None = None) -> list[Candidate]:
+        """Posts fetched from `feeds` (names; all feeds when None) dated in [start, end): by published date,
+        or first-seen date where the feed gave none; plus the posts whose ids are in `also`."""
+        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        wanted = (when >= start) & (when < end) & PostRow.feed_id.is_not(None)
+        if feeds is not None:
+            wanted &= FeedRow.name.in_(sorted(feeds))
+        query = (
+            select(PostRow, FeedRow.name, FeedRow.source)
+            .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
+            .where(wanted | PostRow.id.in_(list(also)) if also else wanted)
+            .order_by(when.desc(), PostRow.id)
+        )
+        with self.session() as s:
+            return [candidate(p, feed_source, feed_name) for p, feed_name, feed_source in s.execute(query)]
+
+    def last_change(self) -> datetime | None:
+        """When the posts or the editor's decisions last changed: a post first seen, a label written."""
+        with self.session() as s:
+            seen = s.scalar(select(func.max(PostRow.first_seen_at)))
+            decided = s.scalar(select(func.max(LabelRow.updated_at)))
+        found = [t for t in (seen, decided) if t is not None]
+        return max(found) if found else None
+
+    def fetched_posts(self, *, before: datetime | None = None, feeds: Collection[str] | None = None) -> list[Candidate]:
+        """Every post fetched from a feed (not known only from a digest), dated before `before` and from
+        `feeds` (names) when given: the background that tells the priority model what an ordinary post looks like."""
+        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
+        query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
+                 .order_by(PostRow.id))
+        if before is not None:
+            query = query.where(when < before)
+        if feeds is not None:
+            query = query.where(FeedRow.name.in_(sorted(feeds)))
+        with self.session() as s:
+            return [candidate(p, feed_source, feed_name) for p, feed_source, feed_name in s.execute(query)]
+
+
+def candidate(post: PostRow, feed_source: str | None, feed_name: str | None) -> Candidate:
+    return Candidate(post.id, post.url or "", post.title, post.summary,
+                     feed_source if feed_source is not None else post.source,
+                     post.published_at or post.first_seen_at, feed_name)
+
+
+_STORED = (PostRow.id, PostRow.url, PostRow.key, PostRow.feed_id, PostRow.content_hash)
+_NEW_POST = ("feed_id", "key", "url", "title", "summary", "author", "source", "published_at", "first_seen_at",
+             "content_hash")
+_ROWS_PER_INSERT = 64  # 10 columns each: under the 999 bound variables of old SQLite builds
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_posts(rows: int) -> TextClause:
+    """One INSERT of `rows` new posts, binds named "<column>_<row>" (SQLAlchemy's executemany would send
+    each row as its own SQLite step, and every step lets the fetch threads take the GIL)."""
+    values = ", ".join("(" + ", ".join(f":{name}_{i}" for name in _NEW_POST) + ")" for i in range(rows))
+    dates = [bindparam(f"{name}_{i}", type_=UTCDateTime()) for i in range(rows)
+             for name in ("published_at", "first_seen_at")]
+    return text(f"INSERT INTO posts ({', '.join(_NEW_POST)}) VALUES {values}").bindparams(*dates)
+
+
+def add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datetime) -> int:
+    """Insert posts not stored yet (by canonical link anywhere, or by key in this feed), many rows per
+    statement; refresh changed ones. A date in the future is taken as the time the post was first seen.
+
+    Rows are read as plain tuples, not ORM objects, and one INSERT carries many rows."""
+    if not posts:
+        return 0
+    urls = sorted({p.url for p in posts if p.url})
+    keys = sorted({p.key for p in posts})
+    by_url: dict[str, Any] = {}
+    by_key: dict[str, Any] = {}
+    for chunk in chunks(urls):
+        by_url.update((r.url, r) for r in s.execute(select(*_STORED).where(PostRow.url.in_(chunk))))
+    for chunk in chunks(keys):
+        query = select(*_STORED).where(PostRow.feed_id == feed_id, PostRow.key.in_(chunk))
+        by_key.update((r.key, r) for r in s.execute(query))
+    new: list[dict[str, Any]] = []
+    changed: dict[int, dict[str, Any]] = {}
+    seen_urls: set[str] = set()
+    seen_keys: set[str] = set()
+    for post in posts:
+        published = min(post.published, now) if post.published else None
+        row = (by_url.get(post.url) if post.url else None) or by_key.get(post.key)
+        if row is not None:
+            by_key.setdefault(post.key, row)  # later entries of this batch with the same guid are this post too
+            if row.content_hash != post.content_hash and row.feed_id == feed_id:
+                update_ = dict(id=row.id, title=post.title, summary=post.summary, author=post.author,
+                               content_hash=post.content_hash, updated_at=now)
+                if published:
+                    update_["published_at"] = published
+                changed[row.id] = update_
+            continue
+        if post.key in seen_keys or (post.url and post.url in seen_urls):
+            continue  # the same post twice in one body: the first one wins
+        seen_keys.add(post.key)
+        if post.url:
+            seen_urls.add(post.url)
+        new.append(dict(feed_id=feed_id, key=post.key, url=post.url, title=post.title, summary=post.summary,
+                        author=post.author, source="", published_at=published, first_seen_at=now,
+                        content_hash=post.content_hash))
+    start = 0
+    while start < len(new):  # statements of 64, 32, ... 1 rows: seven shapes to compile and cache, not ninety
+        size = min(_ROWS_PER_INSERT, 1 << (len(new) - start).bit_length() - 1)
+        chunk = new[start:start + size]
+        s.execute(_insert_posts(size), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
+        start += size
+    for update_ in changed.values():
+        s.execute(update(PostRow).where(PostRow.id == update_.pop("id")).values(**update_))
+    return len(new)
