@@ -105,7 +105,7 @@ def _advertised(url: str, config: Config) -> str | None:
     """The feed a web page advertises, or None when the page cannot be had or names none."""
     import httpx
 
-    from aggregator.parse import advertised_feed
+    from aggregator.poll.parse import advertised_feed
 
     try:
         with httpx.Client(timeout=config.defaults.timeout, follow_redirects=True,

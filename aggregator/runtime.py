@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.claims import Claims, once_at_a_time
+from aggregator.poll.claims import Claims, once_at_a_time
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
-from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.limits import MAX_NAME
 from aggregator.models import PassSummary, edition_bounds, edition_of
 from aggregator.store import Store
-from aggregator.update import Progress, Schedule, run_pass
+from aggregator.poll.run import Progress, Schedule, run_pass
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model

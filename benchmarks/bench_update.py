@@ -300,8 +300,8 @@ def parse_floor(corpus: list[tuple[bytes, str, str]]) -> str:
     parse_feed (ElementTree for plain RSS/Atom, feedparser for the rest, then text, links and hashes)."""
     import feedparser
 
-    from aggregator import parse_fast
-    from aggregator.parse import _as_utf8, _decode, parse_feed
+    from aggregator.poll import parse_fast
+    from aggregator.poll.parse import _as_utf8, _decode, parse_feed
 
     start, cpu = time.perf_counter(), time.process_time()
     entries = 0
@@ -329,7 +329,7 @@ def startup_floor(work: Path, reader_python: Path, aggregator_python: Path) -> s
         return wall, cpu, rss
 
     # as the `aggregator` entry point loads them (aggregator/__main__.py): the garbage collector paused
-    wall, cpu, rss = imports(aggregator_python, "import gc; gc.disable(); import aggregator.cli, aggregator.update")
+    wall, cpu, rss = imports(aggregator_python, "import gc; gc.disable(); import aggregator.cli, aggregator.poll.run")
     r_wall, r_cpu, r_rss = imports(reader_python, "import reader, feedparser, requests")
     return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
             f"pydantic, typer; collector paused, as the entry point does): {wall:.2f} s wall, {cpu:.2f} s CPU, "

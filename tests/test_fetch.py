@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port, http_date
 
-from aggregator.fetch import Fetcher, FetchSettings, parse_retry_after
+from aggregator.poll.fetch import Fetcher, FetchSettings, parse_retry_after
 from aggregator.models import FeedState, FetchResult
 
 UTC = timezone.utc

@@ -93,7 +93,7 @@ def test_each_file_of_an_import_is_reported_and_a_bad_one_stops_nothing_else(hom
 @pytest.mark.timeout(60)
 def test_a_page_of_repeated_link_tags_is_an_html_page_not_a_minute_of_cpu() -> None:
     from aggregator.errors import ParseError
-    from aggregator.parse import advertised_feed, parse_feed
+    from aggregator.poll.parse import advertised_feed, parse_feed
 
     page = b"<!DOCTYPE html><html><head>" + b"<link " * 40_000 + b"</head><body>moved</body></html>"
     with pytest.raises(ParseError, match="not a feed: got an HTML page"):
@@ -105,7 +105,7 @@ def test_a_page_of_repeated_link_tags_is_an_html_page_not_a_minute_of_cpu() -> N
 
 def test_an_entity_declared_after_a_long_comment_never_reaches_a_title() -> None:
     from aggregator.errors import ParseError
-    from aggregator.parse import parse_feed
+    from aggregator.poll.parse import parse_feed
 
     body = ("<?xml version='1.0'?><!-- " + "x" * 5_000 + " --><!DOCTYPE rss [<!ENTITY e 'EXPANDED'>]>"
             "<rss version='2.0'><channel><title>t</title><item><title>A &e; B</title>"
@@ -237,7 +237,7 @@ def test_an_import_racing_a_fetch_that_stores_the_same_urls_succeeds(tmp_path: P
 
 def test_a_four_megabyte_link_in_a_feed_is_dropped_with_a_warning() -> None:
     from aggregator.limits import MAX_URL
-    from aggregator.parse import parse_feed
+    from aggregator.poll.parse import parse_feed
 
     link = "https://a.example/" + "a" * 4_000_000
     body = (f"<rss version='2.0'><channel><title>t</title><item><title>Long</title><link>{link}</link>"
@@ -346,7 +346,7 @@ def test_feeds_yaml_ends_every_shape_with_a_config_or_clear_lines(text: str) -> 
 @given(_PATHOLOGICAL)
 def test_the_feed_parsers_end_every_shape_with_posts_or_a_parse_error(text: str) -> None:
     from aggregator.errors import ParseError
-    from aggregator.parse import parse_feed
+    from aggregator.poll.parse import parse_feed
 
     bodies = (text, f"<rss version='2.0'><channel><title>t</title><item><title>{text}</title>"
                     f"<link>https://a.example/{text[:50]}</link><description>{text}</description></item></channel></rss>")

@@ -20,12 +20,12 @@ from aggregator.cli import app
 from aggregator.config import Config
 from aggregator.learn.digest_reader import read_digest
 from aggregator.digest.draft import make_draft
-from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FeedOutcome
-from aggregator.parse import MAX_TITLE
+from aggregator.poll.parse import MAX_TITLE
 from aggregator.store.schema import FeedRow, PostRow
 from aggregator.store import Store
-from aggregator.update import run_pass
+from aggregator.poll.run import run_pass
 
 MD = MarkdownIt("commonmark")
 COMMENT = re.compile(r"<!--(?:(?!--).)*-->", re.S)  # one whole HTML comment, nothing closes it early

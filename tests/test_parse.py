@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedState, ParsedFeed
-from aggregator.parse import MAX_SUMMARY, MAX_TITLE, clean_text, html_to_text, parse_feed
+from aggregator.poll.parse import MAX_SUMMARY, MAX_TITLE, clean_text, html_to_text, parse_feed
 
 UTC = timezone.utc
 RSS = "application/rss+xml; charset=utf-8"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from aggregator import parse_fast
+from aggregator.poll import parse_fast
 from aggregator.errors import ParseError
 from aggregator.models import ParsedFeed
-from aggregator.parse import _as_utf8, _decode, parse_feed
+from aggregator.poll.parse import _as_utf8, _decode, parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 URL = "http://127.0.0.1/blog/feed.xml"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from aggregator.claims import once_at_a_time
+from aggregator.poll.claims import once_at_a_time
 from aggregator.store import Store
 
 pytest.importorskip("psycopg")

@@ -15,7 +15,7 @@ from aggregator.learn.digest_reader import read_digest
 from aggregator.errors import DigestError, ParseError
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, ParsedFeed, Prediction
-from aggregator.parse import MAX_TITLE, cap, clean_text, parse_feed
+from aggregator.poll.parse import MAX_TITLE, cap, clean_text, parse_feed
 from aggregator.digest.render import first_sentences, render_markdown
 
 FEED_URL = "http://127.0.0.1/blog/feed.xml"

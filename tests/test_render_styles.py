@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from aggregator.learn.digest_reader import read_digest
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, Prediction
-from aggregator.parse import clean_text
+from aggregator.poll.parse import clean_text
 from aggregator.digest.render import BELOW_CUT, render_footnote, render_weekly
 
 OCT = datetime(2023, 10, 5, tzinfo=timezone.utc)

@@ -11,11 +11,11 @@ from conftest import FEEDS, NOW, FeedServer
 from sqlalchemy import event, text
 
 from aggregator.errors import StoreError
-from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
 from aggregator.store.schema import SCHEMA_VERSION, migrations_dir
 from aggregator.store import Store
-from aggregator.update import run_pass
+from aggregator.poll.run import run_pass
 
 
 def _post(key: str, url: str | None, title: str = "t", published: datetime | None = NOW, digest: str = "h") -> ParsedPost:

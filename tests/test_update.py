@@ -9,11 +9,11 @@ import pytest
 from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port
 from sqlalchemy import select
 
-from aggregator.fetch import Fetcher, FetchSettings
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig
 from aggregator.store.schema import FeedRow, PostRow
 from aggregator.store import Store
-from aggregator.update import PARSE_HERE_FIRST, Schedule, next_check, run_pass
+from aggregator.poll.run import PARSE_HERE_FIRST, Schedule, next_check, run_pass
 
 
 class Clock:

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
-from aggregator import parse_fast
+from aggregator.poll import parse_fast
 from aggregator.errors import ParseError
 from aggregator.limits import MAX_KEY, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.links import canonical_url

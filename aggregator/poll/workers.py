@@ -14,7 +14,7 @@ def parser_pool(workers: int) -> ProcessPoolExecutor:
     fetch threads are running). The server imports the parser once, before it forks any worker; it never
     imports __main__, so no script is ever re-run."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["aggregator.parse"])
+    context.set_forkserver_preload(["aggregator.poll.parse"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_watch, initargs=(os.getpid(),))
 
 

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher
+from aggregator.poll.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.store.feeds import Check, Fetched
 from aggregator.store import Store
-from aggregator.workers import parser_pool
+from aggregator.poll.workers import parser_pool
 
 Clock = Callable[[], datetime]
 Progress = Callable[[FeedOutcome], None]
@@ -107,7 +107,7 @@ def _outcome(fetched: Fetched, new: int, warning: str | None) -> FeedOutcome:
 
 
 def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
-    from aggregator.parse import parse_feed  # imported when a body changed: a pass of 304s never needs it
+    from aggregator.poll.parse import parse_feed  # imported when a body changed: a pass of 304s never needs it
 
     try:
         return parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
@@ -232,7 +232,7 @@ def run_pass(
                             finish(feed, result, _parse_here(result), digest)
                         else:
                             try:
-                                from aggregator.parse import parse_feed
+                                from aggregator.poll.parse import parse_feed
 
                                 pool = pool or parser_pool(schedule.parse_workers)
                                 parsing[pool.submit(parse_feed, result.body, url=result.url,

@@ -1,0 +1,1 @@
+"""Polling: fetching feeds politely, parsing their bodies, and the pass that stores what changed."""
