@@ -81,3 +81,12 @@ def host_of(url: str) -> str:
     """The lower-case host of a URL, without a leading "www."."""
     host = (urlsplit(url).hostname or "").lower()
     return host.removeprefix("www.")
+
+
+def server_of(url: str) -> str:
+    """The host a request to `url` goes to, lower-case: what the per-host politeness limits count, in the
+    fetcher and in the claims of several pollers alike."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # a malformed IPv6 literal
+        return ""

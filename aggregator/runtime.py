@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.poll.claims import Claims, once_at_a_time
+from aggregator.poll.claims import Claims
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
 from aggregator.poll.fetch import Fetcher, FetchSettings
@@ -150,7 +150,7 @@ class Runtime:
         or decisions is trained again first (`only`: one digest's). A damaged or stale model leaves that
         digest's drafts alone and says so; polling and the other digests go on. Several pollers on one
         PostgreSQL database take turns: one refreshes, the others skip it and say so."""
-        with once_at_a_time(self.store, "drafts") as mine:
+        with self.store.once_at_a_time("drafts") as mine:
             if not mine:
                 return ["drafts not refreshed: another poller is refreshing them now"]
             messages = []

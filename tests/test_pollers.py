@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from aggregator.poll.claims import once_at_a_time
 from aggregator.store import Store
 
 pytest.importorskip("psycopg")
@@ -268,9 +267,9 @@ def test_once_per_period_work_is_skipped_while_another_poller_holds_it(pg_db: st
     says so; when the lock is free it writes the draft."""
     with Store(pg_db) as store:
         store.migrate()
-        with once_at_a_time(store, "drafts") as mine:
+        with store.once_at_a_time("drafts") as mine:
             assert mine
-            with once_at_a_time(store, "drafts") as again:
+            with store.once_at_a_time("drafts") as again:
                 assert not again  # another session of the same process is another poller too
             busy = aggregator(home, pg_db, "run", "--once", "--worker-id", "second")
             code, out, err = finish([busy])[0]

@@ -212,3 +212,40 @@ def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft
     assert con.execute("select digest, month from labels").fetchall() == [("default", "2022-12")]
     assert con.execute("select digest, month from drafts").fetchall() == [("default", "2022-12")]
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_feeds_host_is_the_host_its_requests_go_to_after_a_sync_an_edit_and_a_permanent_move(store: Store) -> None:
+    """The per-host cap of several pollers groups feeds by feeds.host: it follows the URL wherever the URL changes."""
+    def hosts() -> dict[str, str]:
+        with store.engine.connect() as conn:
+            return dict(conn.execute(text("select name, host from feeds")).all())
+
+    store.sync_feeds([FeedConfig("a", "https://Blog.Example.COM:8443/feed"), FeedConfig("b", "http://[::1]:9/rss")], NOW)
+    assert hosts() == {"a": "blog.example.com", "b": "::1"}
+    store.sync_feeds([FeedConfig("a", "https://other.example/feed"), FeedConfig("b", "http://[::1]:9/rss")], NOW)
+    assert hosts()["a"] == "other.example"
+    [feed, _] = store.feeds_due(NOW)
+    moved = FetchResult(url="https://moved.example/feed", status=304, permanent_url="https://Moved.example/feed")
+    store.record_fetch(feed, moved, [], now=NOW, next_check=NOW, error=None)
+    assert hosts()["a"] == "moved.example"
+
+
+def test_upgrading_from_the_revision_before_feed_hosts_fills_each_feeds_host(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    path = tmp_path / "old.db"
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    command.upgrade(cfg, "0006")
+    con = sqlite3.connect(path)
+    for id_, url in [(1, "https://WWW.Example.com/feed"), (2, "http://[fe80::1]:8080/x"), (3, "http://[bad/x")]:
+        con.execute("insert into feeds (id, name, config_url, url, source, active, error_count, gone, created_at)"
+                    " values (?, ?, ?, ?, '', 1, 0, 0, '2022-12-01 00:00:00')", (id_, f"f{id_}", url, url))
+    con.commit()
+    con.close()
+    with Store(f"sqlite:///{path}") as store:
+        store.migrate()
+        with store.engine.connect() as conn:
+            assert dict(conn.execute(text("select id, host from feeds")).all()) == {1: "www.example.com", 2: "fe80::1", 3: ""}

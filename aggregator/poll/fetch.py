@@ -17,6 +17,7 @@ import httpcore
 import httpx
 
 from aggregator import __version__
+from aggregator.links import server_of
 from aggregator.models import FeedState, FetchResult
 
 PERMANENT = frozenset({301, 308})
@@ -207,7 +208,7 @@ class Fetcher:
 
     def _host_slot(self, url: str) -> threading.BoundedSemaphore:
         with self._host_lock:
-            return self._hosts[(urlsplit(url).hostname or "").lower()]
+            return self._hosts[server_of(url)]
 
     def fetch(self, feed: FeedState, now: datetime) -> FetchResult:
         """GET the feed conditionally, following redirects by hand; never raises for network trouble.

@@ -120,7 +120,7 @@ class Database:
 
         SQLite: an flock on a `.lock` file beside the database, which vanishes with its process, even on
         kill -9. Waits up to `wait` seconds, then raises BusyError. (PostgreSQL needs none: pollers share
-        the due feeds by claims, claims.py.)"""
+        the due feeds by claims, store/claims.py.)"""
         give_up = time.monotonic() + wait
         while (release := self._try_lock()) is None:
             if time.monotonic() >= give_up or (stop is not None and stop.is_set()):
@@ -131,6 +131,29 @@ class Database:
             yield
         finally:
             release()
+
+    @contextmanager
+    def once_at_a_time(self, name: str) -> Iterator[bool]:
+        """Hold the cluster-wide lock `name` for the block: True when this process took it, False when another
+        process holds it (the caller skips the work). A session advisory lock on PostgreSQL, gone with its
+        connection even on kill -9; on SQLite always True (one machine, one daemon)."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        try:
+            conn = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {exc}") from None
+        key = {"a": LOCK_CLASS, "name": name}
+        try:
+            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(CAST(:a AS integer), hashtext(:name))"), key))
+            conn.commit()
+            yield held
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(CAST(:a AS integer), hashtext(:name))"), key)
+                conn.commit()
+        finally:
+            conn.close()
 
     def _try_lock(self) -> Callable[[], None] | None:
         dialect, database = self.engine.dialect.name, self.engine.url.database

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from aggregator.errors import StoreError
+from aggregator.links import server_of
 from aggregator.models import DEFAULT_DIGEST, FeedConfig, FeedState, FetchResult, ParsedPost
 from aggregator.store.database import POSTS_TURN, SYNC_TURN, Database, take_turns
 from aggregator.store.posts import add_posts
@@ -67,6 +69,12 @@ class FeedHealth:
 # one executemany per batch, with none of the ORM's per-object bookkeeping.
 _FEEDS = FeedRow.__table__
 _UPDATE_FEED_BY_ID = update(_FEEDS).where(_FEEDS.c.id == bindparam("feed_id"))
+STATE_COLUMNS = tuple(_FEEDS.c[f.name] for f in fields(FeedState))  # what a pass reads of a feed, by name
+
+
+def feed_state(row: Row[Any]) -> FeedState:
+    """A feed's row, read with STATE_COLUMNS (or a statement returning those columns), as a pass needs it."""
+    return FeedState(**{f.name: getattr(row, f.name) for f in fields(FeedState)})
 
 
 class Feeds(Database):
@@ -81,8 +89,8 @@ class Feeds(Database):
             take_turns(s, SYNC_TURN)
             rows = {row.name: row for row in s.execute(select(t.c.id, t.c.name, t.c.config_url, t.c.source,
                                                               t.c.interval, t.c.active))}
-            new = [dict(name=name, config_url=feed.url, url=feed.url, source=feed.source, interval=feed.interval,
-                        next_check_at=now, created_at=now) for name, feed in wanted.items() if name not in rows]
+            new = [dict(name=name, config_url=feed.url, url=feed.url, host=server_of(feed.url), source=feed.source,
+                        interval=feed.interval, next_check_at=now, created_at=now) for name, feed in wanted.items() if name not in rows]
             if new:
                 s.execute(insert(t), new)
             for name, row in rows.items():
@@ -92,7 +100,7 @@ class Feeds(Database):
                     values = {"active": False} if row.active else {}
                 else:
                     if row.config_url != feed.url:  # the editor changed the URL: start afresh there
-                        values.update(config_url=feed.url, url=feed.url, etag=None, last_modified=None,
+                        values.update(config_url=feed.url, url=feed.url, host=server_of(feed.url), etag=None, last_modified=None,
                                       error_count=0, gone=False, next_check_at=now)
                     if (row.source, row.interval, row.active) != (feed.source, feed.interval, True):
                         values.update(source=feed.source, interval=feed.interval, active=True)
@@ -102,8 +110,7 @@ class Feeds(Database):
     def feeds_due(self, now: datetime, *, names: Sequence[str] | None = None, everything: bool = False) -> list[FeedState]:
         """Feeds to poll now: due ones (or all with `everything`), never gone ones unless named."""
         t = _FEEDS
-        query = (select(t.c.id, t.c.name, t.c.url, t.c.etag, t.c.last_modified, t.c.error_count, t.c.interval,
-                        t.c.body_sha256).where(t.c.active.is_(True)).order_by(t.c.id))
+        query = select(*STATE_COLUMNS).where(t.c.active.is_(True)).order_by(t.c.id)
         if names:
             query = query.where(t.c.name.in_(names))
         else:
@@ -111,7 +118,7 @@ class Feeds(Database):
             if not everything:
                 query = query.where((t.c.next_check_at.is_(None)) | (t.c.next_check_at <= now))
         with self.session() as s:
-            return [FeedState(*row) for row in s.execute(query)]
+            return [feed_state(row) for row in s.execute(query)]
 
     def feed_names(self) -> list[str]:
         with self.session() as s:
@@ -205,7 +212,7 @@ def _answered(result: FetchResult, *, usable: bool) -> dict[str, Any]:
         if result.last_modified is not None or result.status == 200:
             values["last_modified"] = result.last_modified
     if result.permanent_url:
-        values["url"] = result.permanent_url
+        values.update(url=result.permanent_url, host=server_of(result.permanent_url))
     return values
 
 

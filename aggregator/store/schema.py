@@ -51,6 +51,7 @@ class FeedRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config_url: Mapped[str] = mapped_column(Text)  # as written in feeds.yaml
     url: Mapped[str] = mapped_column(Text)  # where we poll now (moves on permanent redirects)
+    host: Mapped[str] = mapped_column(Text, default="", server_default="")  # links.server_of(url)
     source: Mapped[str] = mapped_column(String(200), default="")
     title: Mapped[str | None] = mapped_column(Text)
     interval: Mapped[int | None] = mapped_column(Integer)
@@ -66,7 +67,7 @@ class FeedRow(Base):
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     body_sha256: Mapped[str | None] = mapped_column(String(64))  # of the last body parsed; an equal one is skipped
-    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the poller fetching it now (PostgreSQL: claims.py)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # the poller fetching it now (PostgreSQL: store/claims.py)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # when that claim lapses
     last_fetched_by: Mapped[str | None] = mapped_column(String(200))  # the poller that last recorded a fetch
 
@@ -169,5 +170,5 @@ def migrations_dir() -> Path:
     return Path(aggregator.migrations.__file__).parent
 
 
-SCHEMA_VERSION = "0006"  # the newest revision in migrations/versions (a test keeps the two in step)
+SCHEMA_VERSION = "0007"  # the newest revision in migrations/versions (a test keeps the two in step)
 
