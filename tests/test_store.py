@@ -175,17 +175,22 @@ def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: Feed
         assert all(c.published.tzinfo is not None for c in march) and len(march) >= 1
 
 
-def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft(tmp_path: Path) -> None:
-    """A database at revision 0003 (one shared pool of labels), filled as that release's import and draft
-    did, migrates to digests of their own: everything in it belongs to the digest "default"."""
+def _database_at(path: Path, revision: str) -> Path:
+    """A SQLite database migrated up to `revision`, as that release left it."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
-    path = tmp_path / "old.db"
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
-    command.upgrade(cfg, "0003")
+    command.upgrade(cfg, revision)
+    return path
+
+
+def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft(tmp_path: Path) -> None:
+    """A database at revision 0003 (one shared pool of labels), filled as that release's import and draft
+    did, migrates to digests of their own: everything in it belongs to the digest "default"."""
+    path = _database_at(tmp_path / "old.db", "0003")
     con = sqlite3.connect(path)
     con.execute("insert into posts (id, feed_id, key, url, title, summary, author, source, published_at, first_seen_at,"
                 " content_hash) values (1, null, 'digest:u', 'https://a.example/p', 'P', '', '', 'Netflix',"
@@ -231,14 +236,7 @@ def test_a_feeds_host_is_the_host_its_requests_go_to_after_a_sync_an_edit_and_a_
 
 
 def test_upgrading_from_the_revision_before_feed_hosts_fills_each_feeds_host(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    path = tmp_path / "old.db"
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
-    command.upgrade(cfg, "0006")
+    path = _database_at(tmp_path / "old.db", "0006")
     con = sqlite3.connect(path)
     for id_, url in [(1, "https://WWW.Example.com/feed"), (2, "http://[fe80::1]:8080/x"), (3, "http://[bad/x")]:
         con.execute("insert into feeds (id, name, config_url, url, source, active, error_count, gone, created_at)"
