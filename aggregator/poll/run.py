@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from aggregator.errors import ParseError
 from aggregator.poll.fetch import Fetcher
@@ -129,6 +129,125 @@ def _fewer_malloc_arenas() -> None:
         pass
 
 
+class _Pass:
+    """One pass's moving parts, stage by stage: feeds queued, fetches in flight (threads), parses in flight
+    (processes), and what is done but not yet written. Every method runs on the pass's own thread."""
+
+    def __init__(self, store: Store, fetcher: Fetcher, feeds: Sequence[FeedState], *, clock: Clock,
+                 schedule: Schedule, stop: threading.Event, progress: Progress | None, more: FeedSource | None) -> None:
+        self.store, self.fetcher, self.clock, self.schedule = store, fetcher, clock, schedule
+        self.stop, self.progress, self.more = stop, progress, more
+        self.queue = deque(feeds)
+        self.fetching: dict[Future[FetchResult], FeedState] = {}
+        self.parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult, str]] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        self.parsed_here = 0
+        self.unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
+        self.changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
+        self.outcomes: list[FeedOutcome] = []
+
+    # -- stage 1: take feeds ---------------------------------------------------------------
+
+    def refill(self) -> None:
+        """Take more feeds from `more` when there is room; forget `more` once it has none left for this pass."""
+        if self.more is None:
+            return
+        concurrency = self.schedule.concurrency
+        if len(self.queue) + len(self.fetching) <= concurrency and len(self.parsing) < 4 * self.schedule.parse_workers:
+            self.flush()
+            taken = self.more.take(concurrency * 3 // 2 - len(self.queue) - len(self.fetching))
+            self.queue.extend(taken)
+            if not taken and not self.more.waiting:
+                self.more = None
+                return
+        if not self.busy():
+            self.stop.wait(0.2)  # every feed left is on a host at its limit: ask again shortly
+
+    def busy(self) -> bool:
+        return bool(self.queue or self.fetching or self.parsing)
+
+    # -- stage 2: fetch (threads) ----------------------------------------------------------
+
+    def submit_fetches(self, threads: ThreadPoolExecutor) -> None:
+        while (self.queue and len(self.fetching) < SUBMITTED_PER_THREAD * self.schedule.concurrency
+               and len(self.parsing) < 4 * self.schedule.parse_workers):
+            feed = self.queue.popleft()
+            self.fetching[threads.submit(_fetch_now, self.fetcher, feed, self.clock)] = feed
+
+    def wait(self) -> set[Future[Any]]:
+        """The fetches and parses done within half a second (none when nothing finished)."""
+        done, _ = wait([*self.fetching, *self.parsing], timeout=0.5, return_when=FIRST_COMPLETED)
+        return done
+
+    # -- stage 3: parse (here, or in worker processes) -------------------------------------
+
+    def fetched(self, future: Future[FetchResult]) -> None:
+        """A fetch came back: record it as unchanged, parse it here, or hand it to the parse workers."""
+        feed, result = self.fetching.pop(future), future.result()
+        digest = _new_body(feed, result)
+        if digest is None:
+            self.finish(feed, result, None)
+        elif self.schedule.parse_workers <= 1 or self.parsed_here < PARSE_HERE_FIRST:
+            self.parsed_here += 1
+            self.finish(feed, result, _parse_here(result), digest)
+        else:
+            try:
+                from aggregator.poll.parse import parse_feed
+
+                self.pool = self.pool or parser_pool(self.schedule.parse_workers)
+                self.parsing[self.pool.submit(parse_feed, result.body, url=result.url,
+                                              content_type=result.content_type)] = (feed, result, digest)
+            except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
+                self.schedule = replace(self.schedule, parse_workers=1)
+                self.finish(feed, result, _parse_here(result), digest)
+
+    def parsed(self, future: Future[ParsedFeed]) -> None:
+        feed, result, digest = self.parsing.pop(future)
+        try:
+            parsed: ParsedFeed | ParseError = future.result()
+        except ParseError as exc:
+            parsed = exc
+        except Exception as exc:  # a parser process died (out of memory, say)
+            parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
+        self.finish(feed, result, parsed, digest)
+
+    # -- stage 4: write (this thread, in batches) ------------------------------------------
+
+    def finish(self, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
+               digest: str | None = None) -> None:
+        now = self.clock()
+        if parsed is None and result.error is None:  # a 304, or a body seen before
+            self.unchanged.append(Check(feed, result, _when(feed, result, None, self.schedule, now), now))
+        else:
+            self.changed.append(_fetched(feed, result, parsed, digest, self.schedule, now))
+        if len(self.unchanged) >= CHECKS_PER_WRITE or len(self.changed) >= FETCHES_PER_WRITE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.changed:
+            news = self.store.record_fetches([fetched for fetched, _ in self.changed], now=self.clock())
+            for (fetched, warning), new in zip(self.changed, news):
+                self.report(_outcome(fetched, new, warning))
+            self.changed.clear()
+        if self.unchanged:
+            self.store.record_checks(self.unchanged, now=self.clock())
+            for check in self.unchanged:
+                self.report(FeedOutcome(check.feed.name, "not_modified"))
+            self.unchanged.clear()
+
+    def report(self, outcome: FeedOutcome) -> None:
+        self.outcomes.append(outcome)
+        if self.progress:
+            self.progress(outcome)
+
+    def abandon(self) -> None:
+        """Cancel what is in flight (a stop, an error) and end the parse workers."""
+        for future in [*self.fetching, *self.parsing]:
+            future.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_pass(
     store: Store,
     fetcher: Fetcher,
@@ -151,110 +270,29 @@ def run_pass(
     ones are abandoned unrecorded; everything already stored stays committed. `clock` is read by the
     fetch threads too (each request's own start time).
     """
-    schedule = schedule or Schedule()
     stop = stop or fetcher.stop  # the fetcher watches the same event while reading bodies
-    outcomes: list[FeedOutcome] = []
-    queue = deque(feeds)
-    fetching: dict[Future[FetchResult], FeedState] = {}
-    parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult, str]] = {}
-    pool: ProcessPoolExecutor | None = None
-    parsed_here = 0
-
-    unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
-    changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
-
-    def finish(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
-               digest: str | None = None) -> None:
-        now = clock()
-        if parsed is None and result.error is None:  # a 304, or a body seen before
-            unchanged.append(Check(feed, result, _when(feed, result, None, schedule, now), now))
-        else:
-            changed.append(_fetched(feed, result, parsed, digest, schedule, now))
-        if len(unchanged) >= CHECKS_PER_WRITE or len(changed) >= FETCHES_PER_WRITE:
-            flush()
-
-    def flush() -> None:
-        if changed:
-            news = store.record_fetches([fetched for fetched, _ in changed], now=clock())
-            for (fetched, warning), new in zip(changed, news):
-                report(_outcome(fetched, new, warning))
-            changed.clear()
-        if unchanged:
-            store.record_checks(unchanged, now=clock())
-            for check in unchanged:
-                report(FeedOutcome(check.feed.name, "not_modified"))
-            unchanged.clear()
-
-    def report(outcome: FeedOutcome) -> None:
-        outcomes.append(outcome)
-        if progress:
-            progress(outcome)
-
-    def refill() -> bool:
-        """Take more feeds from `more` when there is room; False once it has none left for this pass."""
-        if more is None:
-            return False
-        if len(queue) + len(fetching) <= schedule.concurrency and len(parsing) < 4 * schedule.parse_workers:
-            flush()
-            taken = more.take(schedule.concurrency * 3 // 2 - len(queue) - len(fetching))
-            queue.extend(taken)
-            if not taken and not more.waiting:
-                return False
-        if not (queue or fetching or parsing):
-            stop.wait(0.2)  # every feed left is on a host at its limit: ask again shortly
-        return True
-
+    run = _Pass(store, fetcher, feeds, clock=clock, schedule=schedule or Schedule(), stop=stop, progress=progress,
+                more=more)
     _fewer_malloc_arenas()
-    with ThreadPoolExecutor(max_workers=schedule.concurrency, thread_name_prefix="fetch") as threads:
+    with ThreadPoolExecutor(max_workers=run.schedule.concurrency, thread_name_prefix="fetch") as threads:
         try:
             while not stop.is_set():
-                if not refill():
-                    more = None
-                if not (queue or fetching or parsing):
-                    if more is None:
+                run.refill()
+                if not run.busy():
+                    if run.more is None:
                         break
                     continue
-                while (queue and len(fetching) < SUBMITTED_PER_THREAD * schedule.concurrency
-                       and len(parsing) < 4 * schedule.parse_workers):
-                    feed = queue.popleft()
-                    fetching[threads.submit(_fetch_now, fetcher, feed, clock)] = feed
-                done, _ = wait([*fetching, *parsing], timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
+                run.submit_fetches(threads)
+                for future in run.wait():
                     if stop.is_set():
                         break
-                    if future in fetching:
-                        feed, result = fetching.pop(future), future.result()
-                        digest = _new_body(feed, result)
-                        if digest is None:
-                            finish(feed, result, None)
-                        elif schedule.parse_workers <= 1 or parsed_here < PARSE_HERE_FIRST:
-                            parsed_here += 1
-                            finish(feed, result, _parse_here(result), digest)
-                        else:
-                            try:
-                                from aggregator.poll.parse import parse_feed
-
-                                pool = pool or parser_pool(schedule.parse_workers)
-                                parsing[pool.submit(parse_feed, result.body, url=result.url,
-                                                    content_type=result.content_type)] = (feed, result, digest)
-                            except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
-                                schedule = replace(schedule, parse_workers=1)
-                                finish(feed, result, _parse_here(result), digest)
+                    if future in run.fetching:
+                        run.fetched(future)
                     else:
-                        feed, result, digest = parsing.pop(future)
-                        try:
-                            parsed: ParsedFeed | ParseError = future.result()
-                        except ParseError as exc:
-                            parsed = exc
-                        except Exception as exc:  # a parser process died (out of memory, say)
-                            parsed = ParseError(f"the parser failed: {type(exc).__name__}: {exc}")
-                        finish(feed, result, parsed, digest)
-                if not fetching and not parsing:
-                    flush()  # a quiet moment, or the end: the progress shows these feeds now
+                        run.parsed(future)
+                if not run.fetching and not run.parsing:
+                    run.flush()  # a quiet moment, or the end: the progress shows these feeds now
         finally:
-            for future in [*fetching, *parsing]:
-                future.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        flush()  # what completed before a stop is still recorded
-    return PassSummary(tuple(outcomes))
+            run.abandon()
+        run.flush()  # what completed before a stop is still recorded
+    return PassSummary(tuple(run.outcomes))
