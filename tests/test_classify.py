@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.learn import classify, features, model_file
+from aggregator.learn import classify, features, model_file, priority
 from aggregator.errors import ModelError
 from aggregator.models import Candidate, Label, Prediction
 
@@ -389,12 +389,37 @@ def test_save_load_round_trip(fixture: str, request: pytest.FixtureRequest, tmp_
                                                                  model_file.STATE_FILE, ".lock"])
 
 
+# the posts nobody decided on: the corpus's non-picks and fifty posts off the digest's subject
+BACKGROUND = [lb.candidate for lb in make_labels() if not lb.selected] + [
+    _candidate(500 + i, f"https://blog.example.org/{i}", f"Our {w} week", "", "")
+    for i, w in enumerate(["frontend", "hiring", "design", "payments", "mobile"] * 10)]
+
+
 @pytest.fixture(scope="module")
 def background_model() -> classify.Model:
-    background = [lb.candidate for lb in make_labels() if not lb.selected]
-    background += [_candidate(500 + i, f"https://blog.example.org/{i}", f"Our {w} week", "", "") for i, w in
-                   enumerate(["frontend", "hiring", "design", "payments", "mobile"] * 10)]
-    return classify.train(make_labels(with_negatives=False), background=background, now=NOW)
+    return classify.train(make_labels(with_negatives=False), background=BACKGROUND, now=NOW)
+
+
+@pytest.mark.parametrize(("kind", "with_negatives", "background"), [
+    (priority.Classifier, True, BACKGROUND[8:30]),  # known non-picks, some background as weak ones
+    (priority.Background, False, BACKGROUND),  # no known non-picks, enough background
+    (priority.Prior, False, BACKGROUND[:30]),  # no known non-picks, too little background
+])
+def test_each_priority_kind_is_chosen_and_its_file_gives_the_same_probabilities(
+        kind: type[priority.PriorityModel], with_negatives: bool, background: list[Candidate], tmp_path: Path) -> None:
+    m = classify.train(make_labels(with_negatives=with_negatives), background=background, now=NOW)
+    assert type(m._priority) is kind and m.priority_mode == m.meta["priority_mode"] == kind.kind
+    model_file.save(m, tmp_path)
+    loaded = model_file.load(tmp_path)
+    assert type(loaded._priority) is kind
+    # the training background too: a learned kind scores those posts out of fold
+    candidates = CANDIDATES + BACKGROUND + [lb.candidate for lb in make_labels()]
+    x = features.matrix(m.features, candidates)
+    sites = [site or host for host, site in map(features.site_of, [c.url for c in candidates])]
+    urls = [c.url for c in candidates]
+    before, after = m._priority.proba(x, sites, urls), loaded._priority.proba(x, sites, urls)
+    assert np.array_equal(before, after) and ((before > 0) & (before <= 1)).all()
+    assert loaded.cut(before.tolist()) == m.cut(before.tolist())
 
 
 def test_meta_json_is_readable(saved: Path) -> None:
@@ -461,6 +486,8 @@ def test_a_planted_pickle_is_refused_and_never_runs(saved: Path, tmp_path: Path)
     lambda st: st.update(vocabulary=st["vocabulary"][:-1]),  # arrays no longer fit the vocabulary
     lambda st: st["classes"].update(flat=["only one"]),
     lambda st: st["priority"].update(mode="magic"),
+    lambda st: st["priority"].update(mode="prior"),  # a prior never has a classifier
+    lambda st: st["priority"].update(mode="background"),  # its scale 1.0 is no share of labelled picks
     lambda st: st.update(sections=[]),
     lambda st: st.update(sites={"x": {"y": "many"}}),
 ])

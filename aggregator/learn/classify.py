@@ -111,7 +111,7 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
         "label_counts": dict(sorted(Counter(section_key(p) for p in paths).items())),
         "sections": [list(s) for s in section_model.leaves],
         "exclusive_sections": section_model.exclusive,
-        "priority_mode": priority_model.mode,
+        "priority_mode": priority_model.kind,
         "n_features": len(features.vocabulary_),
         "model_sha256": None,  # filled in by save()
     }
@@ -149,7 +149,8 @@ class Model:
 
     @property
     def priority_mode(self) -> str:
-        return self._priority.mode
+        """Which kind of priority model the decisions allowed: "classifier", "background" or "prior"."""
+        return self._priority.kind
 
     def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
         """The priority a post needs to be selected among `priorities`, and why (see PriorityModel.cut)."""

@@ -17,7 +17,7 @@ from aggregator.files import WriteError, atomic_write, folder_lock
 from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
 from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
 from aggregator.learn.linear import Linear
-from aggregator.learn.priority import PriorityModel
+from aggregator.learn.priority import Background, Classifier, Learned, Prior, PriorityModel
 from aggregator.learn.sections import SectionModel
 
 ARRAYS_FILE = "model.npz"
@@ -25,7 +25,6 @@ STATE_FILE = "model.json"
 META_FILE = "meta.json"
 MAX_FILE_BYTES = 512 * 2**20  # a model file larger than this is refused before it is read
 _RETRAIN = "run `aggregator train` again"
-_MODES = ("classifier", "background", "prior")
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -62,25 +61,37 @@ def _to_files(model: Model) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {"idf": np.asarray(features.idf_, dtype=np.float64)}
     section: SectionModel = st["section"]
     priority: PriorityModel = st["priority"]
-    linear = {"flat": section.flat, "top": section.top, "topic": section.topic, "priority": priority.clf}
+    priority_state, priority_clf = _priority_to_files(priority, arrays)
+    linear = {"flat": section.flat, "top": section.top, "topic": section.topic, "priority": priority_clf}
     classes = {}
     for name, clf in linear.items():
         if clf is not None:
             arrays[f"{name}_coef"], arrays[f"{name}_intercept"] = clf.coef, clf.intercept
             classes[name] = list(clf.classes)
-    if priority.centroid is not None:
-        arrays["centroid"] = np.asarray(priority.centroid, dtype=np.float64)
     state = {
         "vocabulary": vocabulary,
         "classes": classes,
         "sections": [list(s) for s in section.leaves],
         "exclusive": section.exclusive,
-        "priority": {"mode": priority.mode, "platt": list(priority.platt), "scale": priority.scale,
-                     "ref": priority.ref, "picked_sites": sorted(priority.picked_sites),
-                     "held_out": priority.held_out},
+        "priority": priority_state,
         "sites": st["sites"],
     }
     return state, arrays
+
+
+def _priority_to_files(priority: PriorityModel, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], Linear | None]:
+    """The priority model's entry of model.json (adding its arrays to `arrays`) and its classifier, if any.
+    Every kind has the same keys, "mode" naming the kind and a key the kind does not use holding a neutral value."""
+    state: dict[str, Any] = {"mode": priority.kind, "platt": [1.0, 0.0], "scale": 1.0, "ref": 0.0, "picked_sites": [],
+                             "held_out": {}}
+    if isinstance(priority, Learned):
+        state.update(platt=list(priority.platt), held_out=dict(priority.held_out))
+    if isinstance(priority, Background):
+        state.update(scale=priority.labelled_share)
+    if isinstance(priority, Prior):
+        state.update(ref=priority.ref, picked_sites=sorted(priority.picked_sites))
+        arrays["centroid"] = np.asarray(priority.centroid, dtype=np.float64)
+    return state, priority.clf if isinstance(priority, Learned) else None
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -162,27 +173,35 @@ def _from_files(state: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
                                                       for s in leaves), "sections as lists of headings")
     exclusive = _str_map(state["exclusive"], "exclusive sections")
     section = SectionModel([tuple(s) for s in leaves], linear["flat"], linear["top"], linear["topic"], exclusive)
-    p = state["priority"]
-    _need(isinstance(p, dict) and p.get("mode") in _MODES, "a priority mode")
-    _need((p["mode"] == "prior") == (linear["priority"] is None), "a priority classifier unless the mode is prior")
-    platt, scale, ref = p["platt"], p["scale"], p["ref"]
-    _need(isinstance(platt, list) and len(platt) == 2 and all(_finite(v) for v in platt), "two calibration numbers")
-    _need(_finite(scale) and 0 < scale < 1 or p["mode"] != "background", "a background scale between 0 and 1")
-    _need(_finite(scale) and _finite(ref), "finite priority numbers")
-    centroid = _floats(arrays, "centroid", (len(vocabulary),)) if "centroid" in arrays else None
-    _need(centroid is not None or p["mode"] != "prior", "a centroid for the prior")
-    picked = p["picked_sites"]
-    _need(isinstance(picked, list) and all(isinstance(x, str) for x in picked), "picked sites as strings")
-    held_out = p["held_out"]
-    _need(isinstance(held_out, dict) and all(isinstance(k, str) and _finite(v) for k, v in held_out.items()),
-          "held-out scores as numbers")
-    priority = PriorityModel(p["mode"], linear["priority"], (float(platt[0]), float(platt[1])), float(scale),
-                             centroid, float(ref), frozenset(picked), {k: float(v) for k, v in held_out.items()})
+    priority = _priority_from_files(state["priority"], linear["priority"], arrays, len(vocabulary))
     sites = state["sites"]
     _need(isinstance(sites, dict) and all(isinstance(k, str) and isinstance(v, dict) and all(
         isinstance(a, str) and isinstance(b, int) and not isinstance(b, bool) for a, b in v.items())
         for k, v in sites.items()), "site histories")
     return {"features": features, "section": section, "priority": priority, "sites": sites}
+
+
+def _priority_from_files(p: Any, clf: Linear | None, arrays: dict[str, np.ndarray], n_vocabulary: int) -> PriorityModel:
+    """The priority model of the kind "mode" names, from the keys that kind uses (ValueError when anything is off)."""
+    _need(isinstance(p, dict) and p.get("mode") in (Classifier.kind, Background.kind, Prior.kind), "a priority mode")
+    if p["mode"] == Prior.kind:
+        _need(clf is None, "no priority classifier for the prior")
+        ref, picked = p["ref"], p["picked_sites"]
+        _need(_finite(ref), "a finite likeness of the picks")
+        _need(isinstance(picked, list) and all(isinstance(x, str) for x in picked), "picked sites as strings")
+        return Prior(_floats(arrays, "centroid", (n_vocabulary,)), float(ref), frozenset(picked))
+    if clf is None:
+        raise ValueError("expected a priority classifier unless the mode is prior")
+    platt, held_out = p["platt"], p["held_out"]
+    _need(isinstance(platt, list) and len(platt) == 2 and all(_finite(v) for v in platt), "two calibration numbers")
+    _need(isinstance(held_out, dict) and all(isinstance(k, str) and _finite(v) for k, v in held_out.items()),
+          "held-out scores as numbers")
+    calibration, scores = (float(platt[0]), float(platt[1])), {k: float(v) for k, v in held_out.items()}
+    if p["mode"] == Classifier.kind:
+        return Classifier(clf, calibration, scores)
+    scale = p["scale"]
+    _need(_finite(scale) and 0 < scale < 1, "a background scale between 0 and 1")
+    return Background(clf, calibration, scores, float(scale))
 
 
 def _need(ok: bool, what: str) -> None:

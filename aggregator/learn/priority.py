@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,62 +25,44 @@ CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be p
 PRIOR_CUT = 0.5  # the cut before anything but picks is known
 
 
-class PriorityModel:
-    """P(the editor picks the post).
+class PriorityModel(ABC):
+    """P(the editor picks the post), of one of three kinds (`kind`, as meta.json names it), which
+    `fit_priority` chooses: `Classifier`, `Background` or `Prior`."""
 
-    - "classifier": picks against known non-picks (removed entries, and fetched posts of the months a
-      digest covers that it left out), background posts counting as weak non-picks; Platt-calibrated on
-      out-of-fold scores of the known decisions.
-    - "background": no known non-picks yet, but at least MIN_BACKGROUND fetched posts nobody decided on:
-      picks against those (positive-unlabelled learning). g = P(labelled | post) is calibrated out of
-      fold, c is its mean over the picks, and a post not yet decided on is picked with probability
-      (1-c)/c * g/(1-g) (Elkan and Noto, 2008), which holds when the labelled picks are a random sample
-      of all picks.
-    - "prior": nothing but picks is known (and fewer than MIN_BACKGROUND fetched posts): a post that
-      uses AI/ML vocabulary (built in) or comes from a
-      site the editor has picked from gets a middling score, raised by its likeness to past picks; any
-      other post a low one. Not calibrated.
-    """
+    kind: ClassVar[str]
 
-    def __init__(self, mode: str, clf: Linear | None, platt: tuple[float, float], scale: float,
-                 centroid: np.ndarray | None, ref: float, picked_sites: frozenset[str] = frozenset(),
-                 held_out: dict[str, float] | None = None) -> None:
-        self.mode, self.clf, self.platt, self.scale = mode, clf, platt, scale
-        self.centroid, self.ref, self.picked_sites = centroid, ref, picked_sites
-        self.held_out = held_out or {}
-
+    @abstractmethod
     def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
         """P(pick) of each row; `sites` (host plus first path segment) tell the prior which sites the editor
         reads, `urls` which rows were background posts in training (scored out of fold)."""
-        if self.clf is not None:
-            a, b = self.platt
-            raw = self.clf.decision_function(x)
-            for i, url in enumerate(urls):
-                if url in self.held_out:
-                    raw[i] = self.held_out[url]
-            g = 1.0 / (1.0 + np.exp(-(a * raw + b)))
-            if self.mode == "background":  # Elkan and Noto: P(pick | x, not yet labelled) = (1-c)/c * g/(1-g)
-                c = self.scale
-                return np.clip((1.0 - c) / c * g / np.maximum(1.0 - g, 1e-9), 0.0, 1.0)
-            return g
-        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-        lex = np.asarray(x[:, n_tfidf:].todense())
-        scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
-        in_scope = scope >= LEXICON_SCALE - 1e-9  # a strong word, or weak ones in both title and opening
-        in_scope |= np.array([site in self.picked_sites for site in sites], dtype=bool)
-        similarity = np.asarray(x[:, :n_tfidf] @ self.centroid).ravel() if self.centroid is not None else np.zeros(x.shape[0])
-        closeness = np.clip(similarity / (self.ref if self.ref > 0 else 1.0), 0.0, 1.0)
-        return np.where(in_scope, 0.5 + 0.3 * closeness, 0.02 + 0.2 * closeness)
+
+    @abstractmethod
+    def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
+        """The probability a post needs to be selected, and how it was chosen, in words."""
+
+
+@dataclass(frozen=True, eq=False)
+class Learned(PriorityModel):
+    """A classifier of picks, Platt-calibrated on out-of-fold scores; `held_out` keeps the out-of-fold
+    score of each background post of training (by URL), which scores it instead of `clf`."""
+
+    clf: Linear
+    platt: tuple[float, float]
+    held_out: Mapping[str, float]
+
+    def calibrated(self, x: sp.csr_matrix, urls: Sequence[str]) -> np.ndarray:
+        """The calibrated P(labelled a pick) of each row."""
+        a, b = self.platt
+        raw = self.clf.decision_function(x)
+        for i, url in enumerate(urls):
+            if url in self.held_out:
+                raw[i] = self.held_out[url]
+        return 1.0 / (1.0 + np.exp(-(a * raw + b)))
 
     def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
-        """The probability a post needs to be selected, and how it was chosen, in words.
-
-        With calibrated probabilities the cut maximises the expected F1 of the selection (the expected
+        """With calibrated probabilities the cut maximises the expected F1 of the selection (the expected
         number of picks selected over the mean of selected and expected picks; Lipton et al., 2014:
         the best threshold is half the best F1), never below CUT_FLOOR."""
-        if self.mode == "prior":
-            return PRIOR_CUT, (f"selected: priority >= {PRIOR_CUT:.2f}; no non-picks known yet, so priority is a "
-                               "prior from the digest's vocabulary, not a probability (fetch, then train again)")
         p = np.sort(np.asarray(priorities, dtype=np.float64))[::-1]
         expected = float(p.sum())
         if not len(p) or expected <= 0:
@@ -88,6 +73,103 @@ class PriorityModel:
         return threshold, (f"selected: P(pick) >= {threshold:.2f}, the cut that maximises the expected F1 "
                            f"({best:.2f}) given the calibrated probabilities; about {expected:.1f} picks expected "
                            f"among these {len(p)} posts")
+
+
+@dataclass(frozen=True, eq=False)
+class Classifier(Learned):
+    """Picks against known non-picks (removed entries, and fetched posts of the months a digest covers
+    that it left out), background posts counting as weak non-picks; calibrated on the known decisions."""
+
+    kind: ClassVar[str] = "classifier"
+
+    def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
+        return self.calibrated(x, urls)
+
+
+@dataclass(frozen=True, eq=False)
+class Background(Learned):
+    """No known non-picks yet, but at least MIN_BACKGROUND fetched posts nobody decided on: picks against
+    those (positive-unlabelled learning). g = P(labelled | post) is calibrated out of fold,
+    `labelled_share` (c) is its mean over the picks, and a post not yet decided on is picked with
+    probability (1-c)/c * g/(1-g) (Elkan and Noto, 2008), which holds when the labelled picks are a
+    random sample of all picks."""
+
+    kind: ClassVar[str] = "background"
+    labelled_share: float
+
+    def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
+        g = self.calibrated(x, urls)
+        c = self.labelled_share
+        return np.clip((1.0 - c) / c * g / np.maximum(1.0 - g, 1e-9), 0.0, 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Prior(PriorityModel):
+    """Nothing but picks is known (and fewer than MIN_BACKGROUND fetched posts): a post that uses AI/ML
+    vocabulary (built in) or comes from a site the editor has picked from (`picked_sites`) gets a
+    middling score, raised by its likeness to past picks (cosine to the picks' unit `centroid`, relative
+    to the picks' median `ref`); any other post a low one. Not calibrated."""
+
+    kind: ClassVar[str] = "prior"
+    centroid: np.ndarray
+    ref: float
+    picked_sites: frozenset[str]
+
+    def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
+        n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+        lex = np.asarray(x[:, n_tfidf:].todense())
+        scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
+        in_scope = scope >= LEXICON_SCALE - 1e-9  # a strong word, or weak ones in both title and opening
+        in_scope |= np.array([site in self.picked_sites for site in sites], dtype=bool)
+        similarity = np.asarray(x[:, :n_tfidf] @ self.centroid).ravel()
+        closeness = np.clip(similarity / (self.ref if self.ref > 0 else 1.0), 0.0, 1.0)
+        return np.where(in_scope, 0.5 + 0.3 * closeness, 0.02 + 0.2 * closeness)
+
+    def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
+        return PRIOR_CUT, (f"selected: priority >= {PRIOR_CUT:.2f}; no non-picks known yet, so priority is a "
+                           "prior from the digest's vocabulary, not a probability (fetch, then train again)")
+
+
+def fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sites: list[str], urls: list[str],
+                 seed: int) -> PriorityModel:
+    """The kind of priority the decisions allow, fitted. `known`: rows that are decisions (picks and known
+    non-picks); the others are background.
+
+    A background post is usually also a candidate of the draft (this month's fetched posts), and the
+    final classifier has learned it as a non-pick: scoring it with that classifier would push every such
+    post down, picks-to-be most of all. So each background post keeps the score of the fold that did
+    not see it (cross-fitting)."""
+    n_pos = int(selected.sum())
+    n_known_neg = int((known & ~selected).sum())
+    n_background = int((~known).sum())
+    if n_pos < MIN_PER_CLASS or (n_known_neg < MIN_PER_CLASS and n_background < MIN_BACKGROUND):
+        return _fit_prior(x, selected, sites)
+    if n_known_neg >= MIN_PER_CLASS:
+        weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
+        scores = _out_of_fold(x, selected, weights, seed)
+        platt = _platt(scores[known], selected[known], seed)
+        return Classifier(_final_classifier(x, selected, weights, seed), platt, _held_out(urls, scores, known))
+    weights = np.ones(len(selected))
+    scores = _out_of_fold(x, selected, weights, seed)
+    platt = _platt(scores, selected, seed)
+    g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
+    return Background(_final_classifier(x, selected, weights, seed), platt, _held_out(urls, scores, known),
+                      min(max(float(g.mean()), 1e-3), 1 - 1e-3))
+
+
+def _fit_prior(x: sp.csr_matrix, selected: np.ndarray, sites: list[str]) -> Prior:
+    """The picks' unit centroid in the text features, their median likeness to it, and their sites."""
+    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+    picks = x[np.flatnonzero(selected), :n_tfidf]
+    centroid = np.asarray(picks.mean(axis=0)).ravel()
+    norm = np.linalg.norm(centroid)
+    centroid = centroid / norm if norm else centroid
+    ref = float(np.median(np.asarray(picks @ centroid).ravel())) if picks.shape[0] else 0.0
+    return Prior(centroid, ref, frozenset(site for site, chosen in zip(sites, selected.tolist()) if chosen))
+
+
+def _final_classifier(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> Linear:
+    return Linear.from_sklearn(_priority_classifier(seed).fit(x, y, sample_weight=w))
 
 
 def _platt(scores: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
@@ -108,41 +190,6 @@ def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> n
 
 def _priority_classifier(seed: int) -> LogisticRegression:
     return LogisticRegression(C=PRIORITY_C, class_weight="balanced", max_iter=MAX_ITER, random_state=seed)
-
-
-def fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, sites: list[str], urls: list[str],
-                  seed: int) -> PriorityModel:
-    """`known`: rows that are decisions (picks and known non-picks); the others are background.
-
-    A background post is usually also a candidate of the draft (this month's fetched posts), and the
-    final classifier has learned it as a non-pick: scoring it with that classifier would push every such
-    post down, picks-to-be most of all. So each background post keeps the score of the fold that did
-    not see it (cross-fitting)."""
-    n_pos = int(selected.sum())
-    n_known_neg = int((known & ~selected).sum())
-    n_background = int((~known).sum())
-    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-    if n_pos < MIN_PER_CLASS or (n_known_neg < MIN_PER_CLASS and n_background < MIN_BACKGROUND):
-        picks = x[np.flatnonzero(selected), :n_tfidf]
-        centroid = np.asarray(picks.mean(axis=0)).ravel()
-        norm = np.linalg.norm(centroid)
-        centroid = centroid / norm if norm else centroid
-        ref = float(np.median(np.asarray(picks @ centroid).ravel())) if picks.shape[0] else 0.0
-        picked = frozenset(site for site, chosen in zip(sites, selected.tolist()) if chosen)
-        return PriorityModel("prior", None, (1.0, 0.0), 1.0, centroid, ref, picked)
-    if n_known_neg >= MIN_PER_CLASS:
-        weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
-        scores = _out_of_fold(x, selected, weights, seed)
-        platt = _platt(scores[known], selected[known], seed)
-        clf = Linear.from_sklearn(_priority_classifier(seed).fit(x, selected, sample_weight=weights))
-        return PriorityModel("classifier", clf, platt, 1.0, None, 0.0, held_out=_held_out(urls, scores, known))
-    weights = np.ones(len(selected))
-    scores = _out_of_fold(x, selected, weights, seed)
-    platt = _platt(scores, selected, seed)
-    g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
-    clf = Linear.from_sklearn(_priority_classifier(seed).fit(x, selected, sample_weight=weights))
-    return PriorityModel("background", clf, platt, min(max(float(g.mean()), 1e-3), 1 - 1e-3), None, 0.0,
-                         held_out=_held_out(urls, scores, known))
 
 
 def _held_out(urls: list[str], scores: np.ndarray, known: np.ndarray) -> dict[str, float]:
