@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aggregator.learn import features
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.evaluate import Split, leave_one_out, monthly_splits, run
 from aggregator.learn.labels import import_entries
+from aggregator.learn.reading import read_digest
 from aggregator.models import Candidate, Label, month_bounds
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)

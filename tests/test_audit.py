@@ -7,8 +7,8 @@ from pathlib import Path
 from conftest import DATA, FEEDS, FeedServer, run_cli
 
 from aggregator.audit import uncovered_sites
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.features import site_of
+from aggregator.learn.reading import read_digest
 
 DIGESTS = DATA / "digests"
 run = run_cli

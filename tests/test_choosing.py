@@ -13,8 +13,8 @@ import pytest
 from conftest import DATA, FEEDS, FeedServer, run_cli
 
 from aggregator.learn import classify, priority
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import import_entries
+from aggregator.learn.reading import read_digest
 from aggregator.models import Candidate, Label
 
 NOW = datetime(2023, 4, 2, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.learn.digest_reader import detect_style, read_digest, split_title
+from aggregator.learn.reading import detect_style, read_digest, split_title
 from aggregator.errors import DigestError
 from aggregator.models import Digest
 

@@ -12,7 +12,7 @@ from conftest import DATA, FeedServer
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 from aggregator.models import edition_bounds, week_bounds, week_of
 

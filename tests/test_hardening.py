@@ -10,7 +10,7 @@ import pytest
 from conftest import DATA, run_cli
 
 from aggregator.errors import DigestError
-from aggregator.learn.digest_reader import read_digest, split_title
+from aggregator.learn.reading import read_digest, split_title
 
 DIGESTS = DATA / "digests"
 run = run_cli

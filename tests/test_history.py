@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, run_cli
 
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 from aggregator.store import Store
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from aggregator.cli import app
 from aggregator.config import Config
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.digest.draft import make_draft
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FeedOutcome

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import DATA, FeedServer, run_cli, trained_on_last_month
 
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, covered_months, digest_month, month_from_name, sections_without_source
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 
 DIGESTS = DATA / "digests"

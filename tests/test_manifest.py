@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import DATA, FeedServer, run_cli, trained_on_last_month
 
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 
 DIGESTS = DATA / "digests"
 run = run_cli

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.errors import DigestError, ParseError
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, ParsedFeed, Prediction

@@ -9,7 +9,7 @@ import pytest
 from conftest import DATA, run_cli
 
 from aggregator.errors import DigestError
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 from aggregator.digest.publish import Entry, plan, read, write_if_unchanged
 

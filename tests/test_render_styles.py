@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from aggregator.learn.digest_reader import read_digest
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 from aggregator.models import Candidate, DraftItem, Prediction
 from aggregator.poll.parse import clean_text

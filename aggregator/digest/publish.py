@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aggregator.errors import DigestError
 from aggregator.files import atomic_write
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import number_and_name
+from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
 from aggregator.models import SectionPath
 from aggregator.digest.render import escape_markdown

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aggregator.errors import DigestError
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import align_section, import_entries
+from aggregator.learn.reading import read_digest
 from aggregator.models import Digest, ImportEntry, SectionPath, month_of
 
 GIT_TIMEOUT = 60  # seconds one git command may take

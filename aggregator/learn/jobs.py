@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
-from aggregator.learn.digest_reader import read_digest
 from aggregator.learn.labels import (YEARS, align_section, covered_months, merge_trees, digest_month, digest_week, import_entries,
                                      out_of_range)
+from aggregator.learn.reading import read_digest
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
                                edition_of, month_bounds, month_of)
