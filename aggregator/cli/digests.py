@@ -89,7 +89,7 @@ def draft(
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
 ) -> None:
     """Write the draft of one edition of a digest in its style, ranked and placed by its trained model."""
-    from aggregator.digest.draft import default_path, make_draft, write_new
+    from aggregator.digest.draft import default_path, make_draft, save_draft, write_new
 
     if fmt not in ("markdown", "json"):
         raise typer.BadParameter("must be markdown or json", param_hint="--format")
@@ -112,14 +112,10 @@ def draft(
             sys.stdout.write(result.text)
             return
         path = Path(output) if output else default_path(rt.config, edition, fmt, settings)  # type: ignore[arg-type]
-        write_new(path, result.text, force=force)
-        if fmt == "markdown" and output is None:
-            from aggregator.digest.draft import write_manifest
-            from aggregator.digest.manifest import path_for
-
-            rt.store.record_draft(edition, str(path), result.text, rt.clock(), result.selected_urls,
-                                  digest=settings.name)
-            write_manifest(rt.store, rt.config, settings, edition, result.items, model, path, path_for(path), rt.clock())
+        if fmt == "markdown" and output is None:  # the drafts folder's copy: recorded, with its manifest
+            save_draft(rt.store, rt.config, settings, result, model, path, rt.clock(), force=force)
+        else:
+            write_new(path, result.text, force=force)
         say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
 
 
