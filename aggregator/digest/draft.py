@@ -174,11 +174,18 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
     """Write a draft file; refuse to replace an existing one unless `force` (the editor edits these)."""
     if (path.exists() or path.is_symlink()) and not force:
         raise DigestError(f"{path}: already exists and may hold the editor's edits; pass --force to overwrite")
-    _atomic_write(path, text)
-
-
-def _atomic_write(path: Path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"))
+
+
+def save_draft(store: Store, config: Config, digest: DigestSettings, draft: Draft, model: Model | None, path: Path,
+               now: datetime, *, force: bool) -> None:
+    """Write a Markdown draft into the drafts folder (as `write_new`), record it in the store (so that
+    `is_unedited_draft` tells it from the editor's edits later) and write its manifest beside it."""
+    from aggregator.digest.manifest import path_for
+
+    write_new(path, draft.text, force=force)
+    store.record_draft(draft.month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
+    write_manifest(store, config, digest, draft.month, draft.items, model, path, path_for(path), now)
 
 
 def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None,
@@ -195,11 +202,7 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
         if not store.is_unedited_draft(month, current, digest=digest.name):
             return f"draft {path} left alone: it was edited since aggregator wrote it"
     draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
-    _atomic_write(path, draft.text)
-    store.record_draft(month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
-    from aggregator.digest.manifest import path_for
-
-    write_manifest(store, config, digest, month, draft.items, model, path, path_for(path), now)
+    save_draft(store, config, digest, draft, model, path, now, force=True)  # unedited, or not there: replace it
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
 
 

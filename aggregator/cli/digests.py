@@ -1,0 +1,172 @@
+"""The digest commands: import-digest and import-history (the editor's decisions), draft, publish and audit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aggregator.cli.common import (DigestOption, WeekOption, chosen_edition, reports_errors, rich_console, rich_table,
+                                   runtime, say, warn)
+from aggregator.errors import DigestError
+
+
+@reports_errors
+def import_digest(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Digest Markdown files: published digests or edited drafts.")],
+    month: Annotated[str | None, typer.Option("--month", help="The month the digest is for, YYYY-MM (default: from the file name or its entries).", show_default=False)] = None,
+    week: WeekOption = None,
+    style: Annotated[str | None, typer.Option("--style", help="house, footnote or weekly (default: the digest's, else detected).", show_default=False)] = None,
+    digest: DigestOption = None,
+) -> None:
+    """Read past digests (or edited drafts) as the editor's decisions: what was kept, moved, added, removed."""
+    from aggregator.learn.jobs import import_digest_file, scope_of
+
+    if style not in (None, "house", "footnote", "weekly"):
+        raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
+    with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        chosen_edition(settings, month, week, default=False)
+        style = style or (settings.style if rt.config.digests else None)
+        failed = []
+        for file in files:  # each file is imported whole or not at all, and reported on its own line
+            try:
+                report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock(),  # type: ignore[arg-type]
+                                            scope=scope_of(rt.config, settings), week=week)
+            except DigestError as exc:
+                warn(f"error: {exc}")
+                failed.append(str(file))
+                continue
+            if report.unchanged:
+                say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
+            else:
+                say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
+                    f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+            if report.truncated:
+                warn(f"{file}: warning: {report.truncated} entries had a title, source, heading or summary cut to "
+                     "the limits (README, Limits)")
+        if failed:
+            warn(f"{len(files) - len(failed)} of {len(files)} files imported; not imported: {', '.join(failed)}")
+            raise typer.Exit(1)
+
+
+@reports_errors
+def import_history(
+    ctx: typer.Context,
+    repo: Annotated[Path, typer.Argument(help="A local git repository holding the editor's running digest.")],
+    file: Annotated[str, typer.Option("--file", help="The digest's path inside the repository.")] = "README.md",
+    digest: DigestOption = None,
+) -> None:
+    """Read every commit of the running digest as the editor's decisions: when each entry first appeared,
+    where it ended up, and what was dropped."""
+    from aggregator.learn.jobs import import_history as run_import, scope_of
+
+    with runtime(ctx) as rt:
+        report = run_import(rt.store, repo, file, now=rt.clock(), scope=scope_of(rt.config, rt.config.digest(digest)))
+    say(f"{repo}: {report.versions} versions of {file}")
+    for edition, r, moved in report.editions:
+        if r.unchanged:
+            say(f"{edition}: unchanged ({r.entries} picks)")
+        else:
+            say(f"{edition}: {r.entries} picks; {r.added} added, {r.moved} moved, {r.removed} removed"
+                + (f"; {moved} moved between sections in the history" if moved else ""))
+
+
+@reports_errors
+def draft(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option("--month", help="The month of a monthly digest, YYYY-MM (default: this month).", show_default=False)] = None,
+    week: WeekOption = None,
+    digest: DigestOption = None,
+    output: Annotated[str | None, typer.Option("--out", help="File to write, or - for standard output (default: the digest's drafts folder, EDITION.md; standard output for json).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing draft file.")] = False,
+    from_manifest: Annotated[Path | None, typer.Option("--manifest", help="Re-render the selection a manifest recorded (its digest and edition unless given).", show_default=False)] = None,
+    max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: every post above the model's cut).", show_default=False)] = None,
+    min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
+) -> None:
+    """Write the draft of one edition of a digest in its style, ranked and placed by its trained model."""
+    from aggregator.digest.draft import default_path, make_draft, save_draft, write_new
+
+    if fmt not in ("markdown", "json"):
+        raise typer.BadParameter("must be markdown or json", param_hint="--format")
+    replay = None
+    if from_manifest is not None:
+        from aggregator.digest.manifest import selection
+
+        recorded_digest, recorded_edition, replay = selection(from_manifest)
+        digest = digest or recorded_digest
+        if month is None and week is None:
+            month, week = (None, recorded_edition) if "W" in recorded_edition else (recorded_edition, None)
+    with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        edition = chosen_edition(settings, month, week, default=True)
+        assert edition is not None
+        model = rt.load_model(settings)
+        result = make_draft(rt.store, rt.config, edition, fmt, model=model,  # type: ignore[arg-type]
+                            count=max_posts, min_priority=min_priority, digest=settings, replay=replay)
+        if output == "-" or (output is None and fmt == "json"):
+            sys.stdout.write(result.text)
+            return
+        path = Path(output) if output else default_path(rt.config, edition, fmt, settings)  # type: ignore[arg-type]
+        if fmt == "markdown" and output is None:  # the drafts folder's copy: recorded, with its manifest
+            save_draft(rt.store, rt.config, settings, result, model, path, rt.clock(), force=force)
+        else:
+            write_new(path, result.text, force=force)
+        say(f"wrote {path} ({len(result.selected_urls)} of {len(result.items)} posts selected)")
+
+
+@reports_errors
+def publish(
+    ctx: typer.Context,
+    into: Annotated[Path, typer.Option("--into", help="The running digest file (the editor's README) to add the entries to.")],
+    month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a unified diff; write nothing.")] = False,
+    digest: DigestOption = None,
+) -> None:
+    """Put a month's accepted entries (the draft's selections and the editor's decisions) into the running file."""
+    from aggregator.digest.draft import publish_plan
+
+    with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        edition = chosen_edition(settings, month, None, default=True)
+        assert edition is not None
+        result = publish_plan(rt.store, rt.config, edition, into, model=rt.load_model(settings), digest=settings,
+                              dry_run=dry_run, now=rt.clock())
+    if dry_run:
+        sys.stdout.write(result)
+    else:
+        say(result)
+
+
+@reports_errors
+def audit(
+    ctx: typer.Context,
+    months: Annotated[int, typer.Option("--months", min=1, help="How many recent months a feed must have supplied a pick in.")] = 6,
+    discover: Annotated[bool, typer.Option("--discover", help="Fetch each uncovered site's home page and name the feed it advertises.")] = False,
+    digest: DigestOption = None,
+) -> None:
+    """The sources of the digest's picks that no feed covers, and the feeds that supplied no pick lately."""
+    from aggregator.audit import run_audit
+
+    with runtime(ctx) as rt:
+        report = run_audit(rt.store, rt.config, rt.config.digest(digest), months=months, now=rt.clock(),
+                           discover=discover)
+    console = rich_console()
+    if report.uncovered:
+        say("sites of picks that no feed covers:")
+        table = rich_table(("site", "picks", "example", "advertised feed"), overflow="fold")
+        for u in report.uncovered:
+            table.add_row(u.site, str(u.picks), u.example, u.feed or ("-" if discover else "(--discover)"))
+        console.print(table)
+    else:
+        say("every site the picks come from is covered by a feed")
+    if report.idle:
+        say(f"feeds with no pick since {report.since:%Y-%m-%d}:")
+        table = rich_table(("feed", "posts fetched"), justify="right")
+        for idle in report.idle:
+            table.add_row(idle.feed, str(idle.posts))
+        console.print(table)
