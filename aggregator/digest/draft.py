@@ -177,6 +177,18 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
+def unedited_text(store: Store, path: Path, month: str, digest: DigestSettings) -> str | None:
+    """The draft file's text as aggregator last wrote it ("" when there is no file), or None when the
+    editor changed it since: such a file is theirs, not to be replaced. DigestError when it cannot be read."""
+    if not path.exists():
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"cannot read it ({exc})") from None
+    return text if store.is_unedited_draft(month, text, digest=digest.name) else None
+
+
 def save_draft(store: Store, config: Config, digest: DigestSettings, draft: Draft, model: Model | None, path: Path,
                now: datetime, *, force: bool) -> None:
     """Write a Markdown draft into the drafts folder (as `write_new`), record it in the store (so that
@@ -194,13 +206,11 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
     aggregator last wrote it. Returns a one-line account of what happened."""
     digest = digest or config.digest(None)
     path = default_path(config, month, "markdown", digest)
-    if path.exists():
-        try:
-            current = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return f"draft {path} left alone: cannot read it ({exc})"
-        if not store.is_unedited_draft(month, current, digest=digest.name):
+    try:
+        if unedited_text(store, path, month, digest) is None:
             return f"draft {path} left alone: it was edited since aggregator wrote it"
+    except DigestError as exc:
+        return f"draft {path} left alone: {exc}"
     draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
     save_draft(store, config, digest, draft, model, path, now, force=True)  # unedited, or not there: replace it
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"

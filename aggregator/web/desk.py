@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Literal
 
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import AggregatorError, ConflictError, DigestError, StaleError
-from aggregator.files import atomic_write
 from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
 from aggregator.models import DraftItem, SectionPath, edition_bounds
@@ -287,26 +286,20 @@ class Desk:
     def export(self, edition: str) -> Export:
         """Write the edition's Markdown draft (the renderer `draft` uses, with every decision and edited
         summary) into the drafts folder, unless the file there was edited by hand since aggregator wrote it."""
-        from aggregator.digest.draft import default_path, make_draft, write_manifest
-        from aggregator.digest.manifest import path_for
+        from aggregator.digest.draft import default_path, make_draft, save_draft, unedited_text
 
         self.check_edition(edition)
         with self._write:
             path = default_path(self.config, edition, "markdown", self.digest)
-            old = ""
-            if path.exists():
-                try:
-                    old = path.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise DigestError(f"{path}: cannot read it: {exc}") from None
-                if not self.store.is_unedited_draft(edition, old, digest=self.digest.name):
-                    raise DeskError(f"{path} was edited by hand since aggregator wrote it: import it "
-                                    "(aggregator import-digest) or move it away, then export again", 409)
+            try:
+                old = unedited_text(self.store, path, edition, self.digest)
+            except DigestError as exc:
+                raise DigestError(f"{path}: {exc}") from None
+            if old is None:
+                raise DeskError(f"{path} was edited by hand since aggregator wrote it: import it "
+                                "(aggregator import-digest) or move it away, then export again", 409)
             draft = make_draft(self.store, self.config, edition, "markdown", model=self.model, digest=self.digest)
-            atomic_write(path, draft.text.encode("utf-8"))
-            now = self.clock()
-            self.store.record_draft(edition, str(path), draft.text, now, draft.selected_urls, digest=self.digest.name)
-            write_manifest(self.store, self.config, self.digest, edition, draft.items, self.model, path, path_for(path), now)
+            save_draft(self.store, self.config, self.digest, draft, self.model, path, self.clock(), force=True)
         decided = self.store.decisions(edition, digest=self.digest.name)
         undecided = sum(1 for i in draft.items if i.selected and i.candidate.id not in decided)
         diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), draft.text.splitlines(keepends=True),
