@@ -8,7 +8,7 @@ from conftest import DATA, FEEDS, FeedServer, run_cli
 
 from aggregator.audit import uncovered_sites
 from aggregator.learn.digest_reader import read_digest
-from aggregator.learn.features import site_of
+from aggregator.links import Site
 
 DIGESTS = DATA / "digests"
 run = run_cli
@@ -24,7 +24,7 @@ def test_the_audit_lists_exactly_the_hosts_no_feed_covers_with_their_pick_counts
     assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
     expected: dict[str, int] = {}
     for e in read_digest((DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")).entries:
-        host = site_of(e.url)[0].removeprefix("www.")
+        host = Site.of(e.url).host
         publication = f"{host}/{e.url.split('/')[3]}" if host == "medium.com" else host
         if host not in COVERED and publication not in COVERED:
             expected[publication] = expected.get(publication, 0) + 1

@@ -17,6 +17,7 @@ import httpcore
 import httpx
 
 from aggregator import __version__
+from aggregator.links import Site
 from aggregator.models import FeedState, FetchResult
 
 PERMANENT = frozenset({301, 308})
@@ -206,8 +207,9 @@ class Fetcher:
         self.close()
 
     def _host_slot(self, url: str) -> threading.BoundedSemaphore:
+        """The per-host limit of a URL's host, keyed as poll/claims.py's claims cap hosts."""
         with self._host_lock:
-            return self._hosts[(urlsplit(url).hostname or "").lower()]
+            return self._hosts[Site.of(url).hostname]
 
     def fetch(self, feed: FeedState, now: datetime) -> FetchResult:
         """GET the feed conditionally, following redirects by hand; never raises for network trouble.
