@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from aggregator.config import Config, DigestSettings
 from aggregator.links import Site
 from aggregator.models import edition_bounds, month_of
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.store import Store
 
 
@@ -81,7 +82,8 @@ def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: i
     feed_urls = [f.url for f in config.feeds if feeds is None or f.name.strip() in feeds]
     found = uncovered_sites(store.picked_urls(digest=digest.name), store.fetched_urls(), feed_urls)
     if discover:
-        found = with_feeds(found, lambda url: _advertised(url, config))
+        with Fetcher(FetchSettings.of(config.defaults)) as fetcher:
+            found = with_feeds(found, lambda url: advertised(fetcher, url, now))
     since = edition_bounds(month_of(now))[0]
     for _ in range(months - 1):
         since = edition_bounds(month_of(since - timedelta(days=1)))[0]
@@ -89,23 +91,12 @@ def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: i
     return Audit(tuple(found), tuple(idle_feeds(yields)), since)
 
 
-def _advertised(url: str, config: Config) -> str | None:
-    """The feed a web page advertises, or None when the page cannot be had or names none."""
-    import httpx
+def advertised(fetcher: Fetcher, url: str, now: datetime) -> str | None:
+    """The feed the web page at `url` advertises, fetched under the polling limits (http(s) only, size cap,
+    total deadline, per-host limit); None when the page cannot be had whole or names no feed."""
+    from aggregator.poll.parse import advertised_feed  # the HTML parser, only for --discover
 
-    from aggregator.poll.parse import advertised_feed
-
-    try:
-        with httpx.Client(timeout=config.defaults.timeout, follow_redirects=True,
-                          headers={"User-Agent": config.defaults.user_agent}) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    return None
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > config.defaults.max_bytes:
-                        break
-    except httpx.HTTPError:
+    page = fetcher.fetch_page(url, now)
+    if page.status != 200 or page.body is None:
         return None
-    return advertised_feed(body, str(response.url))
+    return advertised_feed(page.body, page.url)
