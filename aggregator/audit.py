@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.config import Config, DigestSettings
-from aggregator.learn.features import site_of
+from aggregator.links import Site
 from aggregator.models import edition_bounds, month_of
+from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.store import Store
 
 
@@ -38,32 +39,20 @@ class Audit:
     since: datetime
 
 
-def _publication(feed_url: str) -> str | None:
-    """"medium.com/airbnb-engineering" for a feed at medium.com/feed/airbnb-engineering: a feed of one
-    publication on a host that holds many; None for a feed of a whole host."""
-    host, _ = site_of(feed_url)
-    path = feed_url.split("://", 1)[-1].split("?", 1)[0].split("/")[1:]
-    if len(path) >= 2 and path[0].lower() == "feed" and path[1]:
-        return f"{host.removeprefix('www.')}/{path[1].lower()}"
-    return None
-
-
 def uncovered_sites(picked: Sequence[str], fetched: Sequence[str], feed_urls: Sequence[str]) -> list[Uncovered]:
     """The hosts (or, on hosts of many publications, the publications) that picked links come from and
     no feed covers, most picks first (pure). A feed covers the host of its own URL and of the posts it
     delivered, except a feed of one publication (medium.com/feed/NAME), which covers that publication."""
-    publications = {p for p in map(_publication, feed_urls) if p}
+    publications = {p for p in (Site.of(u).feed_publication for u in feed_urls) if p}
     shared = {p.split("/", 1)[0] for p in publications}
-    hosts = {site_of(u)[0].removeprefix("www.") for u in [*fetched, *feed_urls]} - shared
+    hosts = {Site.of(u).host for u in [*fetched, *feed_urls]} - shared
     counts: Counter[str] = Counter()
     example: dict[str, str] = {}
     for url in picked:
-        host = site_of(url)[0].removeprefix("www.")
-        segments = url.split("://", 1)[-1].split("?", 1)[0].split("/")
-        publication = f"{host}/{segments[1].lower()}" if len(segments) > 1 and segments[1] else host
-        if not host or host in hosts or publication in publications:
+        site = Site.of(url)
+        if not site.host or site.host in hosts or site.publication in publications:
             continue
-        key = publication if host in shared else host
+        key = site.publication if site.host in shared else site.host
         counts[key] += 1
         example.setdefault(key, url)
     return [Uncovered(site, n, example[site]) for site, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -93,7 +82,8 @@ def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: i
     feed_urls = [f.url for f in config.feeds if feeds is None or f.name.strip() in feeds]
     found = uncovered_sites(store.picked_urls(digest=digest.name), store.fetched_urls(), feed_urls)
     if discover:
-        found = with_feeds(found, lambda url: _advertised(url, config))
+        with Fetcher(FetchSettings.of(config.defaults)) as fetcher:
+            found = with_feeds(found, lambda url: advertised(fetcher, url, now))
     since = edition_bounds(month_of(now))[0]
     for _ in range(months - 1):
         since = edition_bounds(month_of(since - timedelta(days=1)))[0]
@@ -101,23 +91,12 @@ def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: i
     return Audit(tuple(found), tuple(idle_feeds(yields)), since)
 
 
-def _advertised(url: str, config: Config) -> str | None:
-    """The feed a web page advertises, or None when the page cannot be had or names none."""
-    import httpx
+def advertised(fetcher: Fetcher, url: str, now: datetime) -> str | None:
+    """The feed the web page at `url` advertises, fetched under the polling limits (http(s) only, size cap,
+    total deadline, per-host limit); None when the page cannot be had whole or names no feed."""
+    from aggregator.poll.parse import advertised_feed  # the HTML parser, only for --discover
 
-    from aggregator.poll.parse import advertised_feed
-
-    try:
-        with httpx.Client(timeout=config.defaults.timeout, follow_redirects=True,
-                          headers={"User-Agent": config.defaults.user_agent}) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    return None
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > config.defaults.max_bytes:
-                        break
-    except httpx.HTTPError:
+    page = fetcher.fetch_page(url, now)
+    if page.status != 200 or page.body is None:
         return None
-    return advertised_feed(body, str(response.url))
+    return advertised_feed(page.body, page.url)

@@ -1,9 +1,10 @@
-"""Canonical links: one spelling per post URL, so the same post reached twice is stored once."""
+"""Links: one canonical spelling per post URL, and one reading of the host and site (`Site`) a URL points to."""
 
 from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_")
@@ -17,6 +18,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Host name characters after IDNA. RFC 3986 also allows !$&'()*+,;= and %-escapes, but no real host uses
 # them, and some of them change as Markdown reads a link ("(" must be escaped, a bare "%" gets encoded).
 _REG_NAME = re.compile(r"[a-z0-9\-._~]+")
+# scheme://[userinfo@]host[:port]path: the host (an IPv6 literal with its brackets) and the path, without
+# query or fragment. The host is read as poll/claims.py's SQL reads it for the per-host cap.
+_SITE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^/:?#]*)[^/?#]*([^?#]*)")
 
 
 def _is_tracking(name: str, value: str) -> bool:
@@ -77,16 +81,49 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def host_of(url: str) -> str:
-    """The lower-case host of a URL, without a leading "www."."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.")
+@dataclass(frozen=True)
+class Site:
+    """Where a URL points, read one way for polling, the models and the audit: `Site.of(url)`.
 
+    Any URL with a scheme and "//" is read, not only canonical ones; anything else has no host ("")."""
 
-def server_of(url: str) -> str:
-    """The host a request to `url` goes to, lower-case: what the per-host politeness limits count, in the
-    fetcher and in the claims of several pollers alike."""
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:  # a malformed IPv6 literal
-        return ""
+    hostname: str  # lower-case, without userinfo or port, "www." kept, an IPv6 literal in brackets: the per-host key
+    path: str  # as written, without query or fragment ("" when the URL has none)
+
+    @classmethod
+    def of(cls, url: str) -> Site:
+        match = _SITE.match(url)
+        return cls(match.group(1).lower(), match.group(2)) if match else cls("", "")
+
+    @property
+    def host(self) -> str:
+        """The host without a leading "www.": "aws.amazon.com" for https://www.AWS.amazon.com:443/x."""
+        return self.hostname.removeprefix("www.")
+
+    @property
+    def key(self) -> str:
+        """The site as the models read it: the host plus the first path segment that is neither two letters
+        (a language) nor digits (a year), lower-case: "aws.amazon.com/blogs" for aws.amazon.com/ko/blogs/…;
+        the host when there is no such segment; "" without a host."""
+        host = self.host
+        if not host:
+            return ""
+        segments = [s for s in self.path.split("/") if s and len(s) != 2 and not s.isdigit()]
+        return f"{host}/{segments[0].lower()}" if segments else host
+
+    @property
+    def publication(self) -> str:
+        """The publication a page belongs to on a host of many: the host plus the first path segment,
+        lower-case ("medium.com/airbnb-engineering" for medium.com/airbnb-engineering/a-post-1); the host
+        when the path has no segment; "" without a host."""
+        segments = self.path.split("/")
+        return f"{self.host}/{segments[1].lower()}" if self.host and len(segments) > 1 and segments[1] else self.host
+
+    @property
+    def feed_publication(self) -> str | None:
+        """The publication a feed at host/feed/NAME is the feed of ("medium.com/airbnb-engineering" for
+        medium.com/feed/airbnb-engineering); None for any other URL, such as the feed of a whole host."""
+        segments = self.path.split("/")[1:]
+        if self.host and len(segments) >= 2 and segments[0].lower() == "feed" and segments[1]:
+            return f"{self.host}/{segments[1].lower()}"
+        return None

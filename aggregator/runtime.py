@@ -75,9 +75,7 @@ class Runtime:
         return Schedule(interval=d.interval, max_backoff=d.max_backoff, concurrency=d.concurrency)
 
     def fetch_settings(self) -> FetchSettings:
-        d = self.config.defaults
-        return FetchSettings(timeout=d.timeout, connect_timeout=d.connect_timeout, max_bytes=d.max_bytes,
-                             per_host=d.per_host, concurrency=d.concurrency, user_agent=d.user_agent)
+        return FetchSettings.of(self.config.defaults)
 
     def poll(self, *, names: Sequence[str] = (), everything: bool = False, wait: float = 0.0,
              progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> PassSummary:

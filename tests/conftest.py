@@ -141,7 +141,8 @@ def no_traffic_off_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 class RawServer:
     """A TCP server on 127.0.0.1 that misbehaves on purpose: `silent` accepts and never answers;
     `trickle_headers` sends a status line and then one header byte every `pace` seconds, forever;
-    `trickle_body` sends complete headers and then one body byte every `pace` seconds, forever."""
+    `trickle_body` sends complete headers and then one body byte every `pace` seconds, forever;
+    `flood_body` sends an HTML page without a length that advertises /feed.xml and never ends, as fast as it can."""
 
     def __init__(self, mode: str, pace: float = 0.2) -> None:
         self.mode, self.pace = mode, pace
@@ -173,6 +174,12 @@ class RawServer:
                 if self.mode == "trickle_headers":
                     conn.sendall(b"HTTP/1.1 200 OK\r\n")
                     payload = b"X-Slow: " + b"z" * 10_000
+                elif self.mode == "flood_body":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html><head>"
+                                 b'<link rel="alternate" type="application/rss+xml" href="/feed.xml"></head><body>')
+                    while not self.done.is_set():
+                        conn.sendall(b"<p>more</p>" * 1000)
+                    return
                 elif self.mode == "trickle_body":
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 100000\r\n\r\n")
                     payload = b"<" + b" " * 99_999

@@ -1,14 +1,18 @@
-"""The audit: sources of the picks that no feed covers, feeds that supply no pick, picks per feed."""
+"""The audit: sources of the picks that no feed covers, the feeds their pages advertise (fetched under the polling limits), feeds that supply no pick, picks per feed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from conftest import DATA, FEEDS, FeedServer, run_cli
+import httpx
+import pytest
+from conftest import DATA, FEEDS, NOW, FeedServer, RawServer, run_cli
 
-from aggregator.audit import uncovered_sites
-from aggregator.learn.features import site_of
+from aggregator.audit import advertised, uncovered_sites
 from aggregator.learn.reading import read_digest
+from aggregator.links import Site
+from aggregator.poll.fetch import Fetcher, FetchSettings, deadline_transport
 
 DIGESTS = DATA / "digests"
 run = run_cli
@@ -24,7 +28,7 @@ def test_the_audit_lists_exactly_the_hosts_no_feed_covers_with_their_pick_counts
     assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
     expected: dict[str, int] = {}
     for e in read_digest((DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")).entries:
-        host = site_of(e.url)[0].removeprefix("www.")
+        host = Site.of(e.url).host
         publication = f"{host}/{e.url.split('/')[3]}" if host == "medium.com" else host
         if host not in COVERED and publication not in COVERED:
             expected[publication] = expected.get(publication, 0) + 1
@@ -71,3 +75,81 @@ def test_feeds_shows_how_many_picks_each_feed_supplied(home: Path, feed_server: 
     assert " 3 " in row  # the three posts of the feed that the digest also lists
     idle = run(home, "audit", "--months", "1")
     assert idle.exit_code == 0
+
+
+# --- --discover: a site's page fetched under the polling limits -----------------------------------------
+
+PAGE = b'<html><head><link rel="alternate" type="application/rss+xml" href="/blog/feed.xml"></head></html>'
+
+
+class Counting(httpx.BaseTransport):
+    """The fetcher's own transport, counting the requests sent and the body bytes read off the wire."""
+
+    def __init__(self) -> None:
+        self.inner, self.requests, self.read = deadline_transport(4), 0, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        response = self.inner.handle_request(request)
+        return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                              stream=_Counted(response.stream, self))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Counted(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, counting: Counting) -> None:
+        self.inner, self.counting = inner, counting
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            self.counting.read += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def counting() -> Counting:
+    return Counting()
+
+
+def fetcher(transport: Counting, **limits: float) -> Fetcher:
+    return Fetcher(FetchSettings(**{"timeout": 5, "connect_timeout": 1, **limits}), transport=transport)  # type: ignore[arg-type]
+
+
+def test_discover_finds_the_advertised_feed_after_a_redirect_as_the_poller(feed_server: FeedServer,
+                                                                           counting: Counting) -> None:
+    feed_server.serve("/", b"", status=301, headers={"Location": "/blog/"})
+    feed_server.serve("/blog/", PAGE, content_type="text/html")
+    with fetcher(counting) as f:
+        assert advertised(f, feed_server.url("/"), NOW) == feed_server.url("/blog/feed.xml")
+    hit = feed_server.hits_for("/blog/")[0]
+    assert hit.headers["user-agent"] == FetchSettings().user_agent and "text/html" in hit.headers["accept"]
+
+
+def test_a_page_over_the_size_cap_gives_no_feed_and_is_not_read_past_the_cap(
+        raw_server: Callable[..., RawServer], counting: Counting) -> None:
+    page = raw_server("flood_body")  # advertises a feed in its first bytes, then never ends
+    with fetcher(counting, max_bytes=100_000) as f:
+        assert f.fetch_page(page.url, NOW).error == "body is over the 100000-byte limit (cut off)"
+        assert advertised(f, page.url, NOW) is None
+    assert 2 * 100_000 < counting.read <= 2 * (100_000 + 65_536)  # each read stops within one socket read of the cap
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "file:///etc/passwd", "javascript:alert(1)"])
+def test_a_page_that_is_not_http_is_refused_without_a_request(url: str, counting: Counting) -> None:
+    with fetcher(counting) as f:
+        assert advertised(f, url, NOW) is None
+        assert f.fetch_page(url, NOW).error == f"not an http(s) URL, refused: {url}"
+    assert counting.requests == 0
+
+
+@pytest.mark.parametrize("mode", ["trickle_headers", "trickle_body"])
+def test_a_slow_page_stops_at_the_deadline(raw_server: Callable[..., RawServer], counting: Counting, mode: str) -> None:
+    page = raw_server(mode, pace=0.1)  # each byte well within the per-read timeout
+    with fetcher(counting, timeout=1) as f:
+        assert advertised(f, page.url, NOW) is None
+        assert f.fetch_page(page.url, NOW).error == "took longer than 1 s in total (cut off)"

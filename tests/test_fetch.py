@@ -176,6 +176,12 @@ def test_redirect_to_other_scheme_is_refused(feed_server: FeedServer, fetcher: F
     assert [h.path for h in feed_server.hits] == ["/feed"]
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/feed.xml", "file:///etc/passwd", "gopher://127.0.0.1/"])
+def test_a_feed_url_that_is_not_http_is_refused(fetcher: Fetcher, url: str) -> None:
+    result = get(fetcher, url)
+    assert result.error == f"not an http(s) URL, refused: {url}" and result.status is None and result.body is None
+
+
 @pytest.mark.parametrize("location", ["javascript:alert(1)", "mailto:x@127.0.0.1"])
 def test_redirect_to_unusable_location_is_an_error_not_an_exception(
         feed_server: FeedServer, fetcher: Fetcher, location: str) -> None:

@@ -1,14 +1,15 @@
-"""Canonical links: one spelling per post URL, whatever way a feed wrote it."""
+"""Links: one canonical spelling per post URL, whatever way a feed wrote it, and one reading of its host and site."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.links import canonical_url, host_of
+from aggregator.links import Site, canonical_url
 
 # The real link from the seed digest, as the blog's own feed spells it (lower-case escapes).
 DRAMANCOMPANY = (
@@ -154,20 +155,81 @@ def test_same_post_spelled_differently_is_one_url() -> None:
     assert {canonical_url(s) for s in spellings} == {"https://example.com/posts/alpha"}
 
 
-@pytest.mark.parametrize(
-    ("url", "host"),
-    [
-        ("https://www.Example.com/x", "example.com"),
-        ("http://WWW.foo.bar:8080/", "foo.bar"),
-        ("https://blog.dramancompany.com/2022/11/x", "blog.dramancompany.com"),
-        ("https://wwwx.com/", "wwwx.com"),
-        ("https://www.www.example.com/", "www.example.com"),
-        ("mailto:someone@example.com", ""),
-        ("not a url", ""),
-    ],
-)
-def test_host_of(url: str, host: str) -> None:
-    assert host_of(url) == host
+# The answers of the four readings `Site` replaced, checked equal before they were deleted: links.host_of
+# (host), learn/features.site_of (host, key; its host with "www." is what _research_lab read, `hostname`),
+# audit._publication (feed_publication) and audit's own reading of a picked link (publication), and
+# poll/claims.py's SQL `_HOST` (hostname). Where an old answer differed it is given at the row's end.
+SITES = [
+    # url, hostname, host, key, publication, feed_publication
+    ("https://www.Example.com/x", "www.example.com", "example.com", "example.com/x", "example.com/x", None),
+    ("http://WWW.foo.bar:8080/", "www.foo.bar", "foo.bar", "foo.bar", "foo.bar", None),
+    ("http://example.com:8080/blog/post", "example.com", "example.com", "example.com/blog", "example.com/blog", None),
+    ("HTTPS://AWS.Amazon.COM/Blogs/Machine-Learning/x", "aws.amazon.com", "aws.amazon.com", "aws.amazon.com/blogs",
+     "aws.amazon.com/blogs", None),
+    ("https://aws.amazon.com/ko/blogs/x", "aws.amazon.com", "aws.amazon.com", "aws.amazon.com/blogs",
+     "aws.amazon.com/ko", None),
+    ("https://aws.amazon.com/blogs/machine-learning/feed/", "aws.amazon.com", "aws.amazon.com", "aws.amazon.com/blogs",
+     "aws.amazon.com/blogs", None),
+    ("https://blog.dramancompany.com/2022/11/x", "blog.dramancompany.com", "blog.dramancompany.com",
+     "blog.dramancompany.com/x", "blog.dramancompany.com/2022", None),
+    ("https://tech.kakao.com/2023/01/12/post/", "tech.kakao.com", "tech.kakao.com", "tech.kakao.com/post",
+     "tech.kakao.com/2023", None),
+    ("https://wwwx.com/", "wwwx.com", "wwwx.com", "wwwx.com", "wwwx.com", None),
+    ("https://example.com", "example.com", "example.com", "example.com", "example.com", None),
+    ("https://example.com/?p=1#x/y", "example.com", "example.com", "example.com", "example.com", None),
+    # userinfo
+    ("http://user:pw@example.com:8443/team/post?q=1", "example.com", "example.com", "example.com/team",
+     "example.com/team", None),
+    ("https://me@medium.com/feed/airbnb-engineering", "medium.com", "medium.com", "medium.com/feed", "medium.com/feed",
+     "medium.com/airbnb-engineering"),
+    # medium.com publications and subdomains, github.com/user/repo
+    ("https://medium.com/airbnb-engineering/a-post-1", "medium.com", "medium.com", "medium.com/airbnb-engineering",
+     "medium.com/airbnb-engineering", None),
+    ("https://medium.com/@someone/a-post", "medium.com", "medium.com", "medium.com/@someone", "medium.com/@someone", None),
+    ("https://medium.com/feed/airbnb-engineering", "medium.com", "medium.com", "medium.com/feed", "medium.com/feed",
+     "medium.com/airbnb-engineering"),
+    ("https://www.medium.com/Feed/@Someone?x=1", "www.medium.com", "medium.com", "medium.com/feed", "medium.com/feed",
+     "medium.com/@someone"),
+    ("https://medium.com/feed/", "medium.com", "medium.com", "medium.com/feed", "medium.com/feed", None),
+    ("https://pinterest.medium.com/a-post-2", "pinterest.medium.com", "pinterest.medium.com",
+     "pinterest.medium.com/a-post-2", "pinterest.medium.com/a-post-2", None),
+    ("https://pinterest.medium.com/feed", "pinterest.medium.com", "pinterest.medium.com", "pinterest.medium.com/feed",
+     "pinterest.medium.com/feed", None),
+    ("https://github.com/user/repo", "github.com", "github.com", "github.com/user", "github.com/user", None),
+    ("https://github.com/User/Repo/blob/main/README.md", "github.com", "github.com", "github.com/user",
+     "github.com/user", None),
+    # Korean hosts, as written and in IDNA
+    ("https://한국.kr/블로그/글", "한국.kr", "한국.kr", "한국.kr/블로그", "한국.kr/블로그", None),
+    ("https://xn--3e0b707e.kr/2023/글", "xn--3e0b707e.kr", "xn--3e0b707e.kr", "xn--3e0b707e.kr/글",
+     "xn--3e0b707e.kr/2023", None),
+    ("http://127.0.0.1:8000/blog/post-1", "127.0.0.1", "127.0.0.1", "127.0.0.1/blog", "127.0.0.1/blog", None),
+    # no host: not a URL, no scheme
+    ("mailto:someone@example.com", "", "", "", "", None),
+    ("not a url", "", "", "", "", None),
+    ("//example.com/blog", "", "", "", "", None),  # host_of read "example.com"
+    # only "www." at the start goes, once
+    ("https://www.www.example.com/", "www.www.example.com", "www.example.com", "www.example.com", "www.example.com",
+     None),  # the audit stripped "www." twice: "example.com"
+    # IPv6 literals keep their brackets, as the SQL's hosts do
+    ("http://[::1]:8080/blog/post", "[::1]", "[::1]", "[::1]/blog", "[::1]/blog", None),  # site_of: ("[", "[/blog"); host_of: "::1"
+    ("https://[2001:DB8::1]/feed/x", "[2001:db8::1]", "[2001:db8::1]", "[2001:db8::1]/feed", "[2001:db8::1]/feed",
+     "[2001:db8::1]/x"),  # site_of: ("[2001", "[2001/feed"); _publication: "[2001/x"
+]
+
+
+@pytest.mark.parametrize(("url", "hostname", "host", "key", "publication", "feed_publication"), SITES)
+def test_site_of_a_url(url: str, hostname: str, host: str, key: str, publication: str,
+                       feed_publication: str | None) -> None:
+    site = Site.of(url)
+    assert (site.hostname, site.host, site.key, site.publication, site.feed_publication) == (
+        hostname, host, key, publication, feed_publication)
+
+
+def test_a_site_is_an_immutable_value() -> None:
+    site = Site.of("https://www.example.com/blog/x")
+    assert site == Site.of("https://WWW.EXAMPLE.COM:443/blog/x?z=1") and hash(site) != hash(Site.of("https://x.com"))
+    with pytest.raises(AttributeError):
+        site.hostname = "other.com"  # type: ignore[misc]
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -232,6 +294,22 @@ def test_url_like_strings_are_idempotent(url: str, base: str | None) -> None:
     assert once.isascii() and " " not in once
     names = [name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
     assert not any(name.startswith("utm_") or name in ("fbclid", "gclid") for name in names)
+
+
+# poll/claims.py's `_HOST`, the host by which PostgreSQL pollers cap their claims per host (POSIX regex, lower()).
+_SQL_HOST = re.compile(r"^[^:/?#]+://(?:[^/?#@]*@)?(\[[^\]]*\]|[^/?#:]*)")
+
+
+@settings(max_examples=1000)
+@given(url_like())
+def test_site_hostname_is_the_host_polling_caps_for_every_canonical_url(url: str) -> None:
+    once = canonical_url(url)
+    if once is None:
+        return
+    sql = _SQL_HOST.match(once)
+    assert sql is not None and Site.of(once).hostname == sql.group(1).lower()
+    parts = urlsplit(once)
+    assert Site.of(once).hostname == (f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname)
 
 
 @settings(max_examples=300)

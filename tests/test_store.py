@@ -220,13 +220,14 @@ def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft
 
 
 def test_a_feeds_host_is_the_host_its_requests_go_to_after_a_sync_an_edit_and_a_permanent_move(store: Store) -> None:
-    """The per-host cap of several pollers groups feeds by feeds.host: it follows the URL wherever the URL changes."""
+    """The per-host cap of several pollers groups feeds by feeds.host (the fetcher's per-host key, links.Site):
+    it follows the URL wherever the URL changes."""
     def hosts() -> dict[str, str]:
         with store.engine.connect() as conn:
             return dict(conn.execute(text("select name, host from feeds")).all())
 
     store.sync_feeds([FeedConfig("a", "https://Blog.Example.COM:8443/feed"), FeedConfig("b", "http://[::1]:9/rss")], NOW)
-    assert hosts() == {"a": "blog.example.com", "b": "::1"}
+    assert hosts() == {"a": "blog.example.com", "b": "[::1]"}
     store.sync_feeds([FeedConfig("a", "https://other.example/feed"), FeedConfig("b", "http://[::1]:9/rss")], NOW)
     assert hosts()["a"] == "other.example"
     [feed, _] = store.feeds_due(NOW)
@@ -246,4 +247,4 @@ def test_upgrading_from_the_revision_before_feed_hosts_fills_each_feeds_host(tmp
     with Store(f"sqlite:///{path}") as store:
         store.migrate()
         with store.engine.connect() as conn:
-            assert dict(conn.execute(text("select id, host from feeds")).all()) == {1: "www.example.com", 2: "fe80::1", 3: ""}
+            assert dict(conn.execute(text("select id, host from feeds")).all()) == {1: "www.example.com", 2: "[fe80::1]", 3: "[bad"}

@@ -18,9 +18,10 @@ from aggregator import __version__
 from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
                                        SCOPE_WORDS, SUMMARY_CHARS, TOPIC_KEYS, build_features, clip, matrix,
-                                       opening_as_title, site_of, title_document, title_only)
+                                       opening_as_title, title_document, title_only)
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
+from aggregator.links import Site
 from aggregator.models import Candidate, Label, Prediction, SectionPath
 
 FORMAT_VERSION = 3  # of the files learn/model_file.py writes
@@ -76,18 +77,17 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
     x = matrix(features, candidates)
     rows = [i for i, lb in enumerate(ordered) if lb.selected and lb.section]
     paths = [tuple(lb.section or ()) for lb in sectioned]
-    sites = [site_of(lb.candidate.url) for lb in sectioned]
+    sites = [(site.host, site.key) for site in (Site.of(lb.candidate.url) for lb in sectioned)]
     section_model = fit_sections(title_only(x[rows]), paths, np.ones(len(rows)), sites, features, seed)
 
     selected = np.array([lb.selected for lb in ordered] + [False] * len(background))
     known = np.array([True] * len(ordered) + [False] * len(background))
-    all_sites = [site or host for host, site in (site_of(c.url) for c in candidates)]
+    all_sites = [Site.of(c.url).key for c in candidates]
     priority_model = fit_priority(x, selected, known, all_sites, [c.url for c in candidates], seed)
 
     picks_by_site: dict[str, Counter[str]] = defaultdict(Counter)
     for lb in ordered:
-        host, site = site_of(lb.candidate.url)
-        picks_by_site[site or host][section_key(lb.section) if lb.selected and lb.section else ""] += 1
+        picks_by_site[Site.of(lb.candidate.url).key][section_key(lb.section) if lb.selected and lb.section else ""] += 1
     state = {
         "features": features,
         "section": section_model,
@@ -165,8 +165,8 @@ class Model:
         return out
 
     def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix) -> list[Prediction]:
-        sites = [site_of(c.url) for c in batch]
-        site_keys = [site or host for host, site in sites]
+        sites = [(site.host, site.key) for site in (Site.of(c.url) for c in batch)]
+        site_keys = [key for _, key in sites]
         titled = title_only(x)
         proba = self._section.proba(titled, site_keys)
         blind = self._title_says_nothing(x)

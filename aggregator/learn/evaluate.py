@@ -16,8 +16,8 @@ from threadpoolctl import threadpool_limits
 
 from aggregator.errors import ModelError
 from aggregator.learn import classify
-from aggregator.learn.features import site_of
 from aggregator.learn.sections import section_key
+from aggregator.links import Site
 from aggregator.models import Candidate, Label, SectionPath
 
 METHODS = ("model", "majority", "host", "flat")
@@ -74,6 +74,12 @@ def fit_majority(split: Split) -> Predictor:
     return lambda candidates: [Guess(top, 1.0, True) for _ in candidates]
 
 
+def _keys(c: Candidate) -> list[str]:
+    """A post's host and site, once each (one key when the site is the host)."""
+    site = Site.of(c.url)
+    return list(dict.fromkeys((site.host, site.key)))
+
+
 def fit_host(split: Split) -> Predictor:
     """The section the post's site (else host) was filed under most often; P(pick) is the site's pick rate
     among decided and background posts, selected above one half."""
@@ -81,20 +87,20 @@ def fit_host(split: Split) -> Predictor:
     picked: Counter[str] = Counter()
     seen: Counter[str] = Counter()
     for lb in split.train:
-        for key in dict.fromkeys(site_of(lb.candidate.url)):
+        for key in _keys(lb.candidate):
             seen[key] += 1
             if lb.selected and lb.section:
                 picked[key] += 1
                 sections.setdefault(key, Counter())[tuple(lb.section)] += 1
     for c in split.background:
-        for key in dict.fromkeys(site_of(c.url)):
+        for key in _keys(c):
             seen[key] += 1
     overall = Counter(tuple(lb.section or ()) for lb in _picks(split))
     base = (sum(picked.values()) + 1) / (len(split.train) + len(split.background) + 2)
 
     def guess(c: Candidate) -> Guess:
-        host, site = site_of(c.url)
-        key = site if site in sections else host
+        site = Site.of(c.url)
+        key = site.key if site.key in sections else site.host
         counts = sections.get(key, overall)
         rate = (picked[key] + base) / (seen[key] + 1) if key in seen else base
         return Guess(min(counts, key=lambda s: (-counts[s], s)), rate, rate >= 0.5)
@@ -103,8 +109,7 @@ def fit_host(split: Split) -> Predictor:
 
 
 def _flat_text(c: Candidate) -> str:
-    host, _ = site_of(c.url)
-    return f"{c.title} {c.source} {host}"
+    return f"{c.title} {c.source} {Site.of(c.url).host}"
 
 
 def fit_flat(split: Split, *, seed: int = 0) -> Predictor:

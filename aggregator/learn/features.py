@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from aggregator.learn import lexicon
+from aggregator.links import Site
 from aggregator.models import Candidate
 
 TITLE_CHARS = 300  # what the models read of a title ...
@@ -17,7 +18,6 @@ SUMMARY_CHARS = 300  # ... and of a summary: the opening says what a post is abo
 MAX_FEATURES = 2**18
 LEXICON_SCALE = 0.5  # a lexicon feature's value when a group's terms occur (TF-IDF rows have unit length)
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]*)[^/?#]*([^?#]*)")  # host, path
 _WORD = re.compile(r"\w\w+")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _HANGUL_PAIR = re.compile("(?=([\uac00-\ud7a3]{2}))")  # overlapping syllable bigrams
@@ -59,24 +59,14 @@ def clip(text: str, limit: int) -> str:
     return " ".join(text[: 4 * limit].split())[:limit]
 
 
-def site_of(url: str) -> tuple[str, str]:
-    """(host, host plus first path segment): "aws.amazon.com", "aws.amazon.com/blogs" (skips "/ko/" and years)."""
-    match = _URL.match(url)
-    host = match.group(1).lower().removeprefix("www.") if match else ""
-    if not host:
-        return "", ""
-    segments = [s for s in match.group(2).split("/") if s and len(s) != 2 and not s.isdigit()]  # type: ignore[union-attr]
-    return host, f"{host}/{segments[0].lower()}" if segments else host
-
-
 def feed_tokens(c: Candidate) -> list[str]:
     """Where a post comes from: host, host plus first path segment, source and feed names."""
-    host, site = site_of(c.url)
+    site = Site.of(c.url)
     tokens = []
-    if host:
-        tokens.append(f"host={host}")
-        if site != host:
-            tokens.append(f"site={site}")
+    if site.host:
+        tokens.append(f"host={site.host}")
+        if site.key != site.host:
+            tokens.append(f"site={site.key}")
     for key, value in (("source", c.source), ("feed", c.feed or "")):
         value = "_".join(value.lower().split())
         if value:
@@ -130,12 +120,9 @@ def lexicon_features(c: Candidate) -> list[float]:
 def _research_lab(url: str) -> bool:
     """Whether a link points into a research lab's site: by its host (ai.googleblog.com, deepmind.com)
     or a leading path segment named "research" (microsoft.com/en-us/research/blog/...)."""
-    match = _URL.match(url)
-    if not match:
-        return False
-    host = match.group(1).lower()
-    segments = match.group(2).lower().split("/")[1:4]
-    return any(h in host for h in lexicon.RESEARCH_HOSTS) or "research" in segments
+    site = Site.of(url)
+    segments = site.path.lower().split("/")[1:4]
+    return any(h in site.hostname for h in lexicon.RESEARCH_HOSTS) or "research" in segments
 
 
 def _scope(counts: dict[str, int]) -> float:

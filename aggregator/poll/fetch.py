@@ -1,4 +1,4 @@
-"""HTTP fetching of feeds: timeouts, size cap, conditional GET, redirects, politeness; never touches the database."""
+"""HTTP fetching of feeds and web pages: timeouts, size cap, conditional GET, redirects, politeness; never touches the database."""
 
 from __future__ import annotations
 
@@ -10,19 +10,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
 
 from aggregator import __version__
-from aggregator.links import server_of
+from aggregator.links import Site
 from aggregator.models import FeedState, FetchResult
+
+if TYPE_CHECKING:
+    from aggregator.config import Polling
 
 PERMANENT = frozenset({301, 308})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+SCHEMES = ("http", "https")  # the only ones fetched, first or after a redirect
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,12 @@ class FetchSettings:
     per_host: int = 6
     concurrency: int = 64  # fetches at once from all threads: the size of the connection pool
     user_agent: str = f"aggregator/{__version__} (monthly AI/ML digest feed poller)"
+
+    @classmethod
+    def of(cls, polling: Polling) -> FetchSettings:
+        """The limits the configuration's `defaults:` set."""
+        return cls(timeout=polling.timeout, connect_timeout=polling.connect_timeout, max_bytes=polling.max_bytes,
+                   per_host=polling.per_host, concurrency=polling.concurrency, user_agent=polling.user_agent)
 
 
 class _Aborted(Exception):
@@ -179,7 +190,7 @@ def describe_error(exc: Exception) -> str:
 
 
 class Fetcher:
-    """Fetches feeds over one shared httpx.Client; safe to call from several threads."""
+    """Fetches feeds, and single web pages, over one shared httpx.Client; safe to call from several threads."""
 
     def __init__(self, settings: FetchSettings | None = None, *, stop: threading.Event | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -207,35 +218,47 @@ class Fetcher:
         self.close()
 
     def _host_slot(self, url: str) -> threading.BoundedSemaphore:
+        """The per-host limit of a URL's host, keyed as poll/claims.py's claims cap hosts."""
         with self._host_lock:
-            return self._hosts[server_of(url)]
+            return self._hosts[Site.of(url).hostname]
 
     def fetch(self, feed: FeedState, now: datetime) -> FetchResult:
         """GET the feed conditionally, following redirects by hand; never raises for network trouble.
 
         The whole exchange, redirects and body included, ends within `settings.timeout` seconds."""
-        _DEADLINE.at = time.monotonic() + self.settings.timeout
-        try:
-            return self._fetch(feed, now)
-        finally:
-            _DEADLINE.at = None
-
-    def _fetch(self, feed: FeedState, now: datetime) -> FetchResult:
-        url, permanent, seen = feed.url, True, {feed.url}
-        headers = {}
+        headers: dict[str, str] = {}
         if feed.etag:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
+        return self._within_deadline(feed.url, headers, now)
+
+    def fetch_page(self, url: str, now: datetime) -> FetchResult:
+        """GET one web page (a site's home page, say) under a feed's limits: http(s) only, redirects followed
+        by hand, the per-host limit, the User-Agent, the size cap and the total deadline; never raises for
+        network trouble. A page over the cap or the deadline is an error without a body."""
+        return self._within_deadline(url, {"Accept": PAGE_ACCEPT}, now)
+
+    def _within_deadline(self, url: str, headers: dict[str, str], now: datetime) -> FetchResult:
+        _DEADLINE.at = time.monotonic() + self.settings.timeout
+        try:
+            return self._fetch(url, headers, now)
+        finally:
+            _DEADLINE.at = None
+
+    def _fetch(self, original: str, headers: dict[str, str], now: datetime) -> FetchResult:
+        url, permanent, seen = original, True, {original}
         for _hop in range(self.settings.max_redirects + 1):
             try:
+                if urlsplit(url).scheme.lower() not in SCHEMES:  # the URL asked for: redirects are checked below
+                    return FetchResult(url, None, error=f"not an http(s) URL, refused: {url}")
                 with self._host_slot(url), self.client.stream("GET", url, headers=headers) as response:
                     status = response.status_code
                     if status in REDIRECTS and "location" not in response.headers:
                         return FetchResult(url, status, error=f"HTTP {status} redirect without a Location header")
                     if status in REDIRECTS:
                         target = urljoin(url, response.headers["location"])
-                        if urlsplit(target).scheme.lower() not in ("http", "https"):
+                        if urlsplit(target).scheme.lower() not in SCHEMES:
                             return FetchResult(url, status, error=f"redirect to a non-http(s) URL refused: {target}")
                         if target in seen:
                             return FetchResult(url, status, error=f"redirect loop at {target}")
@@ -243,7 +266,7 @@ class Fetcher:
                         seen.add(target)
                         url = target
                         continue
-                    return self._finish(response, url, feed.url, permanent, now)
+                    return self._finish(response, url, original, permanent, now)
             except _Aborted as exc:
                 return FetchResult(url, None, error=str(exc))
             except httpx.HTTPError as exc:

@@ -20,7 +20,7 @@ _DUE = "NOT f.gone AND (f.next_check_at IS NULL OR f.next_check_at <= :now)"
 # The claim: due feeds not claimed by anyone, the oldest due first, at most `per_host` claimed per host across
 # every poller (the claims already held count), locked with SKIP LOCKED and leased to this poller until :until.
 # Only the first :scan eligible feeds are looked at, so a claim costs the same however many feeds are due.
-# f.host is written in Python by links.server_of, the rule the fetcher's own per-host limit keys by.
+# f.host is written in Python as links.Site.of(url).hostname, the key of the fetcher's own per-host limit.
 _CLAIM = f"""
 WITH held AS (
     SELECT f.host, count(*) AS n FROM feeds f WHERE f.claimed_until > :now GROUP BY f.host

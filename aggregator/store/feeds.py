@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from aggregator.errors import StoreError
-from aggregator.links import server_of
+from aggregator.links import Site
 from aggregator.models import DEFAULT_DIGEST, FeedConfig, FeedState, FetchResult, ParsedPost
 from aggregator.store.database import POSTS_TURN, SYNC_TURN, Database, take_turns
 from aggregator.store.posts import add_posts
@@ -89,7 +89,7 @@ class Feeds(Database):
             take_turns(s, SYNC_TURN)
             rows = {row.name: row for row in s.execute(select(t.c.id, t.c.name, t.c.config_url, t.c.source,
                                                               t.c.interval, t.c.active))}
-            new = [dict(name=name, config_url=feed.url, url=feed.url, host=server_of(feed.url), source=feed.source,
+            new = [dict(name=name, config_url=feed.url, url=feed.url, host=Site.of(feed.url).hostname, source=feed.source,
                         interval=feed.interval, next_check_at=now, created_at=now) for name, feed in wanted.items() if name not in rows]
             if new:
                 s.execute(insert(t), new)
@@ -100,7 +100,7 @@ class Feeds(Database):
                     values = {"active": False} if row.active else {}
                 else:
                     if row.config_url != feed.url:  # the editor changed the URL: start afresh there
-                        values.update(config_url=feed.url, url=feed.url, host=server_of(feed.url), etag=None, last_modified=None,
+                        values.update(config_url=feed.url, url=feed.url, host=Site.of(feed.url).hostname, etag=None, last_modified=None,
                                       error_count=0, gone=False, next_check_at=now)
                     if (row.source, row.interval, row.active) != (feed.source, feed.interval, True):
                         values.update(source=feed.source, interval=feed.interval, active=True)
@@ -212,7 +212,7 @@ def _answered(result: FetchResult, *, usable: bool) -> dict[str, Any]:
         if result.last_modified is not None or result.status == 200:
             values["last_modified"] = result.last_modified
     if result.permanent_url:
-        values.update(url=result.permanent_url, host=server_of(result.permanent_url))
+        values.update(url=result.permanent_url, host=Site.of(result.permanent_url).hostname)
     return values
 
 

@@ -51,7 +51,7 @@ class FeedRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config_url: Mapped[str] = mapped_column(Text)  # as written in feeds.yaml
     url: Mapped[str] = mapped_column(Text)  # where we poll now (moves on permanent redirects)
-    host: Mapped[str] = mapped_column(Text, default="", server_default="")  # links.server_of(url)
+    host: Mapped[str] = mapped_column(Text, default="", server_default="")  # links.Site.of(url).hostname: the per-host key
     source: Mapped[str] = mapped_column(String(200), default="")
     title: Mapped[str | None] = mapped_column(Text)
     interval: Mapped[int | None] = mapped_column(Integer)

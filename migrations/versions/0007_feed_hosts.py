@@ -8,7 +8,7 @@ Create Date: 2026-12-05 10:00:00
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,12 +19,13 @@ branch_labels = None
 depends_on = None
 
 
+# aggregator.links.Site's reading of a URL's host when this migration was made (a copy: migrations do not change)
+_HOST = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^/:?#]*)")
+
+
 def _host(url: str) -> str:
-    """As aggregator.links.server_of wrote it when this migration was made."""
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
+    match = _HOST.match(url)
+    return match.group(1).lower() if match else ""
 
 
 def upgrade() -> None:
