@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from aggregator.learn import classify, features, model_file, priority
 from aggregator.errors import ModelError
 from aggregator.models import Candidate, Label, Prediction
+from aggregator.links import Site
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 PUBLISHED = datetime(2024, 5, 10, tzinfo=timezone.utc)
