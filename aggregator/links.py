@@ -81,6 +81,10 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+_LANGUAGE = re.compile(r"[a-z]{2}(?:[-_][a-z]{2,4})?")  # "ko", "en-us", "zh_hant": a page's language, not its site
+_GENERIC_FOLDERS = frozenset({"blog", "blogs", "posts", "post", "news", "articles", "writing", "research", "tech"})
+
+
 @dataclass(frozen=True)
 class Site:
     """Where a URL points, read one way for polling, the models and the audit: `Site.of(url)`.
@@ -102,14 +106,22 @@ class Site:
 
     @property
     def key(self) -> str:
-        """The site as the models read it: the host plus the first path segment that is neither two letters
-        (a language) nor digits (a year), lower-case: "aws.amazon.com/blogs" for aws.amazon.com/ko/blogs/…;
-        the host when there is no such segment; "" without a host."""
+        """The site as the models read it: the host plus the folder a page sits in, read as its first path
+        segment that is neither a language ("ko", "en-us") nor a number (a year), lower-case, and the next
+        one too after a generic first one ("blog", "blogs", "posts" …): "aws.amazon.com/blogs/machine-learning"
+        for aws.amazon.com/ko/blogs/machine-learning/a-post/. The page's own segment (the last) is never
+        part of it, so every post of ai.googleblog.com/2022/11/a-post.html has the site "ai.googleblog.com";
+        "" without a host."""
         host = self.host
         if not host:
             return ""
-        segments = [s for s in self.path.split("/") if s and len(s) != 2 and not s.isdigit()]
-        return f"{host}/{segments[0].lower()}" if segments else host
+        segments = [s.lower() for s in self.path.split("/") if s]
+        folders = [s for s in segments[:-1] if not _LANGUAGE.fullmatch(s) and not s.isdigit()]
+        if not folders:
+            return host
+        if folders[0] in _GENERIC_FOLDERS and len(folders) > 1:
+            return f"{host}/{folders[0]}/{folders[1]}"
+        return f"{host}/{folders[0]}"
 
     @property
     def publication(self) -> str:

@@ -24,7 +24,7 @@ from aggregator.learn.sections import SectionModel, fit_sections, heading_name, 
 from aggregator.links import Site
 from aggregator.models import Candidate, Label, Prediction, SectionPath
 
-FORMAT_VERSION = 3  # of the files learn/model_file.py writes
+FORMAT_VERSION = 4  # of the files learn/model_file.py writes (4: the priority knows sites' pick rates and scope)
 N_REASONS = 3
 PREDICT_BATCH = 8192
 

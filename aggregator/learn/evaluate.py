@@ -20,9 +20,10 @@ from aggregator.learn.sections import section_key
 from aggregator.links import Site
 from aggregator.models import Candidate, Label, SectionPath
 
-METHODS = ("model", "majority", "host", "flat")
+METHODS = ("model", "majority", "host", "flat", "site rate")
 """The trained model, then the baselines: the most frequent section, the most frequent section of the
-post's site, and a plain TF-IDF (characters 2-4 and words) + logistic regression over title, source and host."""
+post's site, a plain TF-IDF (characters 2-4 and words) + logistic regression over title, source and host,
+and for priority the one-line rule "how often do I pick from this site"."""
 
 CALIBRATION_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
 
@@ -108,6 +109,33 @@ def fit_host(split: Split) -> Predictor:
     return lambda candidates: [guess(c) for c in candidates]
 
 
+SITE_RATE_MIN_PICKS = 2  # the site-rate rule selects from sites with at least this many past picks
+
+
+def fit_site_rate(split: Split) -> Predictor:
+    """The editor's one-line rule: P(pick) is the share of the site's posts they picked, picks / (posts seen
+    + 1), so that where nothing but picks is known it ranks sites by their number of past picks; selected
+    from sites with at least SITE_RATE_MIN_PICKS picks and a rate of one half. Sections as `host`."""
+    host = fit_host(split)
+    picked: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for lb in split.train:
+        seen[Site.of(lb.candidate.url).key] += 1
+        picked[Site.of(lb.candidate.url).key] += int(lb.selected)
+    for c in split.background:
+        seen[Site.of(c.url).key] += 1
+
+    def predict(candidates: Sequence[Candidate]) -> list[Guess]:
+        out = []
+        for c, g in zip(candidates, host(candidates)):
+            key = Site.of(c.url).key
+            rate = picked[key] / (seen[key] + 1)
+            out.append(Guess(g.section, rate, picked[key] >= SITE_RATE_MIN_PICKS and rate >= 0.5))
+        return out
+
+    return predict
+
+
 def _flat_text(c: Candidate) -> str:
     return f"{c.title} {c.source} {Site.of(c.url).host}"
 
@@ -161,6 +189,8 @@ def fit(method: str, split: Split, *, now: datetime, seed: int = 0) -> Predictor
         return fit_host(split)
     if method == "flat":
         return fit_flat(split, seed=seed)
+    if method == "site rate":
+        return fit_site_rate(split)
     raise ValueError(f"unknown method {method!r}")
 
 

@@ -31,13 +31,15 @@ TOPIC_KEYS = [t.key for t in lexicon.TOPICS]
 KIND_KEYS = [t.key for t in lexicon.KINDS]
 _GROUPS = lexicon.Groups({**{f"topic:{t.key}": t.terms for t in lexicon.TOPICS},
                           **{f"kind:{t.key}": t.terms for t in lexicon.KINDS},
-                          "scope": lexicon.SCOPE, "weak": lexicon.WEAK_SCOPE, "open": lexicon.OPEN})
+                          "scope": lexicon.SCOPE, "weak": lexicon.WEAK_SCOPE, "open": lexicon.OPEN,
+                          "off": lexicon.OFF_SCOPE})
 SCOPE_WORDS = lexicon.Matcher([*lexicon.SCOPE, *lexicon.WEAK_SCOPE])
 LEXICON_COLUMNS = (
     [f"topic:{k}" for k in TOPIC_KEYS]
     + [f"kind:{k}" for k in KIND_KEYS]
     + ["scope:title", "scope:opening", "open:code", "host:research"]
     + [f"topic:{k}:opening" for k in TOPIC_KEYS]
+    + ["offscope"]
 )
 
 
@@ -114,6 +116,7 @@ def lexicon_features(c: Candidate) -> list[float]:
             float(bool(title["open"] or opening.get("open") or "github.com" in c.url)),
             float(_research_lab(c.url))]
     row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in TOPIC_KEYS]
+    row += [float(bool(title["off"] or opening.get("off")))]
     return row
 
 
@@ -128,6 +131,17 @@ def _research_lab(url: str) -> bool:
 def _scope(counts: dict[str, int]) -> float:
     """1 when a text has a strong AI/ML word or two weak ones, 0.5 for one weak word, else 0."""
     return min(counts.get("scope", 0) + counts.get("weak", 0) / 2, 1.0)
+
+
+def scope_evidence(x: sp.csr_matrix) -> np.ndarray:
+    """Whether each row's text puts the post in an AI/ML digest's scope, from the lexicon columns: +1 for a
+    strong AI/ML word in its title or opening (or weak ones in both), 0.5 for one weak word, down to -1 for a hiring, event or culture
+    post without one; the script the text is written in plays no part."""
+    n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
+    lex = np.asarray(x[:, n_tfidf:].todense()) / LEXICON_SCALE
+    scope = np.minimum(lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")], 1.0)
+    off = lex[:, LEXICON_COLUMNS.index("offscope")]
+    return np.where(scope >= 1.0, scope, scope - off)
 
 
 def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate]) -> sp.csr_matrix:

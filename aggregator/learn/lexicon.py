@@ -86,6 +86,16 @@ WEAK_SCOPE: tuple[str, ...] = _terms(
     "classification, regression, recommendation, recommendations, recommender, prediction, predictive, vision, "
     "speech, robot, robots, agent, agents, 모델, 추천, 학습, 추론, 예측, 임베딩, 데이터셋, 분류, 음성")
 
+# Words that put a post outside an AI/ML digest's scope whatever its host: a company blog's hiring, events,
+# culture and people posts. One is enough, unless the same text also has a strong AI/ML word.
+OFF_SCOPE: tuple[str, ...] = _terms(
+    "hiring, we're hiring, we are hiring, recruiting, recruitment, job opening, job openings, internship, interns, "
+    "careers, career, meetup, meet-up, conference recap, event recap, hackathon, company culture, our culture, "
+    "onboarding, team culture, employee, employees, office, offices, award, awards, newsletter, "
+    "retrospective, year in review, "
+    "채용, 인턴, 인턴십, 공채, 입사, 신입, 경력직, 면접, 온보딩, 행사, 밋업, 컨퍼런스 후기, 세미나, 해커톤, 사내, "
+    "조직문화, 조직 문화, 회사 문화, 팀 문화, 복지, 워크숍, 워크샵, 송년회, 회고, 인터뷰, 수상, 뉴스레터")
+
 # Hosts that belong to research labs rather than product teams.
 RESEARCH_HOSTS: tuple[str, ...] = ("research", "deepmind", "openai", "ai.googleblog", "ai.facebook", "ai.meta",
                                    "arxiv", "bair.berkeley", "ai.stanford", "allenai", "mila.quebec")

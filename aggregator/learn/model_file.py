@@ -17,7 +17,7 @@ from aggregator.files import WriteError, atomic_write, folder_lock
 from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
 from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
 from aggregator.learn.linear import Linear
-from aggregator.learn.priority import Background, Classifier, Learned, Prior, PriorityModel
+from aggregator.learn.priority import Background, Classifier, Learned, Prior, PriorityModel, SiteRates
 from aggregator.learn.sections import SectionModel
 
 ARRAYS_FILE = "model.npz"
@@ -82,10 +82,12 @@ def _to_files(model: Model) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def _priority_to_files(priority: PriorityModel, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], Linear | None]:
     """The priority model's entry of model.json (adding its arrays to `arrays`) and its classifier, if any.
     Every kind has the same keys, "mode" naming the kind and a key the kind does not use holding a neutral value."""
-    state: dict[str, Any] = {"mode": priority.kind, "platt": [1.0, 0.0], "scale": 1.0, "ref": 0.0, "picked_sites": [],
-                             "held_out": {}}
+    state: dict[str, Any] = {"mode": priority.kind, "platt": [1.0, 0.0, 0.0, 0.0], "scale": 1.0, "ref": 0.0,
+                             "picked_sites": [], "held_out": {}, "site_rates": {"overall": 0.5, "picks": {}, "posts": {}}}
     if isinstance(priority, Learned):
-        state.update(platt=list(priority.platt), held_out=dict(priority.held_out))
+        rates = priority.rates
+        state.update(platt=list(priority.platt), held_out=dict(priority.held_out),
+                     site_rates={"overall": rates.overall, "picks": dict(rates.picks), "posts": dict(rates.posts)})
     if isinstance(priority, Background):
         state.update(scale=priority.labelled_share)
     if isinstance(priority, Prior):
@@ -193,15 +195,30 @@ def _priority_from_files(p: Any, clf: Linear | None, arrays: dict[str, np.ndarra
     if clf is None:
         raise ValueError("expected a priority classifier unless the mode is prior")
     platt, held_out = p["platt"], p["held_out"]
-    _need(isinstance(platt, list) and len(platt) == 2 and all(_finite(v) for v in platt), "two calibration numbers")
+    _need(isinstance(platt, list) and len(platt) == 4 and all(_finite(v) for v in platt), "four calibration numbers")
     _need(isinstance(held_out, dict) and all(isinstance(k, str) and _finite(v) for k, v in held_out.items()),
           "held-out scores as numbers")
-    calibration, scores = (float(platt[0]), float(platt[1])), {k: float(v) for k, v in held_out.items()}
+    a, b, c, d = (float(v) for v in platt)
+    calibration, scores, rates = (a, b, c, d), {k: float(v) for k, v in held_out.items()}, _site_rates(p["site_rates"])
     if p["mode"] == Classifier.kind:
-        return Classifier(clf, calibration, scores)
+        return Classifier(clf, calibration, scores, rates)
     scale = p["scale"]
     _need(_finite(scale) and 0 < scale < 1, "a background scale between 0 and 1")
-    return Background(clf, calibration, scores, float(scale))
+    return Background(clf, calibration, scores, rates, float(scale))
+
+
+def _site_rates(r: Any) -> SiteRates:
+    """The sites' pick counts, checked: whole numbers, no more picks than posts, an overall rate in (0, 1)."""
+    _need(isinstance(r, dict) and _finite(r.get("overall")) and 0 < r["overall"] < 1, "an overall pick rate")
+    picks, posts = r.get("picks"), r.get("posts")
+    _need(isinstance(picks, dict) and isinstance(posts, dict) and set(picks) == set(posts), "site counts")
+    for site, n in posts.items():
+        _need(isinstance(site, str) and _count(n) and _count(picks[site]) and picks[site] <= n, "site counts")
+    return SiteRates(picks, posts, float(r["overall"]))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _need(ok: bool, what: str) -> None:

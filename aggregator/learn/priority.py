@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from aggregator.learn.features import LEXICON_COLUMNS, LEXICON_SCALE
+from aggregator.learn.features import LEXICON_COLUMNS, scope_evidence, title_only
 from aggregator.learn.linear import Linear
 
 PRIORITY_C = 1.0
@@ -23,6 +23,8 @@ CV_FOLDS = 5  # out-of-fold scores calibrate the priority
 BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known non-picks exist
 CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be picked
 PRIOR_CUT = 0.5  # the cut before anything but picks is known
+CALIBRATION_C = 100.0  # the calibration's two weights are fitted almost freely
+SHRINK = 4.0  # a site's pick rate starts as this many posts' worth of the digest's overall rate
 
 
 class PriorityModel(ABC):
@@ -41,23 +43,60 @@ class PriorityModel(ABC):
         """The probability a post needs to be selected, and how it was chosen, in words."""
 
 
+@dataclass(frozen=True)
+class SiteRates:
+    """How often the editor picks from each site: picks over posts seen from it (decided or fetched),
+    shrunk toward the digest's overall rate by SHRINK posts' worth of it, so that a site seen once says
+    little and a site seen fifty times says what it is."""
+
+    picks: Mapping[str, int]
+    posts: Mapping[str, int]
+    overall: float
+
+    @classmethod
+    def count(cls, sites: Sequence[str], picked: np.ndarray) -> SiteRates:
+        picks: dict[str, int] = {}
+        posts: dict[str, int] = {}
+        for site, chosen in zip(sites, picked.tolist()):
+            posts[site] = posts.get(site, 0) + 1
+            picks[site] = picks.get(site, 0) + int(chosen)
+        overall = float(picked.mean()) if len(picked) else 0.0
+        return cls(picks, posts, min(max(overall, 1e-3), 1 - 1e-3))
+
+    def logit(self, sites: Sequence[str], leave_out: np.ndarray | None = None) -> np.ndarray:
+        """log-odds of each site's rate; with `leave_out` (whether each row was a pick of the counts), each
+        row's own post is taken out of its site's counts, as for a post the counts never saw."""
+        own_pick = leave_out.astype(np.float64) if leave_out is not None else np.zeros(len(sites))
+        own_post = 1.0 if leave_out is not None else 0.0
+        picks = np.array([self.picks.get(s, 0) for s in sites], dtype=np.float64) - own_pick
+        posts = np.array([self.posts.get(s, 0) for s in sites], dtype=np.float64) - own_post
+        rate = (picks + SHRINK * self.overall) / (posts + SHRINK)
+        rate = np.clip(rate, 1e-3, 1 - 1e-3)
+        return np.log(rate / (1 - rate))
+
+
 @dataclass(frozen=True, eq=False)
 class Learned(PriorityModel):
-    """A classifier of picks, Platt-calibrated on out-of-fold scores; `held_out` keeps the out-of-fold
-    score of each background post of training (by URL), which scores it instead of `clf`."""
+    """A classifier of picks by their titles and sites, combined with the site's pick rate and the text's
+    scope evidence (features.scope_evidence) by a logistic calibration fitted on out-of-fold scores:
+    P = 1 / (1 + exp(-(a text + b site + c scope + d))). `held_out` keeps the out-of-fold text score of
+    each background post of training (by URL), which scores it instead of `clf`.
+
+    The classifier reads titles only (features.title_only): posts known only from a digest have no
+    opening, so one that read openings would learn "has an opening" as "not picked"."""
 
     clf: Linear
-    platt: tuple[float, float]
+    platt: tuple[float, float, float, float]
     held_out: Mapping[str, float]
+    rates: SiteRates
 
-    def calibrated(self, x: sp.csr_matrix, urls: Sequence[str]) -> np.ndarray:
+    def calibrated(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
         """The calibrated P(labelled a pick) of each row."""
-        a, b = self.platt
-        raw = self.clf.decision_function(x)
+        raw = self.clf.decision_function(title_only(x))
         for i, url in enumerate(urls):
             if url in self.held_out:
                 raw[i] = self.held_out[url]
-        return 1.0 / (1.0 + np.exp(-(a * raw + b)))
+        return _combine(self.platt, raw, self.rates.logit(sites), scope_evidence(x))
 
     def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
         """With calibrated probabilities the cut maximises the expected F1 of the selection (the expected
@@ -83,7 +122,7 @@ class Classifier(Learned):
     kind: ClassVar[str] = "classifier"
 
     def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
-        return self.calibrated(x, urls)
+        return self.calibrated(x, sites, urls)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +137,7 @@ class Background(Learned):
     labelled_share: float
 
     def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
-        g = self.calibrated(x, urls)
+        g = self.calibrated(x, sites, urls)
         c = self.labelled_share
         return np.clip((1.0 - c) / c * g / np.maximum(1.0 - g, 1e-9), 0.0, 1.0)
 
@@ -106,9 +145,10 @@ class Background(Learned):
 @dataclass(frozen=True, eq=False)
 class Prior(PriorityModel):
     """Nothing but picks is known (and fewer than MIN_BACKGROUND fetched posts): a post that uses AI/ML
-    vocabulary (built in) or comes from a site the editor has picked from (`picked_sites`) gets a
-    middling score, raised by its likeness to past picks (cosine to the picks' unit `centroid`, relative
-    to the picks' median `ref`); any other post a low one. Not calibrated."""
+    vocabulary (built in), or comes from a site the editor has picked from (`picked_sites`) and is no
+    hiring, event or culture post, gets a middling score, raised by its likeness to past picks (cosine
+    to the picks' unit `centroid`, relative to the picks' median `ref`); any other post a low one. Not
+    calibrated."""
 
     kind: ClassVar[str] = "prior"
     centroid: np.ndarray
@@ -117,13 +157,14 @@ class Prior(PriorityModel):
 
     def proba(self, x: sp.csr_matrix, sites: Sequence[str], urls: Sequence[str]) -> np.ndarray:
         n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
-        lex = np.asarray(x[:, n_tfidf:].todense())
-        scope = lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")]
-        in_scope = scope >= LEXICON_SCALE - 1e-9  # a strong word, or weak ones in both title and opening
-        in_scope |= np.array([site in self.picked_sites for site in sites], dtype=bool)
+        scope = scope_evidence(x)
+        in_scope = scope >= 1.0 - 1e-9  # a strong word, or weak ones in both title and opening
+        in_scope |= np.array([site in self.picked_sites for site in sites], dtype=bool) & (scope >= 0)
         similarity = np.asarray(x[:, :n_tfidf] @ self.centroid).ravel()
-        closeness = np.clip(similarity / (self.ref if self.ref > 0 else 1.0), 0.0, 1.0)
-        return np.where(in_scope, 0.5 + 0.3 * closeness, 0.02 + 0.2 * closeness)
+        # Likeness to past picks, up to twice the picks' own median: within one site, the posts most like
+        # the picks still rank first (clipped at the median, every post of a picked site scored the same).
+        closeness = np.clip(similarity / (self.ref if self.ref > 0 else 1.0), 0.0, 2.0) / 2
+        return np.where(in_scope, 0.5 + 0.4 * closeness, 0.02 + 0.3 * closeness)
 
     def cut(self, priorities: Sequence[float]) -> tuple[float, str]:
         return PRIOR_CUT, (f"selected: priority >= {PRIOR_CUT:.2f}; no non-picks known yet, so priority is a "
@@ -144,16 +185,20 @@ def fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, site
     n_background = int((~known).sum())
     if n_pos < MIN_PER_CLASS or (n_known_neg < MIN_PER_CLASS and n_background < MIN_BACKGROUND):
         return _fit_prior(x, selected, sites)
+    rates = SiteRates.count(sites, selected)
+    site_logit = rates.logit(sites, leave_out=selected)
+    scope = scope_evidence(x)
+    xt = title_only(x)
     if n_known_neg >= MIN_PER_CLASS:
         weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
-        scores = _out_of_fold(x, selected, weights, seed)
-        platt = _platt(scores[known], selected[known], seed)
-        return Classifier(_final_classifier(x, selected, weights, seed), platt, _held_out(urls, scores, known))
+        scores = _out_of_fold(xt, selected, weights, seed)
+        platt = _calibration(scores[known], site_logit[known], scope[known], selected[known], seed)
+        return Classifier(_final_classifier(xt, selected, weights, seed), platt, _held_out(urls, scores, known), rates)
     weights = np.ones(len(selected))
-    scores = _out_of_fold(x, selected, weights, seed)
-    platt = _platt(scores, selected, seed)
-    g = 1.0 / (1.0 + np.exp(-(platt[0] * scores[selected] + platt[1])))
-    return Background(_final_classifier(x, selected, weights, seed), platt, _held_out(urls, scores, known),
+    scores = _out_of_fold(xt, selected, weights, seed)
+    platt = _calibration(scores, site_logit, scope, selected, seed)
+    g = _combine(platt, scores[selected], site_logit[selected], scope[selected])
+    return Background(_final_classifier(xt, selected, weights, seed), platt, _held_out(urls, scores, known), rates,
                       min(max(float(g.mean()), 1e-3), 1 - 1e-3))
 
 
@@ -172,10 +217,20 @@ def _final_classifier(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int)
     return Linear.from_sklearn(_priority_classifier(seed).fit(x, y, sample_weight=w))
 
 
-def _platt(scores: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
-    """Sigmoid calibration of raw scores: (a, b) with P = 1 / (1 + exp(-(a s + b)))."""
-    lr = LogisticRegression(C=1e4, max_iter=MAX_ITER, random_state=seed).fit(scores.reshape(-1, 1), y)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+def _calibration(scores: np.ndarray, site_logit: np.ndarray, scope: np.ndarray, y: np.ndarray,
+                 seed: int) -> tuple[float, float, float, float]:
+    """(a, b, c, d) of P = 1 / (1 + exp(-(a text + b site + c scope + d))), fitted on out-of-fold text scores,
+    the sites' left-out pick rates and the scope evidence: how much each says, on posts the text model did not see."""
+    z = np.column_stack([scores, site_logit, scope])
+    lr = LogisticRegression(C=CALIBRATION_C, max_iter=MAX_ITER, random_state=seed).fit(z, y)
+    a, b, c = (float(v) for v in lr.coef_[0])
+    return a, b, c, float(lr.intercept_[0])
+
+
+def _combine(platt: tuple[float, float, float, float], scores: np.ndarray, site_logit: np.ndarray,
+             scope: np.ndarray) -> np.ndarray:
+    a, b, c, d = platt
+    return 1.0 / (1.0 + np.exp(-(a * scores + b * site_logit + c * scope + d)))
 
 
 def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> np.ndarray:
