@@ -13,7 +13,7 @@ from aggregator.files import atomic_write
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import scope_of, section_emoji, taxonomy
-from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
+from aggregator.models import Candidate, DraftItem, Edition, Prediction, SectionPath
 from aggregator.digest.render import entry_line, render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
 
@@ -57,7 +57,7 @@ def place_ranked(candidates: Sequence[Candidate], predictions: Sequence[Predicti
 class Draft:
     """A rendered draft and what it holds."""
 
-    month: str
+    month: Edition
     text: str
     items: tuple[DraftItem, ...]
 
@@ -77,7 +77,7 @@ class Placement:
     no_source: tuple[str, ...]
 
 
-def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
+def make_draft(store: Store, config: Config, month: Edition, fmt: Format, *, model: Model | None = None,
                count: int | None = None, min_priority: float | None = None,
                digest: DigestSettings | None = None, replay: Mapping[str, SectionPath] | None = None) -> Draft:
     """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
@@ -88,7 +88,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     items, tree, note = placed.items, placed.tree, placed.note
     if fmt == "json":
         return Draft(month, render_json(items), items)
-    start, _ = edition_bounds(month)
+    start, _ = month.bounds()
     scope = scope_of(config, digest)
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
     if digest.style == "footnote":
@@ -103,7 +103,7 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     return Draft(month, text, items)
 
 
-def place_draft(store: Store, config: Config, month: str, *, model: Model | None = None, count: int | None = None,
+def place_draft(store: Store, config: Config, month: Edition, *, model: Model | None = None, count: int | None = None,
                 min_priority: float | None = None, digest: DigestSettings | None = None,
                 replay: Mapping[str, SectionPath] | None = None) -> Placement:
     """Place the posts of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
@@ -117,7 +117,7 @@ def place_draft(store: Store, config: Config, month: str, *, model: Model | None
     """
     digest = digest or config.digest(None)
     scope = scope_of(config, digest)
-    start, end = edition_bounds(month)
+    start, end = month.bounds()
     edition = store.edition_labels(month, digest=digest.name)  # what this edition's imported digest decided
     candidates = store.candidates(start, end, also=sorted(edition), feeds=scope.feeds)
     published = store.selected_elsewhere(month, [c.id for c in candidates if c.id not in edition], digest=digest.name)
@@ -156,7 +156,7 @@ def place_draft(store: Store, config: Config, month: str, *, model: Model | None
     return Placement(tuple(items), tuple(tree), note, tuple(no_source))
 
 
-def write_manifest(store: Store, config: Config, digest: DigestSettings, month: str, items: Sequence[DraftItem],
+def write_manifest(store: Store, config: Config, digest: DigestSettings, month: Edition, items: Sequence[DraftItem],
                    model: Model | None, output: Path, target: Path, now: datetime) -> None:
     """The manifest of what `output` was made from, written to `target`."""
     from aggregator.digest import manifest
@@ -166,7 +166,7 @@ def write_manifest(store: Store, config: Config, digest: DigestSettings, month: 
     manifest.write(target, data)
 
 
-def default_path(config: Config, month: str, fmt: Format, digest: DigestSettings | None = None) -> Path:
+def default_path(config: Config, month: Edition, fmt: Format, digest: DigestSettings | None = None) -> Path:
     return config.drafts_dir(digest or config.digest(None)) / f"{month}.{'json' if fmt == 'json' else 'md'}"
 
 
@@ -177,7 +177,7 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def unedited_text(store: Store, path: Path, month: str, digest: DigestSettings) -> str | None:
+def unedited_text(store: Store, path: Path, month: Edition, digest: DigestSettings) -> str | None:
     """The draft file's text as aggregator last wrote it ("" when there is no file), or None when the
     editor changed it since: such a file is theirs, not to be replaced. DigestError when it cannot be read."""
     if not path.exists():
@@ -200,7 +200,7 @@ def save_draft(store: Store, config: Config, digest: DigestSettings, draft: Draf
     write_manifest(store, config, digest, draft.month, draft.items, model, path, path_for(path), now)
 
 
-def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None,
+def refresh_draft(store: Store, config: Config, month: Edition, now: datetime, model: Model | None = None,
                   digest: DigestSettings | None = None) -> str:
     """Rewrite an edition's Markdown draft for the daemon, unless the editor changed the file since
     aggregator last wrote it. Returns a one-line account of what happened."""
@@ -216,7 +216,7 @@ def refresh_draft(store: Store, config: Config, month: str, now: datetime, model
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
 
 
-def publish_plan(store: Store, config: Config, month: str, into: Path, *, model: Model | None,
+def publish_plan(store: Store, config: Config, month: Edition, into: Path, *, model: Model | None,
                  digest: DigestSettings | None = None, dry_run: bool = False, now: datetime | None = None) -> str:
     """Insert the edition's accepted entries into the running file `into` (or, with `dry_run`, return the
     unified diff that would make). The entries are the draft's selections with the editor's decisions

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.labels import (YEARS, align_section, covered_months, merge_trees, digest_month, digest_week, import_entries,
-                                     out_of_range)
+                                     out_of_range, outside_years)
 from aggregator.learn.reading import read_digest
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
-from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
-                               edition_of, month_bounds, month_of)
+from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Edition, Label, SectionPath,
+                               month_bounds, month_of)
 from aggregator.store.labels import ImportReport
 from aggregator.store import Store
 
@@ -43,17 +43,19 @@ def scope_of(config: Config, digest: DigestSettings) -> Scope:
     return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
 
 
-def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None, now: datetime,
-                       scope: Scope = Scope(), week: str | None = None) -> ImportReport:
+def import_digest_file(store: Store, path: Path, *, edition: Edition | None, style: DigestStyle | None, now: datetime,
+                       scope: Scope = Scope()) -> ImportReport:
     """Read one digest file and record its selections as one edition of the scope's digest (a month, or
-    an ISO week for a weekly digest); nothing is stored when it cannot be read."""
+    an ISO week for a weekly digest: `edition`, else what the file says); nothing is stored when it
+    cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
+    month = None if edition is None or edition.weekly else edition  # a monthly digest's edition is the month it covers
     digest = read_digest(text, path=str(path), style=style, month=month)
     cut = _check_entries(digest, path)
-    which, entry_month = _edition(digest, path, scope, month, week)
+    which, entry_month = _edition(digest, path, scope, edition)
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
@@ -73,7 +75,7 @@ class HistoryReport:
     """What importing a running digest's history did, edition by edition."""
 
     versions: int
-    editions: tuple[tuple[str, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
+    editions: tuple[tuple[Edition, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
 
 
 def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope()) -> HistoryReport:
@@ -85,7 +87,7 @@ def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope:
     found = versions(repo, file)
     reports = []
     for d in decisions(found):
-        edition = d.edition if scope.cadence == "monthly" else edition_of("weekly", edition_bounds(d.edition)[0])
+        edition = Edition.of(scope.cadence, d.edition.bounds()[0])
         for e in (*d.picks, *d.removed):
             if len(e.url) > MAX_URL:
                 raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
@@ -111,20 +113,20 @@ def _check_entries(digest: Digest, path: Path) -> int:
                or any(len(h) > MAX_NAME for h in e.section) for e in digest.entries)
 
 
-def _edition(digest: Digest, path: Path, scope: Scope, month: str | None, week: str | None) -> tuple[str, str]:
+def _edition(digest: Digest, path: Path, scope: Scope, given: Edition | None) -> tuple[Edition, str]:
     """(the edition a digest file is for, the month its undated entries belong to), by the digest's cadence."""
     if scope.cadence == "weekly":
-        which = digest_week(digest, str(path), week)
+        which = digest_week(digest, str(path), given)
         if which is None:
             raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
-        entry_month = digest.month or month_of(edition_bounds(which)[0])
+        entry_month = digest.month or month_of(which.bounds()[0])
     else:
-        which = digest_month(digest, str(path), month)
+        which = digest_month(digest, str(path), given)
         if which is None:
             raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
         entry_month = which
     if out_of_range(which):
-        raise DigestError(f"{path}: edition {which} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
+        raise outside_years(str(path), which)
     return which, entry_month
 
 
@@ -144,7 +146,7 @@ def section_emoji(store: Store, scope: Scope = Scope()) -> dict[str, str]:
     return out
 
 
-def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[str, Label]]:
+def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[Edition, Label]]:
     """Every (edition, label) of the scope's digest, sections mapped onto its current taxonomy."""
     tree = taxonomy(store, scope)
     out = []
@@ -164,13 +166,13 @@ def train_model(store: Store, *, now: datetime, scope: Scope = Scope()) -> Model
     return train(labels, background=store.fetched_posts(feeds=scope.feeds), now=now)
 
 
-def _read(path: Path, month: str | None = None) -> tuple[Digest, str]:
+def _read(path: Path) -> tuple[Digest, Edition]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
-    digest = read_digest(text, path=str(path), style=None, month=month)
-    which = digest_month(digest, str(path), month)
+    digest = read_digest(text, path=str(path), style=None)
+    which = digest_month(digest, str(path), None)
     if which is None:
         raise DigestError(f"{path}: cannot tell which month this digest is for")
     return digest, which
@@ -189,10 +191,9 @@ def evaluate_months(store: Store, *, now: datetime, last: int | None = None, pro
                     scope: Scope = Scope()) -> Report:
     """Edition by edition: learn from the editions before e, predict e's decisions (only the `last` ones
     when given); every method on the same splits."""
-    from aggregator.learn.evaluate import monthly_splits, run
+    from aggregator.learn.evaluate import edition_splits, run
 
-    splits = list(monthly_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds),
-                                 lambda m: edition_bounds(m)[1]))
+    splits = list(edition_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds)))
     splits = splits[-last:] if last else splits
     return run("edition by edition" if scope.cadence == "weekly" else "month by month", splits, now=now,
                progress=progress)
@@ -216,7 +217,7 @@ def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progr
     return run(f"{old.name} -> {new.name}", [split], now=now, progress=progress)
 
 
-def evaluate_loo(store: Store, edition: str | None, *, now: datetime, progress: Progress = None,
+def evaluate_loo(store: Store, edition: Edition | None, *, now: datetime, progress: Progress = None,
                  scope: Scope = Scope()) -> Report:
     """Leave one out over one imported edition's picks (default: the newest), everything else learned."""
     from aggregator.learn.evaluate import leave_one_out, run

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ConflictError, StaleError, StoreError
-from aggregator.models import DEFAULT_DIGEST, SectionPath
+from aggregator.models import DEFAULT_DIGEST, Edition, SectionPath
 from aggregator.store.database import Database, short_error
 from aggregator.store.schema import DeskActionRow, LabelRow
 
@@ -44,20 +44,20 @@ class DeskResult:
 class Decisions(Database):
     """Decisions made on the desk: read, made, undone."""
 
-    def decisions(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, Decision]:
+    def decisions(self, month: Edition, *, digest: str = DEFAULT_DIGEST) -> dict[int, Decision]:
         """post id -> the editor's decision in one edition (imported or made on the desk)."""
         query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest)
         with self.session() as s:
             return {row.post_id: _decision(row) for row in s.scalars(query)}
 
-    def decision(self, month: str, post_id: int, *, digest: str = DEFAULT_DIGEST) -> Decision:
+    def decision(self, month: Edition, post_id: int, *, digest: str = DEFAULT_DIGEST) -> Decision:
         """The editor's decision on one post in one edition (revision 0 when there is none)."""
         query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest, LabelRow.post_id == post_id)
         with self.session() as s:
             row = s.scalars(query).one_or_none()
             return _decision(row) if row is not None else Decision()
 
-    def decide(self, month: str, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
+    def decide(self, month: Edition, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
                digest: str = DEFAULT_DIGEST) -> DeskResult:
         """Record the editor's decision on one post, in one transaction, logged for undo; ConflictError
         when the row's revision is no longer `revision` (another tab or an import changed it)."""
@@ -78,7 +78,7 @@ class Decisions(Database):
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
 
-    def undo(self, month: str, action_id: int, *, now: datetime, digest: str = DEFAULT_DIGEST) -> tuple[int, DeskResult]:
+    def undo(self, month: Edition, action_id: int, *, now: datetime, digest: str = DEFAULT_DIGEST) -> tuple[int, DeskResult]:
         """Put back the state a desk action replaced; (its post id, the result). ConflictError when the
         action is unknown, already undone, or the row changed after it."""
         try:
@@ -121,12 +121,12 @@ def _decision_from_json(text: str | None) -> Decision:
     return Decision(bool(data["selected"]), tuple(data["section"]) or None, data.get("summary", ""))
 
 
-def _label_for_update(s: Session, digest: str, month: str, post_id: int) -> LabelRow | None:
+def _label_for_update(s: Session, digest: str, month: Edition, post_id: int) -> LabelRow | None:
     query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.month == month, LabelRow.post_id == post_id)
     return s.scalars(query.with_for_update()).one_or_none()
 
 
-def desk_revisions(s: Session, digest: str, month: str, post_id: int | None = None) -> dict[int, int]:
+def desk_revisions(s: Session, digest: str, month: Edition, post_id: int | None = None) -> dict[int, int]:
     """The highest label revision the desk's actions left on each post of an edition (or on one post): a
     label created again goes on from there, so a page that saw an older state of the row is refused."""
     query = (select(DeskActionRow.post_id, func.max(DeskActionRow.revision))
@@ -136,7 +136,7 @@ def desk_revisions(s: Session, digest: str, month: str, post_id: int | None = No
     return {post: revision or 0 for post, revision in s.execute(query)}
 
 
-def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_id: int, after: Decision,
+def _set_label(s: Session, row: LabelRow | None, digest: str, month: Edition, post_id: int, after: Decision,
                now: datetime) -> Decision:
     """Write `after` into the label row (creating or deleting it); the decision as stored."""
     if after.selected is None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator.errors import StoreError
-from aggregator.models import DEFAULT_DIGEST, ImportEntry, Label, SectionPath, month_bounds
+from aggregator.models import DEFAULT_DIGEST, Edition, ImportEntry, Label, SectionPath, month_bounds
 from aggregator.store.database import POSTS_TURN, Database, chunks, short_error, take_turns
 from aggregator.store.decisions import desk_revisions
 from aggregator.store.posts import candidate
@@ -29,7 +29,7 @@ class _Raced(Exception):
 class ImportReport:
     """What importing one digest changed."""
 
-    month: str
+    month: Edition
     entries: int
     added: int = 0  # newly selected posts
     moved: int = 0  # selected before, now in another section
@@ -43,7 +43,7 @@ class ImportReport:
 class DigestInfo:
     """An imported digest, as training and drafting use it."""
 
-    month: str
+    month: Edition
     sections: tuple[SectionPath, ...]
     covers: tuple[str, ...]
     selected: int
@@ -53,7 +53,7 @@ class DigestInfo:
 class Labels(Database):
     """Labels: digests imported as decisions, and decisions read back."""
 
-    def import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
+    def import_digest(self, *, month: Edition, path: str, style: str, title: str, sha256: str,
                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                       now: datetime, digest: str = DEFAULT_DIGEST,
                       emoji: Sequence[tuple[str, str]] = (), left_out: Sequence[ImportEntry] = ()) -> ImportReport:
@@ -76,7 +76,7 @@ class Labels(Database):
                     raise StoreError(f"{self.where}: other writers kept storing this digest's posts; try again") from None
         raise AssertionError("unreachable")
 
-    def _import_digest(self, *, month: str, path: str, style: str, title: str, sha256: str,
+    def _import_digest(self, *, month: Edition, path: str, style: str, title: str, sha256: str,
                        sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                        now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
                        left_out: Sequence[ImportEntry]) -> ImportReport:
@@ -93,7 +93,7 @@ class Labels(Database):
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
 
-    def _import_in(self, s: Session, *, month: str, path: str, style: str, title: str, sha256: str,
+    def _import_in(self, s: Session, *, month: Edition, path: str, style: str, title: str, sha256: str,
                    sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                    now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
                    left_out: Sequence[ImportEntry]) -> ImportReport:
@@ -158,25 +158,25 @@ class Labels(Database):
         with self.session() as s:
             selected = dict(s.execute(counts).all())
             query = select(DigestRow).where(DigestRow.digest == digest).order_by(DigestRow.month)
-            return [DigestInfo(d.month, tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
+            return [DigestInfo(self._edition(d.month), tuple(tuple(x) for x in json.loads(d.sections)), tuple(json.loads(d.covers)),
                                selected.get(d.month, 0), tuple(json.loads(d.emoji or "{}").items()))
                     for d in s.scalars(query)]
 
-    def edition_labels(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, SectionPath | None]:
+    def edition_labels(self, month: Edition, *, digest: str = DEFAULT_DIGEST) -> dict[int, SectionPath | None]:
         """post id -> its section in the edition's imported digest, or None when that digest left it out."""
         query = (select(LabelRow.post_id, LabelRow.selected, LabelRow.section)
                  .where(LabelRow.month == month, LabelRow.digest == digest))
         with self.session() as s:
             return {pid: (tuple(json.loads(sec)) if selected and sec else None) for pid, selected, sec in s.execute(query)}
 
-    def editor_summaries(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, str]:
+    def editor_summaries(self, month: Edition, *, digest: str = DEFAULT_DIGEST) -> dict[int, str]:
         """post id -> the summary the editor wrote for it in the edition (only where they wrote one)."""
         query = (select(LabelRow.post_id, LabelRow.editor_summary)
                  .where(LabelRow.month == month, LabelRow.digest == digest, LabelRow.selected.is_(True)))
         with self.session() as s:
             return {pid: text for pid, text in s.execute(query) if text}
 
-    def selected_elsewhere(self, month: str, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
+    def selected_elsewhere(self, month: Edition, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
         """Those of `post_ids` that another edition of the digest already published."""
         found: set[int] = set()
         with self.session() as s:
@@ -193,11 +193,11 @@ class Labels(Database):
         with self.session() as s:
             return [(tuple(json.loads(sec)), src) for sec, src in s.execute(query) if sec]
 
-    def training_labels(self, *, digest: str = DEFAULT_DIGEST, feeds: Collection[str] | None = None) -> list[tuple[str, Label]]:
+    def training_labels(self, *, digest: str = DEFAULT_DIGEST, feeds: Collection[str] | None = None) -> list[tuple[Edition, Label]]:
         """(edition, label) for every decision of a digest: selections, removals, and the unselected posts
         stored from the months its imported editions cover (from its `feeds` when given)."""
         with self.session() as s:
-            out: list[tuple[str, Label]] = []
+            out: list[tuple[Edition, Label]] = []
             query = (select(LabelRow, PostRow, FeedRow.source, FeedRow.name)
                      .join(PostRow, LabelRow.post_id == PostRow.id).where(LabelRow.digest == digest)
                      .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id).order_by(LabelRow.month, PostRow.id))
@@ -206,7 +206,7 @@ class Labels(Database):
                 labelled.add(post.id)
                 known = candidate(post, feed_source, feed_name)
                 section = tuple(json.loads(label.section)) if label.section else None
-                out.append((label.month, Label(known, section, label.selected, label.editor_summary)))
+                out.append((self._edition(label.month), Label(known, section, label.selected, label.editor_summary)))
             for edition in s.scalars(select(DigestRow).where(DigestRow.digest == digest)):
                 for month in json.loads(edition.covers):
                     start, end = month_bounds(month)
@@ -218,8 +218,15 @@ class Labels(Database):
                     for post, feed_source, feed_name in s.execute(query):
                         if post.id not in labelled:
                             labelled.add(post.id)
-                            out.append((edition.month, Label(candidate(post, feed_source, feed_name), None, False)))
+                            out.append((self._edition(edition.month), Label(candidate(post, feed_source, feed_name), None, False)))
             return out
+
+    def _edition(self, text: str) -> Edition:
+        """An edition read back from a row; StoreError, in one line, when the row holds none."""
+        try:
+            return Edition(text)
+        except ValueError as exc:
+            raise StoreError(f"{self.where}: a stored edition: {exc}") from None
 
 
 def _is_opening(summary: str, post_text: str) -> bool:
