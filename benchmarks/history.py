@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aggregator.learn.evaluate import Report, edition_splits, run
-from aggregator.learn.jobs import aligned_labels, evaluate_months, import_digest_file, train_model
+from aggregator.learn.jobs import aligned_labels, evaluate_editions, import_digest_file, train_model
 from aggregator.digest.render import MONTHS
 from aggregator.models import Candidate, Edition, Label
 from aggregator.store import Store
@@ -133,7 +133,7 @@ def main() -> None:
             train_model(store, now=now)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            report = evaluate_months(store, now=now, last=args.months or None)
+            report = evaluate_editions(store, now=now, last=args.months or None)
             t_eval = time.perf_counter() - t0
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))

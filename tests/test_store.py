@@ -209,7 +209,7 @@ def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft
         [(month, label)] = store.training_labels()
         assert month == "2022-12" and label.selected and label.section == ("1. Research", "1.1. CV")
         assert label.candidate.url == "https://a.example/p" and label.editor_summary == "요약"
-        assert [d.month for d in store.digests()] == ["2022-12"] and store.digests()[0].selected == 1
+        assert [d.edition for d in store.digests()] == ["2022-12"] and store.digests()[0].selected == 1
         assert store.draft_written_at("2022-12") is not None
         assert store.printed_sources() == [(("1. Research", "1.1. CV"), "Netflix")]
         assert store.training_labels(digest="trends") == [] and store.digests(digest="trends") == []

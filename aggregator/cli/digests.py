@@ -41,9 +41,9 @@ def import_digest(
                 failed.append(str(file))
                 continue
             if report.unchanged:
-                say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
+                say(f"{file}: {report.edition}: unchanged ({report.entries} entries)")
             else:
-                say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
+                say(f"{file}: {report.edition}: {report.entries} entries; {report.added} added, {report.moved} moved, "
                     f"{report.removed} removed; {report.new_posts} posts known only from the digest")
             if report.truncated:
                 warn(f"{file}: warning: {report.truncated} entries had a title, source, heading or summary cut to "

@@ -63,7 +63,7 @@ def evaluate(
     import dataclasses
     import json as jsonlib
 
-    from aggregator.learn.jobs import evaluate_loo, evaluate_months, evaluate_old_new, scope_of
+    from aggregator.learn.jobs import evaluate_editions, evaluate_loo, evaluate_old_new, scope_of
 
     if (old is None) != (new is None):
         raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
@@ -81,7 +81,7 @@ def evaluate(
             elif loo:
                 report = evaluate_loo(rt.store, chosen, now=rt.clock(), progress=progress, scope=scope)
             else:
-                report = evaluate_months(rt.store, now=rt.clock(), progress=progress, scope=scope)
+                report = evaluate_editions(rt.store, now=rt.clock(), progress=progress, scope=scope)
     if as_json:
         sys.stdout.write(jsonlib.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n")
         return

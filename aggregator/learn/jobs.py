@@ -55,7 +55,7 @@ def import_digest_file(store: Store, path: Path, *, edition: Edition | None, sty
     month = None if edition is None or edition.weekly else edition  # a monthly digest's edition is the month it covers
     digest = read_digest(text, path=str(path), style=style, month=month)
     cut = _check_entries(digest, path)
-    which, entry_month = _edition(digest, path, scope, edition)
+    edition, entry_month = _edition(digest, path, scope, edition)
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
@@ -63,7 +63,7 @@ def import_digest_file(store: Store, path: Path, *, edition: Edition | None, sty
     if entry_month not in covers:
         covers = sorted({*covers, entry_month})
     sections = tuple(tuple(cap(h, MAX_NAME) for h in s) for s in digest.sections)
-    report = store.import_digest(month=which, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
+    report = store.import_digest(edition=edition, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
                                  sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                                  sections=sections, covers=covers, entries=entries, now=now,
                                  digest=scope.digest, emoji=digest.emoji)
@@ -92,7 +92,7 @@ def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope:
             if len(e.url) > MAX_URL:
                 raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
         key = json.dumps([[e.url, list(e.section)] for e in d.picks] + [[e.url] for e in d.removed])
-        report = store.import_digest(month=edition, path=f"{repo}:{file}", style="house",
+        report = store.import_digest(edition=edition, path=f"{repo}:{file}", style="house",
                                      title=cap(found[-1].digest.title, MAX_NAME),
                                      sha256=hashlib.sha256(key.encode("utf-8")).hexdigest(), sections=d.sections,
                                      covers=[d.edition], entries=d.picks, now=now, digest=scope.digest,
@@ -116,18 +116,18 @@ def _check_entries(digest: Digest, path: Path) -> int:
 def _edition(digest: Digest, path: Path, scope: Scope, given: Edition | None) -> tuple[Edition, str]:
     """(the edition a digest file is for, the month its undated entries belong to), by the digest's cadence."""
     if scope.cadence == "weekly":
-        which = digest_week(digest, str(path), given)
-        if which is None:
+        edition = digest_week(digest, str(path), given)
+        if edition is None:
             raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
-        entry_month = digest.month or month_of(which.bounds()[0])
+        entry_month = digest.month or month_of(edition.bounds()[0])
     else:
-        which = digest_month(digest, str(path), given)
-        if which is None:
+        edition = digest_month(digest, str(path), given)
+        if edition is None:
             raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
-        entry_month = which
-    if out_of_range(which):
-        raise outside_years(str(path), which)
-    return which, entry_month
+        entry_month = edition
+    if out_of_range(edition):
+        raise outside_years(str(path), edition)
+    return edition, entry_month
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
@@ -150,10 +150,10 @@ def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[Edition, 
     """Every (edition, label) of the scope's digest, sections mapped onto its current taxonomy."""
     tree = taxonomy(store, scope)
     out = []
-    for month, label in store.training_labels(digest=scope.digest, feeds=scope.feeds):
+    for edition, label in store.training_labels(digest=scope.digest, feeds=scope.feeds):
         if label.section is not None:
             label = Label(label.candidate, align_section(label.section, tree), label.selected, label.editor_summary)
-        out.append((month, label))
+        out.append((edition, label))
     return out
 
 
@@ -162,20 +162,21 @@ def train_model(store: Store, *, now: datetime, scope: Scope = Scope()) -> Model
     nobody decided on as background. Nothing learned from another digest's labels reaches it."""
     from aggregator.learn.classify import train
 
-    labels = [label for _month, label in aligned_labels(store, scope)]
+    labels = [label for _edition, label in aligned_labels(store, scope)]
     return train(labels, background=store.fetched_posts(feeds=scope.feeds), now=now)
 
 
 def _read(path: Path) -> tuple[Digest, Edition]:
+    """A digest file (not imported) and its month, for --from/--to."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
     digest = read_digest(text, path=str(path), style=None)
-    which = digest_month(digest, str(path), None)
-    if which is None:
+    month = digest_month(digest, str(path), None)
+    if month is None:
         raise DigestError(f"{path}: cannot tell which month this digest is for")
-    return digest, which
+    return digest, month
 
 
 def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched: dict[str, Candidate]) -> list[Label]:
@@ -187,7 +188,7 @@ def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched:
     return out
 
 
-def evaluate_months(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
+def evaluate_editions(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
                     scope: Scope = Scope()) -> Report:
     """Edition by edition: learn from the editions before e, predict e's decisions (only the `last` ones
     when given); every method on the same splits."""
@@ -223,7 +224,7 @@ def evaluate_loo(store: Store, edition: Edition | None, *, now: datetime, progre
     from aggregator.learn.evaluate import leave_one_out, run
 
     labels = aligned_labels(store, scope)
-    editions = sorted({m for m, lb in labels if lb.selected})
+    editions = sorted({e for e, lb in labels if lb.selected})
     if not editions:
         raise ModelError("nothing to evaluate: import a digest first")
     edition = edition or editions[-1]

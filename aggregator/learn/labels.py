@@ -1,4 +1,4 @@
-"""Turning a read digest into training labels (pure): its month, the months it covers, sections aligned to the taxonomy."""
+"""Turning a read digest into training labels (pure): its edition, the months it covers, sections aligned to the taxonomy."""
 
 from __future__ import annotations
 

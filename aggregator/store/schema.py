@@ -100,7 +100,7 @@ class DraftRow(Base):
     __tablename__ = "drafts"
 
     digest: Mapped[str] = mapped_column(String(100), primary_key=True)
-    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
+    edition: Mapped[str] = mapped_column("month", String(10), primary_key=True)  # "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     written_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -113,7 +113,7 @@ class DigestRow(Base):
     __tablename__ = "digests"
 
     digest: Mapped[str] = mapped_column(String(100), primary_key=True)
-    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
+    edition: Mapped[str] = mapped_column("month", String(10), primary_key=True)  # "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     style: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(Text, default="")
@@ -133,7 +133,7 @@ class LabelRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(100), index=True, server_default=DEFAULT_DIGEST)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
-    month: Mapped[str] = mapped_column(String(10), index=True)  # the edition
+    edition: Mapped[str] = mapped_column("month", String(10), index=True)
     selected: Mapped[bool] = mapped_column(Boolean)
     section: Mapped[str | None] = mapped_column(Text)  # JSON list of headings; None when not selected
     editor_summary: Mapped[str] = mapped_column(Text, default="")
@@ -150,7 +150,7 @@ class DeskActionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(100))
-    month: Mapped[str] = mapped_column(String(10))
+    edition: Mapped[str] = mapped_column("month", String(10))
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
     action: Mapped[str] = mapped_column(String(20))
     before: Mapped[str | None] = mapped_column(Text)
