@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from aggregator.config import Config, DigestSettings
 from aggregator.links import Site
-from aggregator.models import edition_bounds, month_of
+from aggregator.models import month_bounds, month_of
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.store import Store
 
@@ -84,9 +84,9 @@ def run_audit(store: Store, config: Config, digest: DigestSettings, *, months: i
     if discover:
         with Fetcher(FetchSettings.of(config.defaults)) as fetcher:
             found = with_feeds(found, lambda url: advertised(fetcher, url, now))
-    since = edition_bounds(month_of(now))[0]
+    since = month_bounds(month_of(now))[0]
     for _ in range(months - 1):
-        since = edition_bounds(month_of(since - timedelta(days=1)))[0]
+        since = month_bounds(month_of(since - timedelta(days=1)))[0]
     yields = [y for y in store.feed_yield(since, digest=digest.name) if feeds is None or y[0] in feeds]
     return Audit(tuple(found), tuple(idle_feeds(yields)), since)
 

@@ -1,4 +1,4 @@
-"""Plain immutable records that cross module boundaries, and the month arithmetic they share; no I/O lives here."""
+"""Plain immutable records that cross module boundaries, the Edition value, and the month arithmetic they share; no I/O lives here."""
 
 from __future__ import annotations
 
@@ -194,13 +194,10 @@ class ImportEntry:
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
-    match = _MONTH.match(month.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    bounds = _month_bounds(month.strip())
+    if bounds is None:
         raise ValueError(f"{month!r} is not a month like 2022-12")
-    year, mon = int(match.group(1)), int(match.group(2))
-    start = datetime(year, mon, 1, tzinfo=timezone.utc)
-    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc)
-    return start, end
+    return bounds
 
 
 def month_of(when: datetime) -> str:
@@ -210,30 +207,106 @@ def month_of(when: datetime) -> str:
 Cadence = Literal["monthly", "weekly"]
 
 
-def week_bounds(week: str) -> tuple[datetime, datetime]:
-    """[Monday 00:00, next Monday 00:00) in UTC for an ISO week "YYYY-Www"; ValueError otherwise."""
-    match = _WEEK.match(week.strip())
+def _month_bounds(text: str) -> tuple[datetime, datetime] | None:
+    match = _MONTH.match(text)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return None
+    year, mon = int(match.group(1)), int(match.group(2))
+    try:
+        return (datetime(year, mon, 1, tzinfo=timezone.utc),
+                datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=timezone.utc))
+    except ValueError:  # year 0, or the month after 9999-12
+        return None
+
+
+def _week_bounds(text: str) -> tuple[datetime, datetime] | None:
+    match = _WEEK.match(text)
     if not match:
-        raise ValueError(f"{week!r} is not an ISO week like 2023-W40")
+        return None
     try:
         monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+        start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+        return start, start + timedelta(days=7)
+    except (ValueError, OverflowError):  # no such week that year, or the week after 9999's last
+        return None
+
+
+def _is_iso_week(match: re.Match[str]) -> bool:
+    try:
+        date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
     except ValueError:
-        raise ValueError(f"{week!r} is not an ISO week like 2023-W40 (that year has no week {match.group(2)})") from None
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
-    return start, start + timedelta(days=7)
+        return False
+    return True
 
 
-def week_of(when: datetime | date) -> str:
-    """The ISO week "YYYY-Www" a moment (UTC) or a day falls in."""
-    year, week, _ = when.isocalendar()
-    return f"{year:04d}-W{week:02d}"
+def _not_an_edition(text: str, cadence: Cadence | None) -> str:
+    """The one-line reason `text` is no edition (of `cadence`, when given)."""
+    week = _WEEK.match(text.strip())
+    if cadence == "weekly" or (cadence is None and week):
+        detail = f" (that year has no week {week.group(2)})" if week and not _is_iso_week(week) else ""
+        return f"{text!r} is not an ISO week like 2023-W40{detail}"
+    if cadence == "monthly" or _MONTH.match(text.strip()):
+        return f"{text!r} is not a month like 2022-12"
+    return f"{text!r} is not a month like 2022-12 or an ISO week like 2023-W40"
 
 
-def edition_bounds(edition: str) -> tuple[datetime, datetime]:
-    """The UTC bounds of an edition: a month "YYYY-MM" or an ISO week "YYYY-Www"."""
-    return week_bounds(edition) if "W" in edition else month_bounds(edition)
+class Edition(str):
+    """One edition of a digest: a month "YYYY-MM" (monthly cadence) or an ISO week "YYYY-Www" (weekly).
 
+    A str, so it stores, compares, sorts, prints and serialises as its text; made once where text comes
+    in (an option, a URL, a file name, a manifest, a row), which checks and strips it: ValueError, in one
+    line naming the value, for anything else."""
 
-def edition_of(cadence: Cadence, when: datetime) -> str:
-    """The edition of a digest with `cadence` that `when` (UTC) falls in."""
-    return week_of(when) if cadence == "weekly" else month_of(when)
+    __slots__ = ()
+
+    def __new__(cls, text: str) -> Edition:
+        if type(text) is cls:
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"an edition is text, not {type(text).__name__}")
+        value = text.strip()
+        if (_week_bounds(value) if value[5:6] == "W" else _month_bounds(value)) is None:
+            raise ValueError(_not_an_edition(text, None))
+        return super().__new__(cls, value)
+
+    @classmethod
+    def named(cls, text: str, cadence: Cadence) -> Edition:
+        """The edition `text` names, which must be of `cadence` (a month, or an ISO week); ValueError otherwise."""
+        try:
+            edition = cls(text)
+        except ValueError:
+            edition = None
+        if edition is None or edition.cadence != cadence:
+            raise ValueError(_not_an_edition(text, cadence))
+        return edition
+
+    @classmethod
+    def month(cls, when: datetime | date) -> Edition:
+        """The month a moment (UTC) or a day falls in."""
+        return cls(f"{when.year:04d}-{when.month:02d}")
+
+    @classmethod
+    def week(cls, when: datetime | date) -> Edition:
+        """The ISO week a moment (UTC) or a day falls in."""
+        year, week, _ = when.isocalendar()
+        return cls(f"{year:04d}-W{week:02d}")
+
+    @classmethod
+    def of(cls, cadence: Cadence, when: datetime | date) -> Edition:
+        """The edition of a digest with `cadence` that `when` (UTC) falls in."""
+        return cls.week(when) if cadence == "weekly" else cls.month(when)
+
+    @property
+    def weekly(self) -> bool:
+        """Whether this is an ISO week (the edition of a weekly digest), not a month."""
+        return self[5] == "W"
+
+    @property
+    def cadence(self) -> Cadence:
+        return "weekly" if self.weekly else "monthly"
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[first instant, first instant of the next edition) in UTC: a month's, or a week's from Monday 00:00."""
+        bounds = _week_bounds(self) if self.weekly else _month_bounds(self)
+        assert bounds is not None  # checked when it was made
+        return bounds

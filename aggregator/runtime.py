@@ -15,7 +15,7 @@ from aggregator.config import Config, DigestSettings
 from aggregator.errors import ConfigError, ModelError
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.limits import MAX_NAME
-from aggregator.models import PassSummary, edition_bounds, edition_of
+from aggregator.models import Edition, PassSummary
 from aggregator.store import Store
 from aggregator.poll.run import Progress, Schedule, run_pass
 
@@ -170,9 +170,9 @@ class Runtime:
         except ModelError as exc:
             return [f"{named}drafts not refreshed: {exc}"]
         now = self.clock()
-        current = edition_of(digest.cadence, now)
-        start, _ = edition_bounds(current)
-        previous = edition_of(digest.cadence, start - timedelta(seconds=1))
+        current = Edition.of(digest.cadence, now)
+        start, _ = current.bounds()
+        previous = Edition.of(digest.cadence, start - timedelta(seconds=1))
         recorded = self.store.draft_written_at(previous, digest=digest.name)
         if recorded is not None and recorded < start:
             messages.append(named + refresh_draft(self.store, self.config, previous, now, model, digest))

@@ -23,7 +23,7 @@ from bench_classify import NOW, make_candidates, make_labels, peak_rss_mib, time
 from aggregator.learn import classify  # noqa: E402
 from aggregator.config import parse_config  # noqa: E402
 from aggregator.digest.draft import make_draft  # noqa: E402
-from aggregator.models import FeedConfig, FetchResult, ParsedPost  # noqa: E402
+from aggregator.models import Edition, FeedConfig, FetchResult, ParsedPost  # noqa: E402
 from aggregator.store import Store  # noqa: E402
 
 FEEDS = 40
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             for name, kwargs in (("draft, no model", {}), ("draft, ranked by the model", {"model": model})):
                 seconds = []
                 for _ in range(args.runs):
-                    draft, s = timed(lambda: make_draft(store, config, "2024-06", "markdown", **kwargs))
+                    draft, s = timed(lambda: make_draft(store, config, Edition("2024-06"), "markdown", **kwargs))
                     seconds.append(s)
                 assert len(draft.items) == args.candidates, len(draft.items)
                 rows.append((f"{name} ({args.candidates:,} candidates, median of {args.runs})", statistics.median(seconds)))

@@ -20,10 +20,10 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aggregator.learn.evaluate import Report, monthly_splits, run
-from aggregator.learn.jobs import aligned_labels, evaluate_months, import_digest_file, train_model
+from aggregator.learn.evaluate import Report, edition_splits, run
+from aggregator.learn.jobs import aligned_labels, evaluate_editions, import_digest_file, train_model
 from aggregator.digest.render import MONTHS
-from aggregator.models import Candidate, Label, month_bounds
+from aggregator.models import Candidate, Edition, Label
 from aggregator.store import Store
 
 SECTIONS = {"paper": "1. Papers", "dev": "2. Developer Tools and Releases", "news": "3. News"}
@@ -74,7 +74,7 @@ def month_digests(items: list[dict]) -> dict[str, str]:
     return out
 
 
-def decisions(items: list[dict], leave_out: str) -> list[tuple[str, Label]]:
+def decisions(items: list[dict], leave_out: str) -> list[tuple[Edition, Label]]:
     """(month, label) for every item: a pick in its type's section, or a non-pick when of type `leave_out`."""
     kinds = list(dict.fromkeys(item.get("type", "news") for item in items))
     headings = {k: SECTIONS.get(k, f"{i + 1}. {k}") for i, k in enumerate(kinds)}
@@ -87,7 +87,7 @@ def decisions(items: list[dict], leave_out: str) -> list[tuple[str, Label]]:
         kind = item.get("type", "news")
         candidate = Candidate(i, url, item["title"], "", item.get("org") or "", datetime(year, month, 1, tzinfo=timezone.utc))
         picked = kind != leave_out
-        out.append((f"{year:04d}-{month:02d}", Label(candidate, (headings[kind],) if picked else None, picked)))
+        out.append((Edition(f"{year:04d}-{month:02d}"), Label(candidate, (headings[kind],) if picked else None, picked)))
     return out
 
 
@@ -109,7 +109,7 @@ def main() -> None:
     if args.leave_out:
         t0 = time.perf_counter()
         labels = decisions(items, args.leave_out)
-        splits = list(monthly_splits(labels, [], lambda m: month_bounds(m)[1]))
+        splits = list(edition_splits(labels, []))
         report = run(f"leaving out {args.leave_out}", splits[-args.months:] if args.months else splits, now=now)
         if args.json:
             print(json.dumps(dataclasses.asdict(report), indent=2))
@@ -126,14 +126,14 @@ def main() -> None:
             store.migrate()
             t0 = time.perf_counter()
             for month in digests:
-                import_digest_file(store, Path(tmp) / f"{month}.md", month=None, style=None, now=now)
+                import_digest_file(store, Path(tmp) / f"{month}.md", edition=None, style=None, now=now)
             t_import = time.perf_counter() - t0
             labels = aligned_labels(store)
             t0 = time.perf_counter()
             train_model(store, now=now)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            report = evaluate_months(store, now=now, last=args.months or None)
+            report = evaluate_editions(store, now=now, last=args.months or None)
             t_eval = time.perf_counter() - t0
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))

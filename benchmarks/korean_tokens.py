@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aggregator.learn import features
-from aggregator.learn.evaluate import Split, leave_one_out, monthly_splits, run
+from aggregator.learn.evaluate import Split, edition_splits, leave_one_out, run
 from aggregator.learn.labels import import_entries
 from aggregator.learn.reading import read_digest
-from aggregator.models import Candidate, Label, month_bounds
+from aggregator.models import Candidate, Edition, Label
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 _HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -49,7 +49,7 @@ def kiwi_analyzer() -> Callable[[str], list[str]]:
     return analyze
 
 
-def trend_labels(path: Path) -> list[tuple[str, Label]]:
+def trend_labels(path: Path) -> list[tuple[Edition, Label]]:
     """(month, pick) for each row of the AI-trend digest, the editor's Korean heading as the title."""
     data = json.loads(path.read_text(encoding="utf-8"))
     out = []
@@ -60,7 +60,7 @@ def trend_labels(path: Path) -> list[tuple[str, Label]]:
             continue
         section = re.sub(r"[^\w\s,&]", "", row.get("section", "")).strip()
         when = datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=timezone.utc)
-        out.append((f"{when.year:04d}-{when.month:02d}", Label(Candidate(i, url, heading, "", "", when), (section,), True)))
+        out.append((Edition.month(when), Label(Candidate(i, url, heading, "", "", when), (section,), True)))
     return out
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     cases: list[tuple[str, list[Split]]] = []
     cases.append(("AI-trend headings, month by month",
-                  list(monthly_splits(trend_labels(args.items), [], lambda m: month_bounds(m)[1]))))
+                  list(edition_splits(trend_labels(args.items), []))))
     for path in args.digest:
         labels = digest_labels(path)
         korean = [i for i, (_, lb) in enumerate(labels) if _HANGUL.search(lb.candidate.title)]

@@ -416,7 +416,7 @@ def test_each_priority_kind_is_chosen_and_its_file_gives_the_same_probabilities(
     # the training background too: a learned kind scores those posts out of fold
     candidates = CANDIDATES + BACKGROUND + [lb.candidate for lb in make_labels()]
     x = features.matrix(m.features, candidates)
-    sites = [Site.of(c.url).key for c in candidates]
+    sites = [Site.of(c.url).key for c in candidates]  # as classify.train reads them
     urls = [c.url for c in candidates]
     before, after = m._priority.proba(x, sites, urls), loaded._priority.proba(x, sites, urls)
     assert np.array_equal(before, after) and ((before > 0) & (before <= 1)).all()

@@ -73,7 +73,7 @@ def test_undo_goes_back_step_by_step_and_never_over_someone_elses_change(db: str
         # An import that changes the row after a desk action makes that action impossible to undo.
         reject = store.decide(EDITION, second, Decision(False), revision=0, action="reject", now=NOW)
         entry = ImportEntry("https://p.example/1", "Post 1", "", NOW, NLP, "")
-        store.import_digest(month=EDITION, path="d.md", style="house", title="t", sha256="x", sections=[NLP],
+        store.import_digest(edition=EDITION, path="d.md", style="house", title="t", sha256="x", sections=[NLP],
                             covers=[EDITION], entries=[entry], now=NOW)
         assert store.decisions(EDITION)[second].selected is True and store.decisions(EDITION)[second].revision == 2
         with pytest.raises(ConflictError, match="changed after"):
@@ -91,7 +91,7 @@ def test_a_label_an_import_creates_again_goes_on_from_the_desks_revisions(db: st
         store.undo(EDITION, accept.action_id, now=NOW)
         assert first not in store.decisions(EDITION)
         entry = ImportEntry("https://p.example/0", "Post 0", "", NOW, OPS, "")
-        store.import_digest(month=EDITION, path="d.md", style="house", title="t", sha256="y", sections=[OPS],
+        store.import_digest(edition=EDITION, path="d.md", style="house", title="t", sha256="y", sections=[OPS],
                             covers=[EDITION], entries=[entry], now=NOW)
         filed = store.decisions(EDITION)[first]
         assert filed.section == OPS and filed.revision > accept.decision.revision

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 from aggregator.cli import app
 from aggregator.learn.reading import read_digest
 from aggregator.links import canonical_url
-from aggregator.models import edition_bounds, week_bounds, week_of
+from aggregator.models import Edition
 
 DIGESTS = DATA / "digests"
 runner = CliRunner()
@@ -116,13 +116,48 @@ def test_the_wrong_period_or_digest_is_one_clear_error(home: Path, args: tuple[s
 def test_iso_weeks_split_sunday_night_from_monday_morning_and_cross_years() -> None:
     sunday = datetime(2023, 10, 8, 23, 59, tzinfo=timezone.utc)
     monday = datetime(2023, 10, 9, 0, 0, tzinfo=timezone.utc)
-    assert (week_of(sunday), week_of(monday)) == ("2023-W40", "2023-W41")
-    start, end = week_bounds("2023-W41")
+    assert (Edition.week(sunday), Edition.week(monday)) == ("2023-W40", "2023-W41")
+    start, end = Edition("2023-W41").bounds()
     assert start == monday and end == datetime(2023, 10, 16, tzinfo=timezone.utc)
-    assert week_of(date(2021, 1, 3)) == "2020-W53" and week_of(date(2021, 1, 4)) == "2021-W01"
-    assert week_bounds("2020-W53") == (datetime(2020, 12, 28, tzinfo=timezone.utc), datetime(2021, 1, 4, tzinfo=timezone.utc))
-    assert week_of(date(2024, 12, 30)) == "2025-W01"  # a Monday of December in the next ISO year
-    assert edition_bounds("2023-10")[0] == datetime(2023, 10, 1, tzinfo=timezone.utc)
+    assert Edition.week(date(2021, 1, 3)) == "2020-W53" and Edition.week(date(2021, 1, 4)) == "2021-W01"
+    assert Edition("2020-W53").bounds() == (datetime(2020, 12, 28, tzinfo=timezone.utc), datetime(2021, 1, 4, tzinfo=timezone.utc))
+    assert Edition.week(date(2024, 12, 30)) == "2025-W01"  # a Monday of December in the next ISO year
+    assert Edition("2023-10").bounds()[0] == datetime(2023, 10, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2022-13", "'2022-13' is not a month like 2022-12"),
+    ("2022-00", "is not a month like 2022-12"),
+    ("0000-01", "is not a month like 2022-12"),
+    ("2021-W53", "'2021-W53' is not an ISO week like 2023-W40 (that year has no week 53)"),
+    ("2023-W00", "(that year has no week 00)"),
+    ("2023-w40", "'2023-w40' is not a month like 2022-12 or an ISO week like 2023-W40"),
+    ("Dec 2022", "is not a month like 2022-12 or an ISO week like 2023-W40"),
+    ("", "is not a month like 2022-12 or an ISO week like 2023-W40"),
+])
+def test_an_edition_is_a_month_or_an_iso_week_and_anything_else_is_one_line_naming_it(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Edition(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_edition_is_its_text_stripped_and_knows_its_cadence_and_bounds() -> None:
+    month, week = Edition(" 2022-12\n"), Edition("2020-W53")
+    assert (month, week) == ("2022-12", "2020-W53") and isinstance(month, str)
+    assert f"{month}.md" == "2022-12.md" and json.dumps({"edition": week}) == '{"edition": "2020-W53"}'
+    assert (month.weekly, month.cadence, week.weekly, week.cadence) == (False, "monthly", True, "weekly")
+    assert month.bounds() == (datetime(2022, 12, 1, tzinfo=timezone.utc), datetime(2023, 1, 1, tzinfo=timezone.utc))
+    assert week.bounds() == (datetime(2020, 12, 28, tzinfo=timezone.utc), datetime(2021, 1, 4, tzinfo=timezone.utc))
+    assert Edition(month) is month and sorted([Edition("2023-01"), month]) == ["2022-12", "2023-01"]
+    sunday = datetime(2023, 10, 8, 23, 59, tzinfo=timezone.utc)
+    assert (Edition.of("monthly", sunday), Edition.of("weekly", sunday)) == ("2023-10", "2023-W40")
+    assert Edition.of("weekly", date(2024, 12, 30)) == "2025-W01" and Edition.month(date(2024, 12, 30)) == "2024-12"
+    assert type(Edition.of("weekly", sunday)) is Edition
+    assert Edition.named("2022-12", "monthly") == "2022-12" and Edition.named("2023-W40", "weekly") == "2023-W40"
+    with pytest.raises(ValueError, match="'2023-W40' is not a month like 2022-12"):
+        Edition.named("2023-W40", "monthly")
+    with pytest.raises(ValueError, match="'2022-12' is not an ISO week like 2023-W40"):
+        Edition.named("2022-12", "weekly")
 
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>

@@ -23,7 +23,7 @@ def test_the_cli_draft_and_the_daemons_refresh_both_save_through_save_draft(
 
     def spy(*args: Any, **kwargs: Any) -> None:
         draft, path = args[3], args[5]
-        saved.append((draft.month, path, kwargs["force"]))
+        saved.append((draft.edition, path, kwargs["force"]))
         real(*args, **kwargs)
 
     monkeypatch.setattr(drafts, "save_draft", spy)

@@ -225,7 +225,7 @@ def test_an_import_racing_a_fetch_that_stores_the_same_urls_succeeds(tmp_path: P
             con.close()
 
         event.listen(store._sessions, "before_flush", fetch_commits_first)
-        report = store.import_digest(month="2022-12", path="d.md", style="house", title="T", sha256="x",
+        report = store.import_digest(edition="2022-12", path="d.md", style="house", title="T", sha256="x",
                                      sections=digest.sections, covers=["2022-12"], entries=entries, now=now)
         assert raced and report.added == len(entries)
         labelled = {lb.candidate.url: lb.candidate for _, lb in store.training_labels()}

@@ -21,7 +21,7 @@ from aggregator.config import Config
 from aggregator.learn.reading import read_digest
 from aggregator.digest.draft import make_draft
 from aggregator.poll.fetch import Fetcher, FetchSettings
-from aggregator.models import FeedConfig, FeedOutcome
+from aggregator.models import Edition, FeedConfig, FeedOutcome
 from aggregator.poll.parse import MAX_TITLE
 from aggregator.store.schema import FeedRow, PostRow
 from aggregator.store import Store
@@ -55,7 +55,7 @@ def posts(store: Store) -> list[PostRow]:
 
 
 def draft(store: Store, month: str) -> str:
-    return make_draft(store, Config(), month, "markdown").text
+    return make_draft(store, Config(), Edition(month), "markdown").text
 
 
 def entry_links(text: str) -> dict[str, str]:

@@ -49,3 +49,12 @@ def test_a_damaged_manifest_is_one_line(home: Path) -> None:
         bad.write_text(content, encoding="utf-8")
         result = run(home, "draft", "--manifest", str(bad), "--out", "-")
         assert result.exit_code == 1 and str(bad) in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_manifest_whose_edition_is_no_edition_is_one_line_naming_the_file(home: Path) -> None:
+    bad = home / "bad.manifest.json"
+    for edition in ("2022-13", "../../etc/passwd", "2021-W53"):
+        bad.write_text(json.dumps({"format": 1, "digest": "default", "edition": edition, "selected": []}), encoding="utf-8")
+        result = run(home, "draft", "--manifest", str(bad), "--out", "-")
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and str(bad) in result.output and repr(edition) in result.output

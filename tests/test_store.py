@@ -175,16 +175,30 @@ def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: Feed
         assert all(c.published.tzinfo is not None for c in march) and len(march) >= 1
 
 
-def _database_at(path: Path, revision: str) -> Path:
-    """A SQLite database migrated up to `revision`, as that release left it."""
+def _migrated_to(url: str, revision: str) -> str:
+    """The database at `url` migrated up to `revision`, as that release left it."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")
+    cfg.set_main_option("sqlalchemy.url", url)
     command.upgrade(cfg, revision)
+    return url
+
+
+def _database_at(path: Path, revision: str) -> Path:
+    """A SQLite database migrated up to `revision`, as that release left it."""
+    _migrated_to(f"sqlite:///{path}", revision)
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or one on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("pg_db"))
 
 
 def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft(tmp_path: Path) -> None:
@@ -209,13 +223,13 @@ def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft
         [(month, label)] = store.training_labels()
         assert month == "2022-12" and label.selected and label.section == ("1. Research", "1.1. CV")
         assert label.candidate.url == "https://a.example/p" and label.editor_summary == "요약"
-        assert [d.month for d in store.digests()] == ["2022-12"] and store.digests()[0].selected == 1
+        assert [d.edition for d in store.digests()] == ["2022-12"] and store.digests()[0].selected == 1
         assert store.draft_written_at("2022-12") is not None
         assert store.printed_sources() == [(("1. Research", "1.1. CV"), "Netflix")]
         assert store.training_labels(digest="trends") == [] and store.digests(digest="trends") == []
     con = sqlite3.connect(path)
-    assert con.execute("select digest, month from labels").fetchall() == [("default", "2022-12")]
-    assert con.execute("select digest, month from drafts").fetchall() == [("default", "2022-12")]
+    assert con.execute("select digest, edition from labels").fetchall() == [("default", "2022-12")]
+    assert con.execute("select digest, edition from drafts").fetchall() == [("default", "2022-12")]
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -248,3 +262,77 @@ def test_upgrading_from_the_revision_before_feed_hosts_fills_each_feeds_host(tmp
         store.migrate()
         with store.engine.connect() as conn:
             assert dict(conn.execute(text("select id, host from feeds")).all()) == {1: "www.example.com", 2: "[fe80::1]", 3: "[bad"}
+
+
+def test_the_migrated_schema_is_the_one_the_orm_declares(empty_db: str) -> None:
+    """Every table, column, constraint and index of store/schema.py, by name, after the migrations."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from aggregator.store.schema import metadata
+
+    with Store(empty_db) as store:
+        store.migrate()
+    engine = create_engine(empty_db)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_from_the_revision_before_edition_columns_keeps_every_label_digest_draft_and_desk_action(
+        empty_db: str) -> None:
+    """A database at revision 0007 (the edition in columns named month) keeps all its rows through 0008,
+    where the columns, the unique constraint and the indexes on them are named edition."""
+    from sqlalchemy import create_engine, inspect
+
+    from aggregator.models import Edition
+
+    url = _migrated_to(empty_db, "0007")
+    engine = create_engine(url)
+    when = datetime(2022, 12, 5)
+    section = '["1. Research", "1.1. CV"]'
+    try:
+        with engine.begin() as conn:
+            for statement, row in [
+                ("insert into posts (id, feed_id, key, url, title, summary, author, source, published_at, first_seen_at,"
+                 " content_hash) values (1, null, 'digest:u', 'https://a.example/p', 'P', '', '', 'Netflix', :when, :when, '')",
+                 {}),
+                ("insert into digests (digest, month, path, style, title, sha256, sections, covers, imported_at, emoji)"
+                 " values ('default', '2022-12', 'past/2022-12.md', 'house', 'T', 'abc', :sections, '[\"2022-12\"]',"
+                 " :when, '{}')", {"sections": f"[{section}]"}),
+                ("insert into labels (digest, post_id, month, selected, section, editor_summary, printed_source, updated_at,"
+                 " revision) values ('default', 1, '2022-12', :yes, :section, '요약', 'Netflix', :when, 1)",
+                 {"yes": True, "section": section}),
+                ("insert into drafts (digest, month, path, sha256, written_at, selected_urls) values"
+                 " ('default', '2022-12', 'drafts/2022-12.md', 'def', :when, '[\"https://a.example/p\"]')", {}),
+                ("insert into desk_actions (id, digest, month, post_id, action, before, after, revision, at, undone)"
+                 " values (7, 'default', '2022-12', 1, 'accept', null, :after, 1, :when, :no)",
+                 {"after": '{"selected": true, "section": ["1. Research", "1.1. CV"], "summary": "요약"}', "no": False}),
+            ]:
+                conn.execute(text(statement), {"when": when, **row})
+        with Store(url) as store:
+            store.migrate()
+            [(edition, label)] = store.training_labels()
+            assert edition == "2022-12" and type(edition) is Edition
+            assert label.selected and label.section == ("1. Research", "1.1. CV") and label.editor_summary == "요약"
+            [digest] = store.digests()
+            assert digest.edition == "2022-12" and type(digest.edition) is Edition and digest.selected == 1
+            december = Edition("2022-12")
+            assert store.draft_written_at(december) is not None and store.decisions(december)[1].revision == 1
+            post, result = store.undo(december, 7, now=NOW)  # the desk's log still undoes the action it recorded
+            assert post == 1 and result.decision.selected is None and store.decisions(december) == {}
+        names = inspect(engine)
+        assert {c["name"] for c in names.get_unique_constraints("labels")} == {"uq_labels_digest_post_edition"}
+        assert {i["name"] for i in names.get_indexes("labels")} >= {"ix_labels_edition"}
+        assert {i["name"] for i in names.get_indexes("desk_actions")} == {"ix_desk_actions_digest_edition"}
+        with engine.connect() as conn:
+            assert conn.execute(text("select digest, edition from digests")).all() == [("default", "2022-12")]
+            assert conn.execute(text("select digest, edition from drafts")).all() == [("default", "2022-12")]
+            assert conn.execute(text("select digest, edition, action from desk_actions order by action")).all() == [
+                ("default", "2022-12", "accept"), ("default", "2022-12", "undo")]
+            assert conn.execute(text("select count(*) from labels")).scalar() == 0  # undone: no label, as before the accept
+    finally:
+        engine.dispose()

@@ -13,7 +13,7 @@ import typer
 
 from aggregator.config import DigestSettings, load_config
 from aggregator.errors import AggregatorError
-from aggregator.models import month_bounds, month_of, week_bounds, week_of
+from aggregator.models import Edition
 from aggregator.runtime import Runtime, utc_now
 
 if TYPE_CHECKING:
@@ -95,26 +95,15 @@ DigestOption = Annotated[str | None, typer.Option("--digest", help="Which digest
 WeekOption = Annotated[str | None, typer.Option("--week", help="The ISO week, YYYY-Www, of a weekly digest.", show_default=False)]
 
 
-def chosen_edition(digest: DigestSettings, month: str | None, week: str | None, *, default: bool) -> str | None:
+def chosen_edition(digest: DigestSettings, month: str | None, week: str | None, *, default: bool) -> Edition | None:
     """The edition --month or --week names, checked against the digest's cadence; this one by default."""
-    if digest.cadence == "weekly":
-        if month is not None:
-            raise typer.BadParameter(f"digest {digest.name!r} is weekly: use --week YYYY-Www", param_hint="--month")
-        if week is not None:
-            try:
-                week_bounds(week)
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc), param_hint="--week") from None
-        return week or (week_of(utc_now()) if default else None)
-    if week is not None:
-        raise typer.BadParameter(f"digest {digest.name!r} is monthly: use --month YYYY-MM", param_hint="--week")
-    if month is not None:
-        _check_month(month)
-    return month or (month_of(utc_now()) if default else None)
-
-
-def _check_month(month: str) -> None:
+    given, option, other = (week, "--week", month) if digest.cadence == "weekly" else (month, "--month", week)
+    if other is not None:
+        form, hint = ("--week YYYY-Www", "--month") if digest.cadence == "weekly" else ("--month YYYY-MM", "--week")
+        raise typer.BadParameter(f"digest {digest.name!r} is {digest.cadence}: use {form}", param_hint=hint)
+    if given is None:
+        return Edition.of(digest.cadence, utc_now()) if default else None
     try:
-        month_bounds(month)
+        return Edition.named(given, digest.cadence)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+        raise typer.BadParameter(str(exc), param_hint=option) from None

@@ -29,21 +29,21 @@ def import_digest(
         raise typer.BadParameter("must be house, footnote or weekly", param_hint="--style")
     with runtime(ctx) as rt:
         settings = rt.config.digest(digest)
-        chosen_edition(settings, month, week, default=False)
+        edition = chosen_edition(settings, month, week, default=False)
         style = style or (settings.style if rt.config.digests else None)
         failed = []
         for file in files:  # each file is imported whole or not at all, and reported on its own line
             try:
-                report = import_digest_file(rt.store, file, month=month, style=style, now=rt.clock(),  # type: ignore[arg-type]
-                                            scope=scope_of(rt.config, settings), week=week)
+                report = import_digest_file(rt.store, file, edition=edition, style=style, now=rt.clock(),  # type: ignore[arg-type]
+                                            scope=scope_of(rt.config, settings))
             except DigestError as exc:
                 warn(f"error: {exc}")
                 failed.append(str(file))
                 continue
             if report.unchanged:
-                say(f"{file}: {report.month}: unchanged ({report.entries} entries)")
+                say(f"{file}: {report.edition}: unchanged ({report.entries} entries)")
             else:
-                say(f"{file}: {report.month}: {report.entries} entries; {report.added} added, {report.moved} moved, "
+                say(f"{file}: {report.edition}: {report.entries} entries; {report.added} added, {report.moved} moved, "
                     f"{report.removed} removed; {report.new_posts} posts known only from the digest")
             if report.truncated:
                 warn(f"{file}: warning: {report.truncated} entries had a title, source, heading or summary cut to "
@@ -100,7 +100,7 @@ def draft(
         recorded_digest, recorded_edition, replay = selection(from_manifest)
         digest = digest or recorded_digest
         if month is None and week is None:
-            month, week = (None, recorded_edition) if "W" in recorded_edition else (recorded_edition, None)
+            month, week = (None, recorded_edition) if recorded_edition.weekly else (recorded_edition, None)
     with runtime(ctx) as rt:
         settings = rt.config.digest(digest)
         edition = chosen_edition(settings, month, week, default=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Callable, Iterator
 import typer
 
 from aggregator.cli.common import DigestOption, reports_errors, rich_console, rich_table, runtime, say, warn
-from aggregator.models import edition_bounds
+from aggregator.models import Edition
 
 
 @contextmanager
@@ -63,26 +63,25 @@ def evaluate(
     import dataclasses
     import json as jsonlib
 
-    from aggregator.learn.jobs import evaluate_loo, evaluate_months, evaluate_old_new, scope_of
+    from aggregator.learn.jobs import evaluate_editions, evaluate_loo, evaluate_old_new, scope_of
 
     if (old is None) != (new is None):
         raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
     if old is not None and loo:
         raise typer.BadParameter("use either --from/--to or --loo", param_hint="--loo")
-    if edition is not None:
-        try:
-            edition_bounds(edition)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--edition") from None
+    try:
+        chosen = None if edition is None else Edition(edition)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--edition") from None
     with runtime(ctx) as rt:
         scope = scope_of(rt.config, rt.config.digest(digest))
         with _progress(ctx, "evaluating") as progress:
             if old is not None and new is not None:
                 report = evaluate_old_new(rt.store, old, new, now=rt.clock(), progress=progress, scope=scope)
             elif loo:
-                report = evaluate_loo(rt.store, edition, now=rt.clock(), progress=progress, scope=scope)
+                report = evaluate_loo(rt.store, chosen, now=rt.clock(), progress=progress, scope=scope)
             else:
-                report = evaluate_months(rt.store, now=rt.clock(), progress=progress, scope=scope)
+                report = evaluate_editions(rt.store, now=rt.clock(), progress=progress, scope=scope)
     if as_json:
         sys.stdout.write(jsonlib.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n")
         return

@@ -13,7 +13,7 @@ from aggregator.files import atomic_write
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, sections_without_source
 from aggregator.learn.jobs import scope_of, section_emoji, taxonomy
-from aggregator.models import Candidate, DraftItem, Prediction, SectionPath, edition_bounds
+from aggregator.models import Candidate, DraftItem, Edition, Prediction, SectionPath
 from aggregator.digest.render import entry_line, render_footnote, render_json, render_markdown, render_weekly
 from aggregator.store import Store
 
@@ -57,7 +57,7 @@ def place_ranked(candidates: Sequence[Candidate], predictions: Sequence[Predicti
 class Draft:
     """A rendered draft and what it holds."""
 
-    month: str
+    edition: Edition
     text: str
     items: tuple[DraftItem, ...]
 
@@ -77,18 +77,18 @@ class Placement:
     no_source: tuple[str, ...]
 
 
-def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: Model | None = None,
+def make_draft(store: Store, config: Config, edition: Edition, fmt: Format, *, model: Model | None = None,
                count: int | None = None, min_priority: float | None = None,
                digest: DigestSettings | None = None, replay: Mapping[str, SectionPath] | None = None) -> Draft:
-    """Render the draft of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
+    """Render the draft of `edition` (a month "YYYY-MM", or an ISO week "YYYY-Www" for a weekly digest) of `digest`
     (default: the only one) in the digest's style, as `place_draft` places it."""
     digest = digest or config.digest(None)
-    placed = place_draft(store, config, month, model=model, count=count, min_priority=min_priority, digest=digest,
+    placed = place_draft(store, config, edition, model=model, count=count, min_priority=min_priority, digest=digest,
                          replay=replay)
     items, tree, note = placed.items, placed.tree, placed.note
     if fmt == "json":
-        return Draft(month, render_json(items), items)
-    start, _ = edition_bounds(month)
+        return Draft(edition, render_json(items), items)
+    start, _ = edition.bounds()
     scope = scope_of(config, digest)
     shown = [i for i in items if i.selected] + [i for i in items if not i.selected][: config.draft.below_cut]
     if digest.style == "footnote":
@@ -100,13 +100,13 @@ def make_draft(store: Store, config: Config, month: str, fmt: Format, *, model: 
     else:
         text = render_markdown(shown, title=digest.title, taxonomy=tree, no_source_sections=list(placed.no_source),
                                note=note)
-    return Draft(month, text, items)
+    return Draft(edition, text, items)
 
 
-def place_draft(store: Store, config: Config, month: str, *, model: Model | None = None, count: int | None = None,
+def place_draft(store: Store, config: Config, edition: Edition, *, model: Model | None = None, count: int | None = None,
                 min_priority: float | None = None, digest: DigestSettings | None = None,
                 replay: Mapping[str, SectionPath] | None = None) -> Placement:
-    """Place the posts of an edition (`month`: "YYYY-MM", or "YYYY-Www" for a weekly digest) of `digest`
+    """Place the posts of `edition` (a month "YYYY-MM", or an ISO week "YYYY-Www" for a weekly digest) of `digest`
     (default: the only one) that its feeds stored for it, by `model` when there is one. A selected post
     the editor wrote a summary for carries that summary.
 
@@ -117,19 +117,19 @@ def place_draft(store: Store, config: Config, month: str, *, model: Model | None
     """
     digest = digest or config.digest(None)
     scope = scope_of(config, digest)
-    start, end = edition_bounds(month)
-    edition = store.edition_labels(month, digest=digest.name)  # what this edition's imported digest decided
-    candidates = store.candidates(start, end, also=sorted(edition), feeds=scope.feeds)
-    published = store.selected_elsewhere(month, [c.id for c in candidates if c.id not in edition], digest=digest.name)
+    start, end = edition.bounds()
+    imported = store.edition_labels(edition, digest=digest.name)  # what this edition's imported digest decided
+    candidates = store.candidates(start, end, also=sorted(imported), feeds=scope.feeds)
+    published = store.selected_elsewhere(edition, [c.id for c in candidates if c.id not in imported], digest=digest.name)
     candidates = [c for c in candidates if c.id not in published]  # never offer a post twice
     if model is None:
         items = place_unranked(candidates, config.draft.section)
-        note = f"aggregator draft for {month}: {len(items)} posts; no model yet, run `aggregator train` to rank them"
+        note = f"aggregator draft for {edition}: {len(items)} posts; no model yet, run `aggregator train` to rank them"
         tree: tuple[SectionPath, ...] = ()
         no_source: list[str] = []
     else:
         tree = taxonomy(store, scope) or tuple(model.sections)
-        decided = {pid: (align_section(section, tree) if section else None) for pid, section in edition.items()}
+        decided = {pid: (align_section(section, tree) if section else None) for pid, section in imported.items()}
         predictions = model.predict(candidates)
         threshold, how = model.cut([p.priority or 0.0 for c, p in zip(candidates, predictions) if c.id not in decided])
         if min_priority is not None:
@@ -140,7 +140,7 @@ def place_draft(store: Store, config: Config, month: str, *, model: Model | None
             threshold, how = float("-inf"), f"selected: the {count} highest priorities (--max)"
         items = place_ranked(candidates, predictions, count=count, min_priority=threshold, decided=decided)
         chosen = sum(i.selected for i in items)
-        note = (f"aggregator draft for {month}: {chosen} of {len(items)} posts selected; {how}; "
+        note = (f"aggregator draft for {edition}: {chosen} of {len(items)} posts selected; {how}; "
                 f"model trained {model.meta.get('trained_at', '?')[:19]} ({model.priority_mode})")
         no_source = sections_without_source(store.printed_sources(digest=digest.name))
     if replay is not None:
@@ -148,26 +148,26 @@ def place_draft(store: Store, config: Config, month: str, *, model: Model | None
         items = [DraftItem(i.candidate, replace(i.prediction, section=replay[i.candidate.url]), True)
                  if i.candidate.url in replay else DraftItem(i.candidate, i.prediction, False) for i in items]
         missing = len(set(replay) - {i.candidate.url for i in items})
-        note = (f"aggregator draft for {month}: the selection of a manifest, {len(replay) - missing} posts"
+        note = (f"aggregator draft for {edition}: the selection of a manifest, {len(replay) - missing} posts"
                 + (f" ({missing} no longer stored)" if missing else ""))
-    summaries = store.editor_summaries(month, digest=digest.name)  # the editor's own words, where they wrote some
+    summaries = store.editor_summaries(edition, digest=digest.name)  # the editor's own words, where they wrote some
     items = [DraftItem(replace(i.candidate, summary=summaries[i.candidate.id]), i.prediction, i.selected)
              if i.selected and summaries.get(i.candidate.id) else i for i in items]
     return Placement(tuple(items), tuple(tree), note, tuple(no_source))
 
 
-def write_manifest(store: Store, config: Config, digest: DigestSettings, month: str, items: Sequence[DraftItem],
+def write_manifest(store: Store, config: Config, digest: DigestSettings, edition: Edition, items: Sequence[DraftItem],
                    model: Model | None, output: Path, target: Path, now: datetime) -> None:
     """The manifest of what `output` was made from, written to `target`."""
     from aggregator.digest import manifest
 
-    data = manifest.build(config, digest, month, items, store.feed_health(), model.meta if model else None, now=now,
+    data = manifest.build(config, digest, edition, items, store.feed_health(), model.meta if model else None, now=now,
                           output=str(output))
     manifest.write(target, data)
 
 
-def default_path(config: Config, month: str, fmt: Format, digest: DigestSettings | None = None) -> Path:
-    return config.drafts_dir(digest or config.digest(None)) / f"{month}.{'json' if fmt == 'json' else 'md'}"
+def default_path(config: Config, edition: Edition, fmt: Format, digest: DigestSettings | None = None) -> Path:
+    return config.drafts_dir(digest or config.digest(None)) / f"{edition}.{'json' if fmt == 'json' else 'md'}"
 
 
 def write_new(path: Path, text: str, *, force: bool) -> None:
@@ -177,7 +177,7 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def unedited_text(store: Store, path: Path, month: str, digest: DigestSettings) -> str | None:
+def unedited_text(store: Store, path: Path, edition: Edition, digest: DigestSettings) -> str | None:
     """The draft file's text as aggregator last wrote it ("" when there is no file), or None when the
     editor changed it since: such a file is theirs, not to be replaced. DigestError when it cannot be read."""
     if not path.exists():
@@ -186,7 +186,7 @@ def unedited_text(store: Store, path: Path, month: str, digest: DigestSettings) 
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"cannot read it ({exc})") from None
-    return text if store.is_unedited_draft(month, text, digest=digest.name) else None
+    return text if store.is_unedited_draft(edition, text, digest=digest.name) else None
 
 
 def save_draft(store: Store, config: Config, digest: DigestSettings, draft: Draft, model: Model | None, path: Path,
@@ -196,27 +196,27 @@ def save_draft(store: Store, config: Config, digest: DigestSettings, draft: Draf
     from aggregator.digest.manifest import path_for
 
     write_new(path, draft.text, force=force)
-    store.record_draft(draft.month, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
-    write_manifest(store, config, digest, draft.month, draft.items, model, path, path_for(path), now)
+    store.record_draft(draft.edition, str(path), draft.text, now, draft.selected_urls, digest=digest.name)
+    write_manifest(store, config, digest, draft.edition, draft.items, model, path, path_for(path), now)
 
 
-def refresh_draft(store: Store, config: Config, month: str, now: datetime, model: Model | None = None,
+def refresh_draft(store: Store, config: Config, edition: Edition, now: datetime, model: Model | None = None,
                   digest: DigestSettings | None = None) -> str:
     """Rewrite an edition's Markdown draft for the daemon, unless the editor changed the file since
     aggregator last wrote it. Returns a one-line account of what happened."""
     digest = digest or config.digest(None)
-    path = default_path(config, month, "markdown", digest)
+    path = default_path(config, edition, "markdown", digest)
     try:
-        if unedited_text(store, path, month, digest) is None:
+        if unedited_text(store, path, edition, digest) is None:
             return f"draft {path} left alone: it was edited since aggregator wrote it"
     except DigestError as exc:
         return f"draft {path} left alone: {exc}"
-    draft = make_draft(store, config, month, "markdown", model=model, digest=digest)
+    draft = make_draft(store, config, edition, "markdown", model=model, digest=digest)
     save_draft(store, config, digest, draft, model, path, now, force=True)  # unedited, or not there: replace it
     return f"draft {path} written ({len(draft.selected_urls)} of {len(draft.items)} posts selected)"
 
 
-def publish_plan(store: Store, config: Config, month: str, into: Path, *, model: Model | None,
+def publish_plan(store: Store, config: Config, edition: Edition, into: Path, *, model: Model | None,
                  digest: DigestSettings | None = None, dry_run: bool = False, now: datetime | None = None) -> str:
     """Insert the edition's accepted entries into the running file `into` (or, with `dry_run`, return the
     unified diff that would make). The entries are the draft's selections with the editor's decisions
@@ -227,7 +227,7 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
     digest = digest or config.digest(None)
     if digest.style != "house":
         raise DigestError(f"digest {digest.name!r} is in the {digest.style} style; publish writes into house-style files")
-    placed = place_draft(store, config, month, model=model, digest=digest)
+    placed = place_draft(store, config, edition, model=model, digest=digest)
     scope = scope_of(config, digest)
     tree = placed.tree or taxonomy(store, scope)  # the placement's, or (no model) the imported digests' own
     no_source = set(sections_without_source(store.printed_sources(digest=digest.name)))
@@ -247,7 +247,7 @@ def publish_plan(store: Store, config: Config, month: str, into: Path, *, model:
     if plan.added:
         publish.write_if_unchanged(into, plan.text, sha)
     if now is not None:
-        target = into.with_name(f"{into.stem}.{month}.manifest.json")
-        write_manifest(store, config, digest, month, placed.items, model, into, target, now)
+        target = into.with_name(f"{into.stem}.{edition}.manifest.json")
+        write_manifest(store, config, digest, edition, placed.items, model, into, target, now)
     made = f"; created {', '.join(' > '.join(s) for s in plan.created)}" if plan.created else ""
     return f"{into}: {plan.added} entries added, {plan.present} already there{made}"

@@ -13,7 +13,7 @@ from aggregator import __version__
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError
 from aggregator.files import atomic_write
-from aggregator.models import DraftItem, SectionPath
+from aggregator.models import DraftItem, Edition, SectionPath
 from aggregator.store.feeds import FeedHealth
 
 FORMAT = 1
@@ -25,7 +25,7 @@ def path_for(output: Path) -> Path:
     return output.with_name(f"{output.stem}.manifest.json")
 
 
-def build(config: Config, digest: DigestSettings, edition: str, items: Sequence[DraftItem], feeds: Sequence[FeedHealth],
+def build(config: Config, digest: DigestSettings, edition: Edition, items: Sequence[DraftItem], feeds: Sequence[FeedHealth],
           model_meta: dict[str, Any] | None, *, now: datetime, output: str) -> dict[str, Any]:
     """The manifest of a draft or publish of `edition`, made at `now` (the cut-off of the posts considered)."""
     effective = config.model_dump_json(exclude={"base_dir"})
@@ -52,7 +52,7 @@ def write(path: Path, manifest: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def selection(path: Path) -> tuple[str, str, dict[str, SectionPath]]:
+def selection(path: Path) -> tuple[str, Edition, dict[str, SectionPath]]:
     """(digest, edition, url -> section) of a manifest file, checked (a manifest is untrusted input)."""
     try:
         if path.stat().st_size > MAX_BYTES:
@@ -65,6 +65,10 @@ def selection(path: Path) -> tuple[str, str, dict[str, SectionPath]]:
     digest, edition, selected = data.get("digest"), data.get("edition"), data.get("selected")
     if not isinstance(digest, str) or not isinstance(edition, str) or not isinstance(selected, list):
         raise DigestError(f"{path}: a manifest needs digest, edition and selected")
+    try:
+        recorded = Edition(edition)
+    except ValueError as exc:
+        raise DigestError(f"{path}: the manifest's edition: {exc}") from None
     chosen: dict[str, SectionPath] = {}
     for row in selected:
         ok = (isinstance(row, dict) and isinstance(row.get("url"), str) and isinstance(row.get("section"), list)
@@ -72,4 +76,4 @@ def selection(path: Path) -> tuple[str, str, dict[str, SectionPath]]:
         if not ok:
             raise DigestError(f"{path}: a selected entry needs a url and a section")
         chosen[row["url"]] = tuple(row["section"])
-    return digest, edition, chosen
+    return digest, recorded, chosen

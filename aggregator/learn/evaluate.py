@@ -1,4 +1,4 @@
-"""Judging models on the editor's real decisions: the splits (month by month, old to new version, leave one out), the baselines, and the figures."""
+"""Judging models on the editor's real decisions: the splits (edition by edition, old to new version, leave one out), the baselines, and the figures."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from aggregator.errors import ModelError
 from aggregator.learn import classify
 from aggregator.learn.sections import section_key
 from aggregator.links import Site
-from aggregator.models import Candidate, Label, SectionPath
+from aggregator.models import Candidate, Edition, Label, SectionPath
 
 METHODS = ("model", "majority", "host", "flat", "site rate")
 """The trained model, then the baselines: the most frequent section, the most frequent section of the
@@ -311,21 +311,20 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
 # --- the splits -----------------------------------------------------------------------------------
 
 
-def monthly_splits(labels: Sequence[tuple[str, Label]], background: Sequence[Candidate],
-                   month_end: Callable[[str], datetime]) -> Iterator[Split]:
-    """For each month m after the first: learn from the months before it, predict m's decisions.
-    Background: fetched posts nobody decided on, up to the end of m (as the daemon would have them)."""
+def edition_splits(labels: Sequence[tuple[Edition, Label]], background: Sequence[Candidate]) -> Iterator[Split]:
+    """For each edition e after the first: learn from the editions before it, predict e's decisions.
+    Background: fetched posts nobody decided on, up to the end of e (as the daemon would have them)."""
     decided = {lb.candidate.url for _, lb in labels}
-    months = sorted({m for m, _ in labels})
-    for month in months[1:]:
-        end = month_end(month)
-        train = tuple(lb for m, lb in labels if m < month)
-        test = tuple(lb for m, lb in labels if m == month)
+    editions = sorted({e for e, _ in labels})
+    for edition in editions[1:]:
+        _, end = edition.bounds()
+        train = tuple(lb for e, lb in labels if e < edition)
+        test = tuple(lb for e, lb in labels if e == edition)
         extra = tuple(c for c in background if c.published < end and c.url not in decided)
-        yield Split(month, train, extra, test)
+        yield Split(edition, train, extra, test)
 
 
-def leave_one_out(labels: Sequence[tuple[str, Label]], background: Sequence[Candidate], edition: str) -> Iterator[Split]:
+def leave_one_out(labels: Sequence[tuple[Edition, Label]], background: Sequence[Candidate], edition: Edition) -> Iterator[Split]:
     """One split per pick of `edition`: it (and every n-th of the edition's non-picks) held out, everything else learned."""
     own = [lb for m, lb in labels if m == edition]
     others = [lb for m, lb in labels if m != edition]

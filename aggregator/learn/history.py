@@ -12,7 +12,7 @@ from pathlib import Path
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, import_entries
 from aggregator.learn.reading import read_digest
-from aggregator.models import Digest, ImportEntry, SectionPath, month_of
+from aggregator.models import Digest, Edition, ImportEntry, SectionPath, month_of
 
 GIT_TIMEOUT = 60  # seconds one git command may take
 _WORD = re.compile(r"\w+")
@@ -39,7 +39,7 @@ class _Seen:
 class Decisions:
     """One edition's decisions from the history: its picks (final sections) and the entries later removed."""
 
-    edition: str  # the month of the commits that first listed them
+    edition: Edition  # the month of the commits that first listed them
     picks: tuple[ImportEntry, ...]
     removed: tuple[ImportEntry, ...]
     moved: int = 0
@@ -79,13 +79,13 @@ def decisions(versions: Sequence[Version]) -> list[Decisions]:
                 old.entry, old.present = aligned, True
         for url in gone:
             seen[url].present = False
-    by_month: dict[str, list[_Seen]] = {}
+    by_edition: dict[Edition, list[_Seen]] = {}
     for s in seen.values():
-        by_month.setdefault(month_of(s.first), []).append(s)
+        by_edition.setdefault(Edition.month(s.first), []).append(s)
     sections = versions[-1].digest.sections if versions else ()
-    return [Decisions(m, tuple(s.entry for s in group if s.present), tuple(s.entry for s in group if not s.present),
+    return [Decisions(e, tuple(s.entry for s in group if s.present), tuple(s.entry for s in group if not s.present),
                       sum(s.moves for s in group), sections)
-            for m, group in sorted(by_month.items())]
+            for e, group in sorted(by_edition.items())]
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
 from aggregator.learn.labels import (YEARS, align_section, covered_months, merge_trees, digest_month, digest_week, import_entries,
-                                     out_of_range)
+                                     out_of_range, outside_years)
 from aggregator.learn.reading import read_digest
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
-from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Label, SectionPath, edition_bounds,
-                               edition_of, month_bounds, month_of)
+from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Edition, Label, SectionPath,
+                               month_bounds, month_of)
 from aggregator.store.labels import ImportReport
 from aggregator.store import Store
 
@@ -43,17 +43,19 @@ def scope_of(config: Config, digest: DigestSettings) -> Scope:
     return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
 
 
-def import_digest_file(store: Store, path: Path, *, month: str | None, style: DigestStyle | None, now: datetime,
-                       scope: Scope = Scope(), week: str | None = None) -> ImportReport:
+def import_digest_file(store: Store, path: Path, *, edition: Edition | None, style: DigestStyle | None, now: datetime,
+                       scope: Scope = Scope()) -> ImportReport:
     """Read one digest file and record its selections as one edition of the scope's digest (a month, or
-    an ISO week for a weekly digest); nothing is stored when it cannot be read."""
+    an ISO week for a weekly digest: `edition`, else what the file says); nothing is stored when it
+    cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
+    month = None if edition is None or edition.weekly else edition  # a monthly digest's edition is the month it covers
     digest = read_digest(text, path=str(path), style=style, month=month)
     cut = _check_entries(digest, path)
-    which, entry_month = _edition(digest, path, scope, month, week)
+    edition, entry_month = _edition(digest, path, scope, edition)
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
@@ -61,7 +63,7 @@ def import_digest_file(store: Store, path: Path, *, month: str | None, style: Di
     if entry_month not in covers:
         covers = sorted({*covers, entry_month})
     sections = tuple(tuple(cap(h, MAX_NAME) for h in s) for s in digest.sections)
-    report = store.import_digest(month=which, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
+    report = store.import_digest(edition=edition, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
                                  sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                                  sections=sections, covers=covers, entries=entries, now=now,
                                  digest=scope.digest, emoji=digest.emoji)
@@ -73,7 +75,7 @@ class HistoryReport:
     """What importing a running digest's history did, edition by edition."""
 
     versions: int
-    editions: tuple[tuple[str, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
+    editions: tuple[tuple[Edition, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
 
 
 def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope()) -> HistoryReport:
@@ -85,12 +87,12 @@ def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope:
     found = versions(repo, file)
     reports = []
     for d in decisions(found):
-        edition = d.edition if scope.cadence == "monthly" else edition_of("weekly", edition_bounds(d.edition)[0])
+        edition = Edition.of(scope.cadence, d.edition.bounds()[0])
         for e in (*d.picks, *d.removed):
             if len(e.url) > MAX_URL:
                 raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
         key = json.dumps([[e.url, list(e.section)] for e in d.picks] + [[e.url] for e in d.removed])
-        report = store.import_digest(month=edition, path=f"{repo}:{file}", style="house",
+        report = store.import_digest(edition=edition, path=f"{repo}:{file}", style="house",
                                      title=cap(found[-1].digest.title, MAX_NAME),
                                      sha256=hashlib.sha256(key.encode("utf-8")).hexdigest(), sections=d.sections,
                                      covers=[d.edition], entries=d.picks, now=now, digest=scope.digest,
@@ -111,21 +113,21 @@ def _check_entries(digest: Digest, path: Path) -> int:
                or any(len(h) > MAX_NAME for h in e.section) for e in digest.entries)
 
 
-def _edition(digest: Digest, path: Path, scope: Scope, month: str | None, week: str | None) -> tuple[str, str]:
+def _edition(digest: Digest, path: Path, scope: Scope, given: Edition | None) -> tuple[Edition, str]:
     """(the edition a digest file is for, the month its undated entries belong to), by the digest's cadence."""
     if scope.cadence == "weekly":
-        which = digest_week(digest, str(path), week)
-        if which is None:
+        edition = digest_week(digest, str(path), given)
+        if edition is None:
             raise DigestError(f"{path}: cannot tell which week this digest is for; pass --week YYYY-Www")
-        entry_month = digest.month or month_of(edition_bounds(which)[0])
+        entry_month = digest.month or month_of(edition.bounds()[0])
     else:
-        which = digest_month(digest, str(path), month)
-        if which is None:
+        edition = digest_month(digest, str(path), given)
+        if edition is None:
             raise DigestError(f"{path}: cannot tell which month this digest is for; pass --month YYYY-MM")
-        entry_month = which
-    if out_of_range(which):
-        raise DigestError(f"{path}: edition {which} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
-    return which, entry_month
+        entry_month = edition
+    if out_of_range(edition):
+        raise outside_years(str(path), edition)
+    return edition, entry_month
 
 
 def taxonomy(store: Store, scope: Scope = Scope()) -> tuple[SectionPath, ...]:
@@ -144,14 +146,14 @@ def section_emoji(store: Store, scope: Scope = Scope()) -> dict[str, str]:
     return out
 
 
-def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[str, Label]]:
+def aligned_labels(store: Store, scope: Scope = Scope()) -> list[tuple[Edition, Label]]:
     """Every (edition, label) of the scope's digest, sections mapped onto its current taxonomy."""
     tree = taxonomy(store, scope)
     out = []
-    for month, label in store.training_labels(digest=scope.digest, feeds=scope.feeds):
+    for edition, label in store.training_labels(digest=scope.digest, feeds=scope.feeds):
         if label.section is not None:
             label = Label(label.candidate, align_section(label.section, tree), label.selected, label.editor_summary)
-        out.append((month, label))
+        out.append((edition, label))
     return out
 
 
@@ -160,20 +162,21 @@ def train_model(store: Store, *, now: datetime, scope: Scope = Scope()) -> Model
     nobody decided on as background. Nothing learned from another digest's labels reaches it."""
     from aggregator.learn.classify import train
 
-    labels = [label for _month, label in aligned_labels(store, scope)]
+    labels = [label for _edition, label in aligned_labels(store, scope)]
     return train(labels, background=store.fetched_posts(feeds=scope.feeds), now=now)
 
 
-def _read(path: Path, month: str | None = None) -> tuple[Digest, str]:
+def _read(path: Path) -> tuple[Digest, Edition]:
+    """A digest file (not imported) and its month, for --from/--to."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigestError(f"{path}: cannot read: {exc}") from None
-    digest = read_digest(text, path=str(path), style=None, month=month)
-    which = digest_month(digest, str(path), month)
-    if which is None:
+    digest = read_digest(text, path=str(path), style=None)
+    month = digest_month(digest, str(path), None)
+    if month is None:
         raise DigestError(f"{path}: cannot tell which month this digest is for")
-    return digest, which
+    return digest, month
 
 
 def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched: dict[str, Candidate]) -> list[Label]:
@@ -185,14 +188,13 @@ def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched:
     return out
 
 
-def evaluate_months(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
+def evaluate_editions(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
                     scope: Scope = Scope()) -> Report:
     """Edition by edition: learn from the editions before e, predict e's decisions (only the `last` ones
     when given); every method on the same splits."""
-    from aggregator.learn.evaluate import monthly_splits, run
+    from aggregator.learn.evaluate import edition_splits, run
 
-    splits = list(monthly_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds),
-                                 lambda m: edition_bounds(m)[1]))
+    splits = list(edition_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds)))
     splits = splits[-last:] if last else splits
     return run("edition by edition" if scope.cadence == "weekly" else "month by month", splits, now=now,
                progress=progress)
@@ -216,13 +218,13 @@ def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progr
     return run(f"{old.name} -> {new.name}", [split], now=now, progress=progress)
 
 
-def evaluate_loo(store: Store, edition: str | None, *, now: datetime, progress: Progress = None,
+def evaluate_loo(store: Store, edition: Edition | None, *, now: datetime, progress: Progress = None,
                  scope: Scope = Scope()) -> Report:
     """Leave one out over one imported edition's picks (default: the newest), everything else learned."""
     from aggregator.learn.evaluate import leave_one_out, run
 
     labels = aligned_labels(store, scope)
-    editions = sorted({m for m, lb in labels if lb.selected})
+    editions = sorted({e for e, lb in labels if lb.selected})
     if not editions:
         raise ModelError("nothing to evaluate: import a digest first")
     edition = edition or editions[-1]

@@ -1,4 +1,4 @@
-"""Turning a read digest into training labels (pure): its month, the months it covers, sections aligned to the taxonomy."""
+"""Turning a read digest into training labels (pure): its edition, the months it covers, sections aligned to the taxonomy."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 
+from aggregator.errors import DigestError
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, cap
 from aggregator.links import canonical_url
-from aggregator.models import Digest, ImportEntry, SectionPath, week_of
+from aggregator.models import Digest, Edition, ImportEntry, SectionPath
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
 _FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
@@ -23,10 +24,30 @@ def out_of_range(edition: str) -> bool:
     return not YEARS[0] <= int(edition[:4]) <= YEARS[1]
 
 
-def month_from_name(path: str) -> str | None:
-    """A YYYY-MM in a file name, as drafts are named (drafts/2022-12.md)."""
+def month_from_name(path: str) -> Edition | None:
+    """The month a YYYY-MM in a file name names, as monthly drafts are named (drafts/2022-12.md)."""
     match = _FILE_MONTH.search(path.rsplit("/", 1)[-1])
-    return f"{match.group(1)}-{match.group(2)}" if match else None
+    return _edition(match.group(0), path) if match else None
+
+
+def week_from_name(path: str) -> Edition | None:
+    """The ISO week a YYYY-Www in a file name names, as weekly drafts are named (drafts/2023-W40.md)."""
+    match = _FILE_WEEK.search(path.rsplit("/", 1)[-1])
+    return _edition(match.group(0), path) if match else None
+
+
+def outside_years(path: str, edition: str) -> DigestError:
+    return DigestError(f"{path}: edition {edition} is outside the years {YEARS[0]}-{YEARS[1]}; pass --month or --week")
+
+
+def _edition(text: str, path: str) -> Edition:
+    """The edition a digest file's name or what it says gives; DigestError naming the file when it is none."""
+    if out_of_range(text):
+        raise outside_years(path, text)
+    try:
+        return Edition(text)
+    except ValueError as exc:
+        raise DigestError(f"{path}: {exc}") from None
 
 
 def covered_months(entry_months: Sequence[str | None]) -> list[str]:
@@ -39,24 +60,28 @@ def covered_months(entry_months: Sequence[str | None]) -> list[str]:
     return covered or [counts.most_common(1)[0][0]]
 
 
-def digest_month(digest: Digest, path: str, given: str | None) -> str | None:
+def digest_month(digest: Digest, path: str, given: Edition | None) -> Edition | None:
     """The month a digest is for: --month, else the file name, else what the reader found, else
     the latest month that holds a good share of its entries (a digest also cites older posts)."""
     if given:
         return given
     months = covered_months([e.month for e in digest.entries])
-    return month_from_name(path) or digest.month or (months[-1] if months else None)
+    found = month_from_name(path) or digest.month or (months[-1] if months else None)
+    return None if found is None else _edition(found, path)
 
 
-def digest_week(digest: Digest, path: str, given: str | None) -> str | None:
+def digest_week(digest: Digest, path: str, given: Edition | None) -> Edition | None:
     """The ISO week a weekly digest is for: --week, else a YYYY-Www in the file name (as weekly drafts
     are named), else the week of its front matter's date."""
     if given:
         return given
-    match = _FILE_WEEK.search(path.rsplit("/", 1)[-1])
-    if match:
-        return f"{match.group(1)}-W{match.group(2)}"
-    return week_of(date.fromisoformat(digest.day)) if digest.day else None
+    found = week_from_name(path)
+    if found is None and digest.day:
+        try:
+            found = Edition.week(date.fromisoformat(digest.day))
+        except ValueError as exc:  # the last week of 9999
+            raise DigestError(f"{path}: {exc}") from None
+    return found
 
 
 def number_and_name(heading: str) -> tuple[str | None, str]:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ConflictError, StaleError, StoreError
-from aggregator.models import DEFAULT_DIGEST, SectionPath
+from aggregator.models import DEFAULT_DIGEST, Edition, SectionPath
 from aggregator.store.database import Database, short_error
 from aggregator.store.schema import DeskActionRow, LabelRow
 
@@ -44,53 +44,53 @@ class DeskResult:
 class Decisions(Database):
     """Decisions made on the desk: read, made, undone."""
 
-    def decisions(self, month: str, *, digest: str = DEFAULT_DIGEST) -> dict[int, Decision]:
+    def decisions(self, edition: Edition, *, digest: str = DEFAULT_DIGEST) -> dict[int, Decision]:
         """post id -> the editor's decision in one edition (imported or made on the desk)."""
-        query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest)
+        query = select(LabelRow).where(LabelRow.edition == edition, LabelRow.digest == digest)
         with self.session() as s:
             return {row.post_id: _decision(row) for row in s.scalars(query)}
 
-    def decision(self, month: str, post_id: int, *, digest: str = DEFAULT_DIGEST) -> Decision:
+    def decision(self, edition: Edition, post_id: int, *, digest: str = DEFAULT_DIGEST) -> Decision:
         """The editor's decision on one post in one edition (revision 0 when there is none)."""
-        query = select(LabelRow).where(LabelRow.month == month, LabelRow.digest == digest, LabelRow.post_id == post_id)
+        query = select(LabelRow).where(LabelRow.edition == edition, LabelRow.digest == digest, LabelRow.post_id == post_id)
         with self.session() as s:
             row = s.scalars(query).one_or_none()
             return _decision(row) if row is not None else Decision()
 
-    def decide(self, month: str, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
+    def decide(self, edition: Edition, post_id: int, after: Decision, *, revision: int, action: str, now: datetime,
                digest: str = DEFAULT_DIGEST) -> DeskResult:
         """Record the editor's decision on one post, in one transaction, logged for undo; ConflictError
         when the row's revision is no longer `revision` (another tab or an import changed it)."""
         try:
             with self._sessions.begin() as s:
-                row = _label_for_update(s, digest, month, post_id)
+                row = _label_for_update(s, digest, edition, post_id)
                 before = _decision(row) if row is not None else Decision()
                 if before.revision != revision:
-                    raise StaleError(f"the label of post {post_id} in {month} is past revision {revision}")
-                result = _set_label(s, row, digest, month, post_id, after, now)
-                entry = DeskActionRow(digest=digest, month=month, post_id=post_id, action=action, before=before.as_json(),
+                    raise StaleError(f"the label of post {post_id} in {edition} is past revision {revision}")
+                result = _set_label(s, row, digest, edition, post_id, after, now)
+                entry = DeskActionRow(digest=digest, edition=edition, post_id=post_id, action=action, before=before.as_json(),
                                       after=result.as_json(), revision=result.revision, at=now)
                 s.add(entry)
                 s.flush()
                 return DeskResult(result, entry.id)
         except IntegrityError:  # another writer created the label first
-            raise StaleError(f"the label of post {post_id} in {month} was created meanwhile") from None
+            raise StaleError(f"the label of post {post_id} in {edition} was created meanwhile") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
 
-    def undo(self, month: str, action_id: int, *, now: datetime, digest: str = DEFAULT_DIGEST) -> tuple[int, DeskResult]:
+    def undo(self, edition: Edition, action_id: int, *, now: datetime, digest: str = DEFAULT_DIGEST) -> tuple[int, DeskResult]:
         """Put back the state a desk action replaced; (its post id, the result). ConflictError when the
         action is unknown, already undone, or the row changed after it."""
         try:
             with self._sessions.begin() as s:
                 done = s.get(DeskActionRow, action_id)
-                if done is None or done.digest != digest or done.month != month or done.action == "undo":
-                    raise ConflictError(f"no desk action {action_id} in {month} to undo")
+                if done is None or done.digest != digest or done.edition != edition or done.action == "undo":
+                    raise ConflictError(f"no desk action {action_id} in {edition} to undo")
                 if done.undone:
                     raise ConflictError("that action was already undone")
-                row = _label_for_update(s, digest, month, done.post_id)
+                row = _label_for_update(s, digest, edition, done.post_id)
                 current = _decision(row) if row is not None else Decision()
-                same_row = ((DeskActionRow.digest == digest) & (DeskActionRow.month == month)
+                same_row = ((DeskActionRow.digest == digest) & (DeskActionRow.edition == edition)
                             & (DeskActionRow.post_id == done.post_id) & (DeskActionRow.id > done.id))
                 later = s.scalars(select(DeskActionRow).where(same_row).order_by(DeskActionRow.id)).all()
                 # Undone in order, newest first, and only while nothing else (another tab, an import) changed the row.
@@ -98,9 +98,9 @@ class Decisions(Database):
                         or any(a.action != "undo" and not a.undone for a in later)):
                     raise ConflictError("the row changed after that action (another tab or an import); reload to see it")
                 restored = _decision_from_json(done.before)
-                result = _set_label(s, row, digest, month, done.post_id, restored, now)
+                result = _set_label(s, row, digest, edition, done.post_id, restored, now)
                 done.undone = True
-                entry = DeskActionRow(digest=digest, month=month, post_id=done.post_id, action="undo",
+                entry = DeskActionRow(digest=digest, edition=edition, post_id=done.post_id, action="undo",
                                       before=current.as_json(), after=result.as_json(), revision=result.revision, at=now)
                 s.add(entry)
                 s.flush()
@@ -121,22 +121,22 @@ def _decision_from_json(text: str | None) -> Decision:
     return Decision(bool(data["selected"]), tuple(data["section"]) or None, data.get("summary", ""))
 
 
-def _label_for_update(s: Session, digest: str, month: str, post_id: int) -> LabelRow | None:
-    query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.month == month, LabelRow.post_id == post_id)
+def _label_for_update(s: Session, digest: str, edition: Edition, post_id: int) -> LabelRow | None:
+    query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.edition == edition, LabelRow.post_id == post_id)
     return s.scalars(query.with_for_update()).one_or_none()
 
 
-def desk_revisions(s: Session, digest: str, month: str, post_id: int | None = None) -> dict[int, int]:
+def desk_revisions(s: Session, digest: str, edition: Edition, post_id: int | None = None) -> dict[int, int]:
     """The highest label revision the desk's actions left on each post of an edition (or on one post): a
     label created again goes on from there, so a page that saw an older state of the row is refused."""
     query = (select(DeskActionRow.post_id, func.max(DeskActionRow.revision))
-             .where(DeskActionRow.digest == digest, DeskActionRow.month == month).group_by(DeskActionRow.post_id))
+             .where(DeskActionRow.digest == digest, DeskActionRow.edition == edition).group_by(DeskActionRow.post_id))
     if post_id is not None:
         query = query.where(DeskActionRow.post_id == post_id)
     return {post: revision or 0 for post, revision in s.execute(query)}
 
 
-def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_id: int, after: Decision,
+def _set_label(s: Session, row: LabelRow | None, digest: str, edition: Edition, post_id: int, after: Decision,
                now: datetime) -> Decision:
     """Write `after` into the label row (creating or deleting it); the decision as stored."""
     if after.selected is None:
@@ -145,9 +145,9 @@ def _set_label(s: Session, row: LabelRow | None, digest: str, month: str, post_i
         return Decision()
     section = json.dumps(list(after.section), ensure_ascii=False) if after.selected and after.section else None
     if row is None:  # revisions go on from the row's history, so a page that saw an older state of it is refused
-        row = LabelRow(digest=digest, post_id=post_id, month=month, selected=after.selected, section=section,
+        row = LabelRow(digest=digest, post_id=post_id, edition=edition, selected=after.selected, section=section,
                        editor_summary=after.summary, printed_source="", updated_at=now,
-                       revision=desk_revisions(s, digest, month, post_id).get(post_id, 0) + 1)
+                       revision=desk_revisions(s, digest, edition, post_id).get(post_id, 0) + 1)
         s.add(row)
     else:
         row.selected, row.section, row.editor_summary = after.selected, section, after.summary

@@ -100,7 +100,7 @@ class DraftRow(Base):
     __tablename__ = "drafts"
 
     digest: Mapped[str] = mapped_column(String(100), primary_key=True)
-    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
+    edition: Mapped[str] = mapped_column(String(10), primary_key=True)  # "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     written_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -113,7 +113,7 @@ class DigestRow(Base):
     __tablename__ = "digests"
 
     digest: Mapped[str] = mapped_column(String(100), primary_key=True)
-    month: Mapped[str] = mapped_column(String(10), primary_key=True)  # the edition: "2022-12" or "2023-W40"
+    edition: Mapped[str] = mapped_column(String(10), primary_key=True)  # "2022-12" or "2023-W40"
     path: Mapped[str] = mapped_column(Text)
     style: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(Text, default="")
@@ -128,12 +128,12 @@ class LabelRow(Base):
     """The editor's decision on one post in one edition of one digest."""
 
     __tablename__ = "labels"
-    __table_args__ = (UniqueConstraint("digest", "post_id", "month", name="uq_labels_digest_post_month"),)
+    __table_args__ = (UniqueConstraint("digest", "post_id", "edition", name="uq_labels_digest_post_edition"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(100), index=True, server_default=DEFAULT_DIGEST)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
-    month: Mapped[str] = mapped_column(String(10), index=True)  # the edition
+    edition: Mapped[str] = mapped_column(String(10), index=True)
     selected: Mapped[bool] = mapped_column(Boolean)
     section: Mapped[str | None] = mapped_column(Text)  # JSON list of headings; None when not selected
     editor_summary: Mapped[str] = mapped_column(Text, default="")
@@ -146,11 +146,11 @@ class DeskActionRow(Base):
     """One decision the review desk made, with the label state it replaced (JSON, None: no label), for undo."""
 
     __tablename__ = "desk_actions"
-    __table_args__ = (Index("ix_desk_actions_digest_month", "digest", "month"),)
+    __table_args__ = (Index("ix_desk_actions_digest_edition", "digest", "edition"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(100))
-    month: Mapped[str] = mapped_column(String(10))
+    edition: Mapped[str] = mapped_column(String(10))
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
     action: Mapped[str] = mapped_column(String(20))
     before: Mapped[str | None] = mapped_column(Text)
@@ -170,5 +170,5 @@ def migrations_dir() -> Path:
     return Path(aggregator.migrations.__file__).parent
 
 
-SCHEMA_VERSION = "0007"  # the newest revision in migrations/versions (a test keeps the two in step)
+SCHEMA_VERSION = "0008"  # the newest revision in migrations/versions (a test keeps the two in step)
 

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aggregator.errors import AggregatorError, ConfigError, ConflictError
-from aggregator.models import edition_of
+from aggregator.models import Edition
 from aggregator.web.desk import Desk, DeskError
 
 HERE = Path(__file__).parent
@@ -133,30 +133,34 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
 
         return endpoint
 
+    def edition_in(request: Request) -> Edition:
+        """The edition the URL names (/edition/2022-12/...), parsed here: DeskError 404 when it is none of the digest's."""
+        return desk.check_edition(request.path_params["edition"])
+
     async def home(request: Request) -> Response:
-        edition = edition_of(desk.digest.cadence, desk.clock())
+        edition = Edition.of(desk.digest.cadence, desk.clock())
         return RedirectResponse(f"/edition/{edition}", status_code=303)
 
     async def edition_page(request: Request) -> Response:
-        view = await run_in_threadpool(desk.view, request.path_params["edition"])
+        view = await run_in_threadpool(desk.view, edition_in(request))
         return page("desk.html", view=view, digest=desk.digest)
 
     async def act(request: Request) -> Response:
         data = await read_form(request)
         outcome = await run_in_threadpool(
-            desk.act, request.path_params["edition"], _int(data, "post"), _text(data, "action", 20),
+            desk.act, edition_in(request), _int(data, "post"), _text(data, "action", 20),
             revision=_int(data, "revision"), section=_text(data, "section", 2000, optional=True),
             summary=_text(data, "summary", 20000, optional=True))
         return JSONResponse(outcome.as_dict())
 
     async def undo(request: Request) -> Response:
         data = await read_form(request)
-        outcome = await run_in_threadpool(desk.undo, request.path_params["edition"], _int(data, "action"))
+        outcome = await run_in_threadpool(desk.undo, edition_in(request), _int(data, "action"))
         return JSONResponse(outcome.as_dict())
 
     async def export(request: Request) -> Response:
         await read_form(request)
-        done = await run_in_threadpool(desk.export, request.path_params["edition"])
+        done = await run_in_threadpool(desk.export, edition_in(request))
         return JSONResponse({"path": str(done.path), "selected": done.selected, "undecided": done.undecided,
                              "changed": done.changed, "diff": done.diff})
 

@@ -15,7 +15,7 @@ from aggregator.config import Config, DigestSettings
 from aggregator.errors import AggregatorError, ConflictError, DigestError, StaleError
 from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
-from aggregator.models import DraftItem, SectionPath, edition_bounds
+from aggregator.models import DraftItem, Edition, SectionPath
 from aggregator.store import Store
 from aggregator.store.decisions import Decision, DeskResult
 
@@ -68,10 +68,10 @@ class Group:
 
 
 @dataclass(frozen=True)
-class MonthView:
+class EditionView:
     """Everything the desk page shows for one edition."""
 
-    edition: str
+    edition: Edition
     digest: str
     groups: tuple[Group, ...]
     sections: tuple[SectionPath, ...]  # what a post can be moved to, in the taxonomy's order
@@ -194,25 +194,28 @@ class Desk:
         self.store, self.config, self.digest = store, config, digest
         self.model, self.model_dir, self.clock = model, model_dir, clock
         self.retraining = Retraining()
-        self._candidates: dict[str, frozenset[int]] = {}
+        self._candidates: dict[Edition, frozenset[int]] = {}
         self._write = threading.Lock()  # one export or model swap at a time
 
-    def check_edition(self, edition: str) -> None:
+    def check_edition(self, edition: str) -> Edition:
+        """The edition a URL names, if it is one of this digest's; DeskError (404) otherwise. The desk's
+        jobs check what they are given with it too, for callers other than the routes."""
         try:
-            edition_bounds(edition)
+            checked = Edition(edition)
         except ValueError:
             form = "YYYY-Www" if self.digest.cadence == "weekly" else "YYYY-MM"
             raise DeskError(f"no edition {edition!r}: use {form}", 404) from None
-        if out_of_range(edition):
+        if out_of_range(checked):
             raise DeskError(f"no edition {edition!r}: outside the years aggregator reads", 404)
-        if ("W" in edition) != (self.digest.cadence == "weekly"):
+        if checked.cadence != self.digest.cadence:
             raise DeskError(f"no edition {edition!r}: digest {self.digest.name!r} is {self.digest.cadence}", 404)
+        return checked
 
-    def view(self, edition: str) -> MonthView:
+    def view(self, edition: Edition) -> EditionView:
         """The edition's rows: the same placement as `aggregator draft`, with the editor's decisions."""
         from aggregator.digest.draft import place_draft
 
-        self.check_edition(edition)
+        edition = self.check_edition(edition)
         model = self.model
         placed = place_draft(self.store, self.config, edition, model=model, digest=self.digest)
         decisions = self.store.decisions(edition, digest=self.digest.name)
@@ -222,10 +225,10 @@ class Desk:
         undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
         sources = sorted({r.source for g in groups for r in g.rows if r.source})
         trained = str(model.meta.get("trained_at", "?"))[:19] if model is not None else None
-        return MonthView(edition, self.digest.name, groups, sections, tuple(sources), trained,
+        return EditionView(edition, self.digest.name, groups, sections, tuple(sources), trained,
                          min(undecided) if undecided else 2.0)
 
-    def _check_post(self, edition: str, post: int) -> None:
+    def _check_post(self, edition: Edition, post: int) -> None:
         if post not in self._candidates.get(edition, frozenset()):
             self.view(edition)  # posts may have arrived since the page was made
             if post not in self._candidates[edition]:
@@ -250,12 +253,12 @@ class Desk:
         tree = tree or taxonomy(self.store, scope_of(self.config, self.digest)) or (tuple(self.model.sections) if self.model else ())
         return leaves(tree) if tree else ((self.config.draft.section,),)
 
-    def act(self, edition: str, post: int, action: str, *, revision: int, section: str | None = None,
+    def act(self, edition: Edition, post: int, action: str, *, revision: int, section: str | None = None,
             summary: str | None = None) -> Outcome:
         """Accept (into `section`), reject, move (to `section`) or edit the summary of (accepting it into
         `section` when it was not accepted) one post; stored at once. ConflictError when the row changed
         since `revision`."""
-        self.check_edition(edition)
+        edition = self.check_edition(edition)
         if action not in ACTIONS:
             raise DeskError(f"unknown action {action[:40]!r}: one of {', '.join(ACTIONS)}")
         self._check_post(edition, post)
@@ -278,17 +281,17 @@ class Desk:
             raise ConflictError(CHANGED_ELSEWHERE) from None
         return _outcome(post, result)
 
-    def undo(self, edition: str, action: int) -> Outcome:
-        self.check_edition(edition)
+    def undo(self, edition: Edition, action: int) -> Outcome:
+        edition = self.check_edition(edition)
         post, result = self.store.undo(edition, action, now=self.clock(), digest=self.digest.name)
         return _outcome(post, result)
 
-    def export(self, edition: str) -> Export:
+    def export(self, edition: Edition) -> Export:
         """Write the edition's Markdown draft (the renderer `draft` uses, with every decision and edited
         summary) into the drafts folder, unless the file there was edited by hand since aggregator wrote it."""
         from aggregator.digest.draft import default_path, make_draft, save_draft, unedited_text
 
-        self.check_edition(edition)
+        edition = self.check_edition(edition)
         with self._write:
             path = default_path(self.config, edition, "markdown", self.digest)
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from markdown_it.token import Token
@@ -12,11 +11,9 @@ from aggregator.learn.reading.footnote import footnote_signals, read_footnote
 from aggregator.learn.reading.house import CUT_HEADING, house_signals, read_house
 from aggregator.learn.reading.markdown import check_bounds, parse
 from aggregator.learn.reading.weekly import read_weekly, weekly_signals
-from aggregator.models import Digest, DigestStyle
+from aggregator.models import Digest, DigestStyle, Edition
 
 STYLES: tuple[DigestStyle, ...] = ("house", "footnote", "weekly")
-
-_MONTH_ARG = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def read_digest(
@@ -40,8 +37,11 @@ def read_digest(
     Raises:
         DigestError: the text is in no known style, or an entry has no URL.
     """
-    if month is not None and not _MONTH_ARG.match(month):
-        raise DigestError(f"{path}: month must be YYYY-MM, got {month!r}")
+    if month is not None:
+        try:
+            month = Edition.named(month, "monthly")
+        except ValueError:
+            raise DigestError(f"{path}: month must be YYYY-MM, got {month!r}") from None
     check_bounds(text, path)
     doc = parse(text)
     chosen = style or _detect(doc.tokens)
