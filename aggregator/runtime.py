@@ -125,10 +125,6 @@ class Runtime:
         """The model, trained again and saved when posts were fetched or decisions recorded since it was
         trained (so the first day's prior becomes a learned priority once enough posts are in); with a
         one-line account when it was."""
-        from aggregator.learn.jobs import scope_of, train_model
-        from aggregator.learn.model_file import save
-
-        digest = digest or self.config.digest(None)
         try:
             trained_at = datetime.fromisoformat(str(model.meta.get("trained_at")))
         except ValueError:
@@ -136,11 +132,33 @@ class Runtime:
         changed = self.store.last_change()
         if trained_at is not None and (changed is None or changed <= trained_at):
             return model, None
+        return self._train_again(digest, "posts or decisions changed since it was trained")
+
+    def fresh_model(self, digest: DigestSettings | None = None, *, train: bool = True) -> tuple[Model | None, str | None]:
+        """The digest's model for a draft, with a one-line account when it was trained now: trained again
+        when posts or decisions changed since it was trained, or when the saved one is of an older format
+        (a new release reads posts differently); None before the digest's first `train`. With `train`
+        False, the saved model as it is (ModelError when it cannot be used)."""
+        try:
+            model = self.load_model(digest)
+        except ModelError as exc:
+            if not train or "format" not in str(exc):
+                raise
+            return self._train_again(digest, "the saved model was of an older format")
+        if model is None or not train:
+            return model, None
+        return self.retrain_if_stale(model, digest)
+
+    def _train_again(self, digest: DigestSettings | None, why: str) -> tuple[Model, str]:
+        from aggregator.learn.jobs import scope_of, train_model
+        from aggregator.learn.model_file import save
+
+        digest = digest or self.config.digest(None)
         model = train_model(self.store, now=self.clock(), scope=scope_of(self.config, digest))
         save(model, self.model_dir(digest))
         meta = model.meta
-        return model, (f"model trained again: {meta['n_examples']} decisions, {meta['n_background']} undecided "
-                       f"fetched posts, priority {meta['priority_mode']}")
+        return model, (f"model trained again ({why}): {meta['n_examples']} decisions, {meta['n_background']} "
+                       f"undecided fetched posts, priority {meta['priority_mode']}")
 
     def refresh_drafts(self, *, only: str | None = None) -> list[str]:
         """For every digest, keep the current edition's draft fresh (this month's, or this ISO week's for a
@@ -163,10 +181,8 @@ class Runtime:
         named = f"{digest.name}: " if self.config.digests else ""
         messages = []
         try:
-            model = self.load_model(digest)
-            if model is not None:
-                model, retrained = self.retrain_if_stale(model, digest)
-                messages += [named + retrained] if retrained else []
+            model, retrained = self.fresh_model(digest)
+            messages += [named + retrained] if retrained else []
         except ModelError as exc:
             return [f"{named}drafts not refreshed: {exc}"]
         now = self.clock()

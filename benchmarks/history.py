@@ -147,7 +147,7 @@ def main() -> None:
 def print_report(report: Report) -> None:
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     print(f"{'month':>8} {'trained on':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8}")
-    for name, trained, f in report.splits:
+    for name, trained, f, _ in report.splits:
         print(f"{name:>8} {trained:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8}")
     print(f"pooled over {len(report.splits)} months:")
     print(f"{'method':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8} {'macro-F1':>8}")

@@ -220,12 +220,12 @@ def test_eval_from_old_to_new_predicts_what_the_new_version_added(home: Path) ->
     old, new = DIGESTS / "house_mid_000.md", DIGESTS / "house_2022-12.md"
     table = run(home, "eval", "--from", str(old), "--to", str(new))
     assert table.exit_code == 0
-    for method in ("model", "majority", "host", "flat"):  # the baselines stand beside the model
+    for method in ("model", "majority", "host", "flat", "site rate"):  # the baselines stand beside the model
         assert re.search(rf"^\s*{method}\s+\d+\s+[\d.]+\s+[\d.]+", table.output, re.M), method
     report = json.loads(run(home, "eval", "--from", str(old), "--to", str(new), "--json").output)
     old_urls = {e.url for e in read_digest(old.read_text(encoding="utf-8")).entries}
     added = [e for e in read_digest(new.read_text(encoding="utf-8")).entries if e.url not in old_urls]
-    assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat"]
+    assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat", "site rate"]
     assert {m["picks"] for m in report["methods"]} == {len(added)}
     model = report["methods"][0]
     assert 0.0 <= model["leaf_accuracy"] <= model["top_accuracy"] <= 1.0
@@ -238,7 +238,7 @@ def test_eval_loo_holds_out_each_pick_of_an_edition(home: Path) -> None:
     report = json.loads(run(home, "eval", "--loo", "--json").output)
     assert report["scenario"] == "leave one out, 2022-12"
     assert len(report["splits"]) == 22
-    assert all(trained == 21 for _, trained, _ in report["splits"])
+    assert all(trained == 21 for _, trained, *_ in report["splits"])
     majority = report["methods"][1]
     assert majority["method"] == "majority" and majority["picks"] == 22
     assert run(home, "eval", "--loo").exit_code == 0

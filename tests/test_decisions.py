@@ -125,7 +125,7 @@ def test_desk_decisions_are_labels_that_train_and_eval_read(home: Path, feed_ser
             desk.view("2022-W50")
     result = run_cli(home, "eval", "--json")
     assert result.exit_code == 0, result.output
-    splits = {name: scores for name, _trained, scores in json.loads(result.output)["splits"]}
+    splits = {name: scores for name, _trained, scores, _rule in json.loads(result.output)["splits"]}
     assert splits[EDITION]["picks"] == 3 and splits[EDITION]["non_picks"] == 2
     assert run_cli(home, "train").exit_code == 0
     meta = json.loads((home / "models" / "meta.json").read_text(encoding="utf-8"))

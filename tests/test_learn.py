@@ -144,11 +144,11 @@ def test_eval_prints_a_table_and_json(home: Path) -> None:
     run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
     table = run(home, "eval")
     assert table.exit_code == 0 and "leaf acc" in table.output and "2022-12" in table.output
-    for method in ("model", "majority", "host", "flat"):  # the baselines stand in the same table
+    for method in ("model", "majority", "host", "flat", "site rate"):  # the baselines stand in the same table
         assert re.search(rf"^\s*{method}\s+\d+\s", table.output, re.M), method
     report = json.loads(run(home, "eval", "--json").output)
-    assert [name for name, _, _ in report["splits"]][:1] == ["2022-12"]
-    assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat"]
+    assert [name for name, *_ in report["splits"]][:1] == ["2022-12"]
+    assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat", "site rate"]
     assert all(0.0 <= m["leaf_accuracy"] <= 1.0 for m in report["methods"] if m["leaf_accuracy"] is not None)
 
 
@@ -194,7 +194,7 @@ def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> 
         before = load(rt.model_dir()).meta["n_examples"]
         assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
         messages = rt.refresh_drafts()
-        assert messages[0].startswith("model trained again: ") and "priority prior" in messages[0]
+        assert messages[0].startswith("model trained again (posts or decisions changed since it was trained): ") and "priority prior" in messages[0]
         assert load(rt.model_dir()).meta["n_examples"] > before
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())
 

@@ -87,8 +87,10 @@ def draft(
     from_manifest: Annotated[Path | None, typer.Option("--manifest", help="Re-render the selection a manifest recorded (its digest and edition unless given).", show_default=False)] = None,
     max_posts: Annotated[int | None, typer.Option("--max", min=0, help="Select at most N posts (default: every post above the model's cut).", show_default=False)] = None,
     min_priority: Annotated[float | None, typer.Option("--min-priority", min=0.0, max=1.0, help="Select the posts with at least this priority instead of the model's cut.", show_default=False)] = None,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Use the saved model as it is, even when posts or decisions changed since it was trained.")] = False,
 ) -> None:
-    """Write the draft of one edition of a digest in its style, ranked and placed by its trained model."""
+    """Write the draft of one edition of a digest in its style, ranked and placed by its trained model
+    (trained again first when posts or decisions changed since, unless --no-train)."""
     from aggregator.digest.draft import default_path, make_draft, save_draft, write_new
 
     if fmt not in ("markdown", "json"):
@@ -105,7 +107,9 @@ def draft(
         settings = rt.config.digest(digest)
         edition = chosen_edition(settings, month, week, default=True)
         assert edition is not None
-        model = rt.load_model(settings)
+        model, trained = rt.fresh_model(settings, train=not no_train and replay is None)
+        if trained and not ctx.obj.quiet:
+            warn(trained)  # standard error: standard output may be the JSON draft
         result = make_draft(rt.store, rt.config, edition, fmt, model=model,  # type: ignore[arg-type]
                             count=max_posts, min_priority=min_priority, digest=settings, replay=replay)
         if output == "-" or (output is None and fmt == "json"):

@@ -50,38 +50,49 @@ def train(ctx: typer.Context, digest: DigestOption = None) -> None:
 
 
 @reports_errors
+def _edition(text: str, option: str) -> Edition:
+    try:
+        return Edition(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
 def evaluate(
     ctx: typer.Context,
-    old: Annotated[Path | None, typer.Option("--from", help="An older version of a digest: learn from it alone ...", show_default=False)] = None,
+    old: Annotated[str | None, typer.Option("--from", help="An older version of a digest: learn from it alone ... (with --replay: the first edition to predict).", show_default=False)] = None,
     new: Annotated[Path | None, typer.Option("--to", help="... and predict what this newer version added, and where it filed it.", show_default=False)] = None,
     loo: Annotated[bool, typer.Option("--loo", help="Leave one out over one imported edition's picks.")] = False,
+    replay: Annotated[bool, typer.Option("--replay", help="Walk the editions in order, each predicted by a model trained on every decision before it (the default; --from E starts at edition E).")] = False,
     edition: Annotated[str | None, typer.Option("--edition", help="The edition for --loo, YYYY-MM or YYYY-Www (default: the newest).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     digest: DigestOption = None,
 ) -> None:
-    """Judge the model on the editor's decisions beside the baselines: month by month (default), --from/--to, or --loo."""
+    """Judge the model on the editor's decisions beside the baselines: edition by edition (--replay, the
+    default), --from/--to, or --loo."""
     import dataclasses
     import json as jsonlib
 
     from aggregator.learn.jobs import evaluate_editions, evaluate_loo, evaluate_old_new, scope_of
 
+    if replay and (loo or new is not None):
+        raise typer.BadParameter("--replay walks every edition: use it without --to or --loo", param_hint="--replay")
+    first = None
+    if replay and old is not None:
+        first, old = _edition(old, "--from"), None
     if (old is None) != (new is None):
         raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
     if old is not None and loo:
         raise typer.BadParameter("use either --from/--to or --loo", param_hint="--loo")
-    try:
-        chosen = None if edition is None else Edition(edition)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--edition") from None
+    chosen = None if edition is None else _edition(edition, "--edition")
     with runtime(ctx) as rt:
         scope = scope_of(rt.config, rt.config.digest(digest))
         with _progress(ctx, "evaluating") as progress:
             if old is not None and new is not None:
-                report = evaluate_old_new(rt.store, old, new, now=rt.clock(), progress=progress, scope=scope)
+                report = evaluate_old_new(rt.store, Path(old), new, now=rt.clock(), progress=progress, scope=scope)
             elif loo:
                 report = evaluate_loo(rt.store, chosen, now=rt.clock(), progress=progress, scope=scope)
             else:
-                report = evaluate_editions(rt.store, now=rt.clock(), progress=progress, scope=scope)
+                report = evaluate_editions(rt.store, now=rt.clock(), progress=progress, scope=scope, first=first)
     if as_json:
         sys.stdout.write(jsonlib.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n")
         return
@@ -91,11 +102,12 @@ def evaluate(
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     console = rich_console()
     if len(report.splits) > 1 and not loo:
-        table = rich_table(("month", "trained on", "picks", "non-picks", "leaf acc", "top acc", "AP", "cut F1"),
-                       justify="right")
-        for name, trained, f in report.splits:
+        table = rich_table(("edition", "trained on", "picks", "non-picks", "leaf acc", "top acc", "AP", "cut P", "cut R",
+                            "cut F1", "site rate AP", "site rate F1"), justify="right")
+        for name, trained, f, rule in report.splits:
             table.add_row(name, str(trained), str(f.picks), str(f.non_picks), fmt(f.leaf_accuracy),
-                          fmt(f.top_accuracy), fmt(f.average_precision), fmt(f.cut_f1))
+                          fmt(f.top_accuracy), fmt(f.average_precision), fmt(f.cut_precision), fmt(f.cut_recall),
+                          fmt(f.cut_f1), fmt(rule and rule.average_precision), fmt(rule and rule.cut_f1))
         console.print(table)
     say(f"{report.scenario}: {len(report.splits)} split(s), pooled")
     table = rich_table(("method", "picks", "leaf acc", "top acc", "leaf F1", "non-picks", "AP", "selected", "cut P",

@@ -269,11 +269,13 @@ def calibration(tally: Tally) -> list[tuple[str, int, float, float]]:
 
 @dataclass(frozen=True)
 class Report:
-    """Figures of every method over all splits pooled, per-split figures of the model, and the model's calibration."""
+    """Figures of every method over all splits pooled, per-split figures of the model (and of the site-rate
+    rule), and the model's calibration."""
 
     scenario: str
     methods: tuple[Figures, ...]
-    splits: tuple[tuple[str, int, Figures], ...]  # (split name, training decisions, the model's figures)
+    splits: tuple[tuple[str, int, Figures, Figures | None], ...]  # (split name, training decisions, the model's
+    # figures, and the site-rate rule's beside them when it ran)
     calibration: tuple[tuple[str, int, float, float], ...]
     skipped: tuple[str, ...] = ()
 
@@ -294,13 +296,16 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
             except ModelError as exc:
                 skipped.append(f"{split.name}: {exc}")
                 continue
+            own: dict[str, Figures] = {}
             for m, predict in predictors.items():
                 guesses = predict(candidates)
                 tallies[m].add(split.test, guesses)
-                if m == "model":
-                    own = Tally()
-                    own.add(split.test, guesses)
-                    per_split.append((split.name, len(split.train), figures(m, own)))
+                if m in ("model", "site rate"):
+                    alone = Tally()
+                    alone.add(split.test, guesses)
+                    own[m] = figures(m, alone)
+            if "model" in own:
+                per_split.append((split.name, len(split.train), own["model"], own.get("site rate")))
     if progress:
         progress(len(splits), len(splits))
     model_tally = tallies.get("model", Tally())

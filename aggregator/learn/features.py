@@ -39,7 +39,7 @@ LEXICON_COLUMNS = (
     + [f"kind:{k}" for k in KIND_KEYS]
     + ["scope:title", "scope:opening", "open:code", "host:research"]
     + [f"topic:{k}:opening" for k in TOPIC_KEYS]
-    + ["offscope"]
+    + ["offscope"]  # 1: a hiring, event or culture word in the title, 0.5: in the opening only
 )
 
 
@@ -116,7 +116,7 @@ def lexicon_features(c: Candidate) -> list[float]:
             float(bool(title["open"] or opening.get("open") or "github.com" in c.url)),
             float(_research_lab(c.url))]
     row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in TOPIC_KEYS]
-    row += [float(bool(title["off"] or opening.get("off")))]
+    row += [1.0 if title["off"] else 0.5 if opening.get("off") else 0.0]
     return row
 
 
@@ -134,14 +134,15 @@ def _scope(counts: dict[str, int]) -> float:
 
 
 def scope_evidence(x: sp.csr_matrix) -> np.ndarray:
-    """Whether each row's text puts the post in an AI/ML digest's scope, from the lexicon columns: +1 for a
-    strong AI/ML word in its title or opening (or weak ones in both), 0.5 for one weak word, down to -1 for a hiring, event or culture
-    post without one; the script the text is written in plays no part."""
+    """Whether each row's text puts the post in an AI/ML digest's scope, from the lexicon columns: 1 for a
+    strong AI/ML word in its title or opening (or weak ones in both), 0.5 for one weak word, 0 for none,
+    and -1 for a hiring, event or culture post: one whose title says so ("AI 연구 인턴 채용"), or whose
+    opening says so while nothing in it is strongly AI/ML. The script the text is written in plays no part."""
     n_tfidf = x.shape[1] - len(LEXICON_COLUMNS)
     lex = np.asarray(x[:, n_tfidf:].todense()) / LEXICON_SCALE
     scope = np.minimum(lex[:, LEXICON_COLUMNS.index("scope:title")] + lex[:, LEXICON_COLUMNS.index("scope:opening")], 1.0)
-    off = lex[:, LEXICON_COLUMNS.index("offscope")]
-    return np.where(scope >= 1.0, scope, scope - off)
+    off = lex[:, LEXICON_COLUMNS.index("offscope")]  # 1: in the title, 0.5: in the opening only
+    return np.where((off >= 1.0 - 1e-9) | ((off > 0) & (scope < 1.0 - 1e-9)), -1.0, scope)
 
 
 def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate]) -> sp.csr_matrix:

@@ -189,13 +189,15 @@ def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched:
 
 
 def evaluate_editions(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
-                    scope: Scope = Scope()) -> Report:
-    """Edition by edition: learn from the editions before e, predict e's decisions (only the `last` ones
+                      scope: Scope = Scope(), first: Edition | None = None) -> Report:
+    """Edition by edition, as the editor lived them: learn from every decision before e, predict e's
+    decisions, then go on with e's decisions learned (only the `last` editions, or those from `first`,
     when given); every method on the same splits."""
     from aggregator.learn.evaluate import edition_splits, run
 
     splits = list(edition_splits(aligned_labels(store, scope), store.fetched_posts(feeds=scope.feeds)))
     splits = splits[-last:] if last else splits
+    splits = [s for s in splits if first is None or s.name >= first]
     return run("edition by edition" if scope.cadence == "weekly" else "month by month", splits, now=now,
                progress=progress)
 
