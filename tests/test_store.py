@@ -265,15 +265,15 @@ def test_upgrading_from_the_revision_before_feed_hosts_fills_each_feeds_host(tmp
 
 
 def test_the_migrated_schema_is_the_one_the_orm_declares(empty_db: str) -> None:
-    """Every table, column, constraint and index of store/schema.py, by name, after the migrations."""
+    """Every table, column, constraint and index of store/schema.py, by name, after every migration run in
+    turn from an empty database: what a new database gets at once (Store.migrate) is the same schema."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
 
     from aggregator.store.schema import metadata
 
-    with Store(empty_db) as store:
-        store.migrate()
+    _migrated_to(empty_db, "head")
     engine = create_engine(empty_db)
     try:
         with engine.connect() as conn:
@@ -336,3 +336,18 @@ def test_upgrading_from_the_revision_before_edition_columns_keeps_every_label_di
             assert conn.execute(text("select count(*) from labels")).scalar() == 0  # undone: no label, as before the accept
     finally:
         engine.dispose()
+
+
+def test_a_new_database_gets_the_newest_schema_at_once_and_its_version(empty_db: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from aggregator.store.schema import metadata
+
+    with Store(empty_db) as store:
+        store.migrate()
+        with store.engine.connect() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == SCHEMA_VERSION
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        store.sync_feeds([FeedConfig("a", "https://a.example/feed")], NOW)  # and it is usable
+        assert [f.name for f in store.feeds_due(NOW)] == ["a"]
