@@ -173,7 +173,7 @@ def test_aws_sagemaker_post_goes_to_aws_section(model: classify.Model) -> None:
     [p] = model.predict([NEW_SAGEMAKER])
     assert p.section == AWS_OPS
     assert "sagemaker" in p.reasons[0]
-    assert p.reasons[1].startswith("aws.amazon.com/blogs: 9 past picks, 7 in 3.4.")
+    assert p.reasons[1].startswith("aws.amazon.com/blogs/machine-learning: 9 past picks, 7 in 3.4.")
 
 
 def test_company_serving_post_goes_to_business_mlops(model: classify.Model) -> None:
@@ -287,7 +287,7 @@ def test_title_document_is_what_the_text_features_read() -> None:
     title, body, origin = features.title_document(c).split("\n")
     assert title == "Title with spaces"
     assert body == ""
-    assert origin.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs"]
+    assert origin.split() == ["host=aws.amazon.com", "site=aws.amazon.com/blogs/machine-learning"]
 
 
 def test_editor_summaries_never_change_the_model() -> None:

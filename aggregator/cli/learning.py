@@ -49,7 +49,6 @@ def train(ctx: typer.Context, digest: DigestOption = None) -> None:
                       "again"}[meta["priority_mode"]])
 
 
-@reports_errors
 def _edition(text: str, option: str) -> Edition:
     try:
         return Edition(text)
@@ -57,6 +56,7 @@ def _edition(text: str, option: str) -> Edition:
         raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
+@reports_errors
 def evaluate(
     ctx: typer.Context,
     old: Annotated[str | None, typer.Option("--from", help="An older version of a digest: learn from it alone ... (with --replay: the first edition to predict).", show_default=False)] = None,

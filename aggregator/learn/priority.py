@@ -23,7 +23,9 @@ CV_FOLDS = 5  # out-of-fold scores calibrate the priority
 BACKGROUND_WEIGHT = 0.3  # weight of a background post as a non-pick when known non-picks exist
 CUT_FLOOR = 0.25  # the draft never selects a post less likely than this to be picked
 PRIOR_CUT = 0.5  # the cut before anything but picks is known
-CALIBRATION_C = 100.0  # the calibration's two weights are fitted almost freely
+CALIBRATION_C = 1.0  # the calibration's three weights, regularised: where the site alone separates the
+# decisions (picks from sites with no other posts), its weight must not grow without bound
+OFF_SCOPE_SHARE = 0.1  # what a hiring, event or culture post keeps of its P(pick)
 SHRINK = 4.0  # a site's pick rate starts as this many posts' worth of the digest's overall rate
 
 
@@ -229,8 +231,12 @@ def _calibration(scores: np.ndarray, site_logit: np.ndarray, scope: np.ndarray, 
 
 def _combine(platt: tuple[float, float, float, float], scores: np.ndarray, site_logit: np.ndarray,
              scope: np.ndarray) -> np.ndarray:
+    """The calibrated P(pick); a post the vocabulary puts out of scope (hiring, events, culture: scope -1)
+    keeps OFF_SCOPE_SHARE of it. The editor's decisions rarely hold such posts of the sites they pick
+    from, so the calibration cannot learn this veto from them; the vocabulary knows it."""
     a, b, c, d = platt
-    return 1.0 / (1.0 + np.exp(-(a * scores + b * site_logit + c * scope + d)))
+    p = 1.0 / (1.0 + np.exp(-(a * scores + b * site_logit + c * scope + d)))
+    return np.where(scope < 0, p * OFF_SCOPE_SHARE, p)
 
 
 def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> np.ndarray:
