@@ -113,9 +113,9 @@ SITE_RATE_MIN_PICKS = 2  # the site-rate rule selects from sites with at least t
 
 
 def fit_site_rate(split: Split) -> Predictor:
-    """The editor's one-line rule: P(pick) is the share of the site's posts they picked, picks / (posts seen
-    + 1), so that where nothing but picks is known it ranks sites by their number of past picks; selected
-    from sites with at least SITE_RATE_MIN_PICKS picks and a rate of one half. Sections as `host`."""
+    """The editor's one-line rule, "how often do I pick from this site": P(pick) is the share of the site's
+    posts they picked, picks / (posts seen + 1), so that where nothing but picks is known it ranks sites by
+    their number of past picks; selected from sites with at least SITE_RATE_MIN_PICKS picks. Sections as `host`."""
     host = fit_host(split)
     picked: Counter[str] = Counter()
     seen: Counter[str] = Counter()
@@ -130,7 +130,7 @@ def fit_site_rate(split: Split) -> Predictor:
         for c, g in zip(candidates, host(candidates)):
             key = Site.of(c.url).key
             rate = picked[key] / (seen[key] + 1)
-            out.append(Guess(g.section, rate, picked[key] >= SITE_RATE_MIN_PICKS and rate >= 0.5))
+            out.append(Guess(g.section, rate, picked[key] >= SITE_RATE_MIN_PICKS))
         return out
 
     return predict
