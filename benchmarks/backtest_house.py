@@ -42,7 +42,7 @@ from aggregator.links import Site, canonical_url
 from aggregator.models import Edition
 from aggregator.store import Store
 
-AGGREGATOR = [sys.executable, "-m", "aggregator"]
+AGGREGATOR = [sys.executable, "-m", "aggregator"]  # --aggregator replaces it (another build, to compare)
 
 
 def load(path: Path) -> list[dict]:
@@ -178,8 +178,12 @@ def main() -> None:
     ap.add_argument("--digest", type=Path, required=True)
     ap.add_argument("--first", default="2022-11", help="the month learned from (steady state)")
     ap.add_argument("--second", default="2022-12", help="the month drafted and scored")
+    ap.add_argument("--aggregator", help="the command to run instead of this checkout's (e.g. another build's "
+                    "venv/bin/aggregator), to compare two builds on the same data")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.aggregator:
+        AGGREGATOR[:] = args.aggregator.split()
     posts = load(args.data)
     digest = read_digest(args.digest.read_text(encoding="utf-8"), path=str(args.digest))
     picks = {}

@@ -3,10 +3,13 @@ text; hiring, event and culture posts out of scope in any language; decisions th
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, FEEDS, FeedServer, run_cli
 from test_choosing import house_labels, post, selected
 
 from aggregator.learn import classify
@@ -124,3 +127,26 @@ def test_the_site_of_a_post_is_its_folder_never_the_post_itself() -> None:
     assert Site.of("https://aws.amazon.com/ko/blogs/machine-learning/a-post/").key == "aws.amazon.com/blogs/machine-learning"
     assert Site.of("https://www.microsoft.com/en-us/research/blog/a-post/").key == "microsoft.com/research/blog"
     assert Site.of("https://medium.com/airbnb-engineering/a-post-1").key == "medium.com/airbnb-engineering"
+
+
+def test_draft_trains_again_when_posts_changed_since_the_model_and_not_with_no_train(home: Path,
+                                                                                    feed_server: FeedServer) -> None:
+    """A model trained before a fetch is stale: `draft` trains again first (saying so on standard error,
+    so that a JSON draft on standard output stays JSON); `--no-train` drafts with the saved model."""
+    run_cli(home, "import-digest", str(DATA / "digests" / "house_2022-12.md"), "--month", "2022-11")
+    assert run_cli(home, "train").exit_code == 0
+    trained_at = json.loads((home / "models" / "meta.json").read_text(encoding="utf-8"))["trained_at"]
+    rdf = feed_server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
+    (home / "feeds.yaml").write_text(f"feeds:\n  - name: ML\n    url: {rdf}\n    source: Google\n", encoding="utf-8")
+    assert run_cli(home, "-q", "fetch").exit_code == 0
+
+    kept = run_cli(home, "draft", "--month", "2022-12", "--format", "json", "--no-train")
+    assert kept.exit_code == 0 and "trained again" not in kept.stderr
+    assert json.loads((home / "models" / "meta.json").read_text(encoding="utf-8"))["trained_at"] == trained_at
+
+    fresh = run_cli(home, "draft", "--month", "2022-12", "--format", "json")
+    assert fresh.exit_code == 0 and "model trained again" in fresh.stderr
+    assert json.loads(fresh.stdout)  # the draft itself, on standard output
+    assert json.loads((home / "models" / "meta.json").read_text(encoding="utf-8"))["trained_at"] != trained_at
+    again = run_cli(home, "draft", "--month", "2022-12", "--format", "json")
+    assert "trained again" not in again.stderr  # nothing changed since
