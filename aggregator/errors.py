@@ -37,3 +37,7 @@ class DigestError(AggregatorError):
 
 class ModelError(AggregatorError):
     """A saved model is missing, damaged or incompatible: retrain."""
+
+
+class ModelFormatError(ModelError):
+    """A saved model written by a release whose models read posts differently: training again replaces it."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.poll.claims import Claims
 from aggregator.config import Config, DigestSettings
-from aggregator.errors import ConfigError, ModelError
+from aggregator.errors import ModelFormatError, ConfigError, ModelError
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.limits import MAX_NAME
 from aggregator.models import Edition, PassSummary
@@ -141,8 +141,8 @@ class Runtime:
         False, the saved model as it is (ModelError when it cannot be used)."""
         try:
             model = self.load_model(digest)
-        except ModelError as exc:
-            if not train or "format" not in str(exc):
+        except ModelFormatError:
+            if not train:
                 raise
             return self._train_again(digest, "the saved model was of an older format")
         if model is None or not train:

@@ -150,3 +150,18 @@ def test_draft_trains_again_when_posts_changed_since_the_model_and_not_with_no_t
     assert json.loads((home / "models" / "meta.json").read_text(encoding="utf-8"))["trained_at"] != trained_at
     again = run_cli(home, "draft", "--month", "2022-12", "--format", "json")
     assert "trained again" not in again.stderr  # nothing changed since
+
+
+def test_draft_trains_again_over_a_model_of_an_older_format_and_no_train_refuses_it(home: Path) -> None:
+    """A release that reads posts differently writes models of a new format: draft replaces the old one."""
+    run_cli(home, "import-digest", str(DATA / "digests" / "house_2022-12.md"), "--month", "2022-11")
+    assert run_cli(home, "train").exit_code == 0
+    meta_path = home / "models" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta_path.write_text(json.dumps({**meta, "format": meta["format"] - 1}), encoding="utf-8")
+
+    kept = run_cli(home, "draft", "--month", "2022-12", "--format", "json", "--no-train")
+    assert kept.exit_code == 1 and "has format" in kept.stderr and "Traceback" not in kept.output
+    fresh = run_cli(home, "draft", "--month", "2022-12", "--format", "json")
+    assert fresh.exit_code == 0 and "older format" in fresh.stderr
+    assert json.loads(meta_path.read_text(encoding="utf-8"))["format"] == meta["format"]

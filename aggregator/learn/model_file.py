@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from aggregator.errors import ModelError
+from aggregator.errors import ModelError, ModelFormatError
 from aggregator.files import WriteError, atomic_write, folder_lock
 from aggregator.learn.classify import FORMAT_VERSION, META_KEYS, Model
 from aggregator.learn.features import LEXICON_COLUMNS, MAX_FEATURES, analyze
@@ -142,7 +142,7 @@ def _read_meta(directory: Path) -> dict[str, Any]:
     if missing:
         raise ModelError(f"model in {directory} lacks {', '.join(missing)} in {META_FILE}; {_RETRAIN}")
     if meta["format"] != FORMAT_VERSION:
-        raise ModelError(f"model in {directory} has format {meta['format']}, this aggregator reads {FORMAT_VERSION}; "
+        raise ModelFormatError(f"model in {directory} has format {meta['format']}, this aggregator reads {FORMAT_VERSION}; "
                          f"{_RETRAIN}")
     return meta
 
