@@ -43,7 +43,7 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 
 
 def chromium() -> WebDriver:
-    """Debian's Chromium under chromedriver; a machine without them fails the test (it never skips)."""
+    """Debian's Chromium under chromedriver (the `browser` fixture checks first that they are here)."""
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for drivers on the network
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -55,8 +55,24 @@ def chromium() -> WebDriver:
     return driver
 
 
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (one line, with how to install what is missing), or None."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (os.path.isfile(path) and os.access(path, os.X_OK))]
+    if not missing:
+        return None
+    return (f"no {' or '.join(missing)}: the desk's browser tests need Debian's Chromium and its driver "
+            "(apt install chromium chromium-driver, or set AGGREGATOR_CHROMIUM and AGGREGATOR_CHROMEDRIVER)")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
+    """Chromium driven by Selenium. Without it the tests that need it skip with one line, unless
+    AGGREGATOR_REQUIRE_BROWSER=1 (as CI sets it after installing Chromium), where they fail."""
+    why = browser_missing()
+    if why is not None:
+        if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"AGGREGATOR_REQUIRE_BROWSER=1 but {why}", pytrace=False)
+        pytest.skip(why)
     driver = chromium()
     try:
         yield driver
