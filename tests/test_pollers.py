@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from aggregator.store import Store
+from aggregator.store.feeds import Check
 
 pytest.importorskip("psycopg")
 
@@ -277,3 +278,33 @@ def test_once_per_period_work_is_skipped_while_another_poller_holds_it(pg_db: st
     assert not (home / "drafts").exists()
     code, out, err = finish([aggregator(home, pg_db, "run", "--once")])[0]
     assert code == 0 and "not refreshed" not in out and (home / "drafts").exists()
+
+
+def test_a_poller_past_its_lease_never_records_over_the_poller_that_took_the_feed_over(pg_db: str) -> None:
+    """A poller that stalled past its lease and resumed stores the posts it found, but leaves the feed's row,
+    and the claim on it, to the poller that claimed the feed meanwhile."""
+    from datetime import timedelta
+
+    from aggregator.models import FeedConfig, FetchResult, ParsedPost
+
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    later = start + timedelta(minutes=5)  # the first lease (one minute) has run out
+    post = ParsedPost(key="k1", url="https://a.example/1", title="t", summary="s", published=start, content_hash="h")
+    with Store(pg_db, worker="slow") as slow, Store(pg_db, worker="fast") as fast:
+        slow.migrate()
+        slow.sync_feeds([FeedConfig("a", "https://a.example/feed")], start)
+        [feed], _ = slow.claim_feeds(worker="slow", now=start, until=start + timedelta(minutes=1), started=start,
+                                     room=1, per_host=6)
+        [taken], _ = fast.claim_feeds(worker="fast", now=later, until=later + timedelta(minutes=1), started=later,
+                                      room=1, per_host=6)
+        assert taken.id == feed.id
+        late = FetchResult(feed.url, 200, body=b"", etag='"slow"')
+        assert slow.record_fetch(feed, late, [post], now=later, next_check=later, error=None) == 1
+        state = rows(pg_db, "select claimed_by, last_fetched_by, etag from feeds")
+        assert state == [("fast", None, None)]  # still the second poller's, untouched
+        slow.record_checks([Check(feed, FetchResult(feed.url, 304), later, later)], now=later)
+        assert rows(pg_db, "select claimed_by, last_fetched_by from feeds") == [("fast", None)]
+        fast.record_fetch(taken, FetchResult(taken.url, 200, body=b"", etag='"fast"'), [post], now=later,
+                          next_check=later, error=None)
+        assert rows(pg_db, "select claimed_by, last_fetched_by, etag from feeds") == [(None, "fast", '"fast"')]
+        assert rows(pg_db, "select count(*) from posts") == [(1,)]

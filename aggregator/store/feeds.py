@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -68,7 +68,11 @@ class FeedHealth:
 # The polling pass reads and writes feed rows through the table itself (SQLAlchemy Core): plain tuples and
 # one executemany per batch, with none of the ORM's per-object bookkeeping.
 _FEEDS = FeedRow.__table__
-_UPDATE_FEED_BY_ID = update(_FEEDS).where(_FEEDS.c.id == bindparam("feed_id"))
+# A poller records a feed only while no other poller holds it: one that stalled past its lease and resumed
+# must not overwrite (or clear the claim of) the poller that took the feed over. Without claims (SQLite, a
+# single process) claimed_by is NULL and every record goes through.
+_UNCLAIMED_OR_MINE = or_(_FEEDS.c.claimed_by.is_(None), _FEEDS.c.claimed_by == bindparam("me"))
+_UPDATE_FEED_BY_ID = update(_FEEDS).where(_FEEDS.c.id == bindparam("feed_id"), _UNCLAIMED_OR_MINE)
 STATE_COLUMNS = tuple(_FEEDS.c[f.name] for f in fields(FeedState))  # what a pass reads of a feed, by name
 
 
@@ -154,7 +158,7 @@ class Feeds(Database):
             when = check.checked_at or now
             row = dict(_answered(check.result, usable=True), feed_id=check.feed.id, last_checked_at=when,
                        next_check_at=check.next_check, error_count=0, last_error=None, last_success_at=when,
-                       **_released(self.worker))
+                       me=self.worker or "", **_released(self.worker))
             groups.setdefault(tuple(row), []).append(row)
         if groups:
             with self.session() as s:
@@ -235,8 +239,12 @@ def _record_one(s: Session, fetched: Fetched, now: datetime, worker: str | None)
         values["title"] = fetched.title
     if fetched.body_sha256:
         values["body_sha256"] = fetched.body_sha256
-    if s.execute(update(_FEEDS).where(_FEEDS.c.id == feed.id).values(**values)).rowcount == 0:
-        raise StoreError(f"feed {feed.name!r} vanished during the pass")
+    mine = (_FEEDS.c.claimed_by.is_(None)) | (_FEEDS.c.claimed_by == (worker or ""))
+    if s.execute(update(_FEEDS).where(_FEEDS.c.id == feed.id, mine).values(**values)).rowcount == 0:
+        if s.scalar(select(_FEEDS.c.id).where(_FEEDS.c.id == feed.id)) is None:
+            raise StoreError(f"feed {feed.name!r} vanished during the pass")
+        # Another poller claimed the feed after this one's lease ran out: its row is theirs now; the posts
+        # this late fetch found are stored all the same (once each, by link and key).
     return add_posts(s, feed.id, fetched.posts, now)
 
 
