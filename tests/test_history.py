@@ -109,10 +109,11 @@ def test_import_history_never_runs_a_program_the_repositorys_config_names(home: 
     git = ["git", "-C", str(repo)]
     head = subprocess.run([*git, "cat-file", "commit", "HEAD"], check=True, capture_output=True, timeout=60).stdout
     header, _, message = head.partition(b"\n\n")
-    signature = (b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEEAAAAAAAAAAAAAAAAAAAAAAAAAAAFAmPEAAAACgkQAAAAAAAA\n"
+    signature = (b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEEAAAAAAAAAAAAAAAAAAAAAAAA\n"
                  b" =AAAA\n -----END PGP SIGNATURE-----")
+    crafted = header + b"\n" + signature + b"\n\n" + message
     signed = subprocess.run([*git, "hash-object", "-t", "commit", "-w", "--stdin"], check=True, capture_output=True,
-                            input=header + b"\n" + signature + b"\n\n" + message, timeout=60).stdout.decode().strip()
+                            input=crafted, timeout=60).stdout.decode().strip()
     subprocess.run([*git, "update-ref", "HEAD", signed], check=True, timeout=60)  # the newest README commit, signed
     for key, value in [("log.showSignature", "true"), ("gpg.program", script), ("gpg.openpgp.program", script),
                        ("gpg.ssh.program", script), ("gpg.x509.program", script), ("core.fsmonitor", script),
