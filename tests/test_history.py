@@ -98,3 +98,31 @@ def test_a_path_that_is_no_repository_is_one_line(home: Path, target: str, messa
 def test_a_file_the_repository_never_had_is_one_line(home: Path, repo: Path) -> None:
     result = run(home, "import-history", str(repo), "--file", "DIGEST.md")
     assert result.exit_code == 1 and "no commit has DIGEST.md" in result.output
+
+
+def test_import_history_never_runs_a_program_the_repositorys_config_names(home: Path, repo: Path) -> None:
+    """A hostile repository's own config names programs git would run while reading: none of them runs."""
+    marker = home / "ran"
+    script = home / "payload.sh"
+    script.write_text(f"#!/bin/sh\necho \"$0 $*\" >> '{marker}'\nexit 1\n", encoding="utf-8")
+    script.chmod(0o755)
+    git = ["git", "-C", str(repo)]
+    head = subprocess.run([*git, "cat-file", "commit", "HEAD"], check=True, capture_output=True, timeout=60).stdout
+    header, _, message = head.partition(b"\n\n")
+    signature = (b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEEAAAAAAAAAAAAAAAAAAAAAAAA\n"
+                 b" =AAAA\n -----END PGP SIGNATURE-----")
+    crafted = header + b"\n" + signature + b"\n\n" + message
+    signed = subprocess.run([*git, "hash-object", "-t", "commit", "-w", "--stdin"], check=True, capture_output=True,
+                            input=crafted, timeout=60).stdout.decode().strip()
+    subprocess.run([*git, "update-ref", "HEAD", signed], check=True, timeout=60)  # the newest README commit, signed
+    for key, value in [("log.showSignature", "true"), ("gpg.program", script), ("gpg.openpgp.program", script),
+                       ("gpg.ssh.program", script), ("gpg.x509.program", script), ("core.fsmonitor", script),
+                       ("core.pager", script), ("pager.log", script), ("diff.external", script),
+                       ("core.hooksPath", home)]:
+        subprocess.run([*git, "config", key, str(value)], check=True, timeout=60)
+    for hook in ("post-checkout", "post-index-change", "reference-transaction"):
+        (home / hook).symlink_to(script)
+    result = run(home, "import-history", str(repo))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"{repo}: 3 versions of README.md"
+    assert not marker.exists(), marker.read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -88,9 +89,45 @@ def decisions(versions: Sequence[Version]) -> list[Decisions]:
             for e, group in sorted(by_edition.items())]
 
 
+# A repository is data, never code: its own config must not make a read run anything. Every git call goes
+# through _git_command, which reads with plumbing only (rev-parse, rev-list, cat-file: no diffs, so no
+# diff.external or textconv; no signature checks, so no gpg.*program) and pins, over any config file, each
+# setting that could still name a program: the fsmonitor hook, hooks, the pager, signature programs, and any
+# transport (a partial clone's lazy fetch would otherwise run core.sshCommand or remote.*.uploadpack).
+_SAFE_CONFIG = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "log.showSignature=false",
+    "gpg.program=false",
+    "gpg.openpgp.program=false",
+    "gpg.x509.program=false",
+    "gpg.ssh.program=false",
+    "protocol.allow=never",
+)
+_SAFE_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",  # neither the system's nor the user's config files: only the repository's
+    "GIT_CONFIG_GLOBAL": "/dev/null",  # (git >= 2.32), overridden by the settings above
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_PAGER": "cat",
+    "GIT_NO_LAZY_FETCH": "1",  # git >= 2.44; protocol.allow=never covers older ones
+    "GIT_OPTIONAL_LOCKS": "0",
+}
+_UNSAFE_ENV = ("GIT_EXTERNAL_DIFF", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_PROXY_COMMAND")
+
+
+def _git_command(repo: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one git read of `repo` that no repository config can make run a program."""
+    config = [part for setting in _SAFE_CONFIG for part in ("-c", setting)]
+    env = {k: v for k, v in os.environ.items() if k not in _UNSAFE_ENV}
+    return ["git", "--no-pager", *config, "-C", str(repo), *args], {**env, **_SAFE_ENV}
+
+
 def _git(repo: Path, *args: str) -> str:
+    command, env = _git_command(repo, *args)
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=GIT_TIMEOUT, check=False)
+        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, env=env, timeout=GIT_TIMEOUT,
+                              check=False)
     except FileNotFoundError:
         raise DigestError("the git command is not installed") from None
     except subprocess.TimeoutExpired:
@@ -109,14 +146,18 @@ def versions(repo: Path, file: str) -> list[Version]:
         _git(repo, "rev-parse", "--git-dir")
     except DigestError:
         raise DigestError(f"{repo}: not a git repository") from None
-    log = _git(repo, "log", "--reverse", "--format=%H %ct", "--", file).split("\n")
-    commits = [line.split() for line in log if line.strip()]
+    try:
+        _git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except DigestError:
+        raise DigestError(f"{repo}: no commit has {file}") from None  # a repository with no commit yet
+    log = _git(repo, "rev-list", "--reverse", "--timestamp", "HEAD", "--", file).split("\n")
+    commits = [line.split()[::-1] for line in log if line.strip()]  # "<commit time> <sha>" -> (sha, time)
     if not commits:
         raise DigestError(f"{repo}: no commit has {file}")
     out = []
     for sha, stamp in commits:
         try:
-            text = _git(repo, "show", f"{sha}:{file}")
+            text = _git(repo, "cat-file", "-p", f"{sha}:{file}")
         except DigestError:
             continue  # the commit deleted the file
         try:
