@@ -161,5 +161,5 @@ def write_if_unchanged(path: Path, text: str, expected_sha256: str) -> None:
     _, now = read(path)
     if now != expected_sha256:
         raise DigestError(f"{path}: changed while aggregator was publishing into it; nothing was written, run it again")
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"), follow_links=True)
 
