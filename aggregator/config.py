@@ -387,5 +387,5 @@ def add_feeds(path: Path, feeds: list[FeedConfig]) -> list[FeedConfig]:
         buffer = io.StringIO()
         yaml.dump(doc, buffer)
         parse_config(buffer.getvalue(), path=str(path))  # what is written must read back
-        atomic_write(path, buffer.getvalue().encode("utf-8"))
+        atomic_write(path, buffer.getvalue().encode("utf-8"), follow_links=True)
     return added

@@ -114,3 +114,58 @@ def test_publish_command_adds_the_months_accepted_entries(home: Path) -> None:
     for e in read_digest(FULL).entries:  # the month's picks, under the file's own headings for their sections
         assert new[canonical_url(e.url)][-1] == e.section[-1] and new[canonical_url(e.url)][0][:2] == e.section[0][:2]
     assert "0 entries added, 22 already there" in run(home, "publish", "--month", "2022-12", "--into", str(readme)).output
+
+
+FENCED_EXAMPLE = """\
+How this file is laid out:
+
+```markdown
+## 1. Research
+
+### 1.2. NLP
+
+* [Example (Jan 2023)](https://example.com/x)
+```
+
+<!--
+## 1. Research
+### 1.2. NLP
+## 2. Business Cases and Implementations
+### 2.3. RecSys, etc.
+-->
+
+"""
+
+
+def test_medium3_publish_skips_headings_in_fenced_code_and_html_comments() -> None:
+    title, rest = FULL.split("\n", 1)
+    readme = f"{title}\n\n{FENCED_EXAMPLE}{rest}"
+    result = plan(readme, ENTRIES, TAXONOMY)
+    assert only_insertions(readme, result.text) == [e.line + "\n" for e in ENTRIES]
+    assert result.text.split("## 1. Research", 1)[0] == readme.split("## 1. Research", 1)[0]  # the fence
+    assert result.text.split("-->", 1)[0] == readme.split("-->", 1)[0]  # and the comment are untouched
+    lines = result.text.splitlines()
+    real_nlp = max(i for i, line in enumerate(lines) if line == "### 1.2. NLP")
+    real_rec = max(i for i, line in enumerate(lines) if line == "### 2.3. RecSys, etc.")
+    assert lines[real_nlp + 1] == ENTRIES[0].line and lines[real_rec + 1] == ENTRIES[1].line
+    assert (result.added, result.present, result.created) == (2, 0, ())
+    again = plan(result.text, ENTRIES, TAXONOMY)
+    assert again.text == result.text and (again.added, again.present) == (0, 2)
+
+
+def test_medium3_publish_command_twice_into_a_readme_with_a_fenced_example_changes_nothing_the_second_time(
+        home: Path) -> None:
+    readme = home / "README.md"
+    mid = (DIGESTS / "house_mid_000.md").read_text(encoding="utf-8")
+    title, rest = mid.split("\n", 1)
+    readme.write_text(f"{title}\n\n{FENCED_EXAMPLE}{rest}", encoding="utf-8")
+    before = readme.read_text(encoding="utf-8")
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    assert run(home, "train").exit_code == 0
+    done = run(home, "publish", "--month", "2022-12", "--into", str(readme))
+    assert done.exit_code == 0 and "20 entries added" in done.output, done.output
+    after = readme.read_text(encoding="utf-8")
+    only_insertions(before, after)
+    assert after.split("-->", 1)[0] == before.split("-->", 1)[0]  # nothing went into the fence or the comment
+    assert "0 entries added, 22 already there" in run(home, "publish", "--month", "2022-12", "--into", str(readme)).output
+    assert readme.read_text(encoding="utf-8") == after

@@ -13,11 +13,12 @@ from aggregator.errors import DigestError
 from aggregator.files import atomic_write
 from aggregator.learn.labels import number_and_name
 from aggregator.learn.reading import read_digest
+from aggregator.learn.reading.markdown import heading_level, heading_text, parse
 from aggregator.links import canonical_url
 from aggregator.models import SectionPath
 from aggregator.digest.render import escape_markdown
 
-_HEADING = re.compile(r"^(#{2,3})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # lines as markdown-it counts them (its .map)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Plan:
 class _Heading:
     level: int  # 2 or 3
     text: str
-    index: int  # line index
+    index: int  # line index of the heading
+    end: int  # line index just below it (two lines down for a setext heading)
 
 
 def plan(text: str, entries: Sequence[Entry], taxonomy: Sequence[SectionPath], *, path: str = "<file>") -> Plan:
@@ -58,7 +60,7 @@ def plan(text: str, entries: Sequence[Entry], taxonomy: Sequence[SectionPath], *
         raise DigestError(f"{path}: not a house-style digest (## N. Section / ### N.M. Section / * [Title (Mon YYYY)](url)); "
                           "nothing was changed")
     known = {canonical_url(e.url) for e in digest.entries}
-    lines = text.splitlines(keepends=True)
+    lines = _LINE.findall(text)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += newline
@@ -74,11 +76,13 @@ def plan(text: str, entries: Sequence[Entry], taxonomy: Sequence[SectionPath], *
 
 
 def _headings(lines: list[str]) -> list[_Heading]:
+    """The file's top-level h2 and h3 headings, as the Markdown parser the reader uses sees them: a
+    heading-like line in a fenced or indented code block, an HTML comment or other HTML block is none."""
+    tokens = parse("".join(lines)).tokens
     out = []
-    for i, line in enumerate(lines):
-        match = _HEADING.match(line.rstrip("\r\n"))
-        if match:
-            out.append(_Heading(len(match.group(1)), match.group(2), i))
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map and heading_level(tok) in (2, 3):
+            out.append(_Heading(heading_level(tok), heading_text(tokens, i), tok.map[0], tok.map[1]))
     return out
 
 
@@ -98,22 +102,24 @@ def _place(lines: list[str], section: SectionPath, order: dict[SectionPath, int]
     start, end = 0, len(lines)  # the span of the section found so far
     for depth, name in enumerate(section[:2], start=2):
         path = path + (name,)
-        heads = [h for h in _headings(lines) if start <= h.index < end and h.level == depth]
+        headings = _headings(lines)
+        heads = [h for h in headings if start <= h.index < end and h.level == depth]
         found = next((h for h in heads if _same(h.text, name)), None)
         if found is None:
             at = _new_heading_at(lines, heads, path, order, start, end)
             block = [f"{'#' * depth} {escape_markdown(name)}{newline}"]
-            if at > 0 and lines[at - 1].strip() and not _HEADING.match(lines[at - 1].rstrip("\r\n")):
+            if at > 0 and lines[at - 1].strip() and at not in {h.end for h in headings}:
                 block.insert(0, newline)
             if at < len(lines) and lines[at].strip():
                 block.append(newline)
             lines[at:at] = block
             created.append(path)
             found_index = at + (1 if block[0] == newline else 0)
+            below = found_index + 1
             end += len(block)
         else:
-            found_index = found.index
-        start = found_index + 1
+            found_index, below = found.index, found.end
+        start = below
         later = [h for h in _headings(lines) if h.index > found_index and h.level <= depth]
         end = later[0].index if later else len(lines)
     return start, created
@@ -161,5 +167,5 @@ def write_if_unchanged(path: Path, text: str, expected_sha256: str) -> None:
     _, now = read(path)
     if now != expected_sha256:
         raise DigestError(f"{path}: changed while aggregator was publishing into it; nothing was written, run it again")
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, text.encode("utf-8"), follow_links=True)
 
