@@ -584,3 +584,70 @@ def test_a_model_saved_by_one_process_while_another_loads_is_never_read_mixed(
     finally:
         writer.join(timeout=120)
     assert writer.exitcode == 0 and loads > 0
+
+
+# -- Hardening, round three, medium 5: a compressed model file cannot exhaust memory ---------------
+
+
+def _npy_claiming(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    """An .npy member whose header claims `shape` but whose body is a few bytes: small on disk, huge if trusted."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(64)
+
+
+def _rewrite_npz(directory: Path, replace: dict[str, bytes]) -> None:
+    """model.npz again, its members kept except those in `replace` (added when new), and meta.json vouching for it."""
+    path = directory / model_file.ARRAYS_FILE
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members.update(replace)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    _vouch(directory)
+
+
+def _one_line_model_error(directory: Path) -> str:
+    with pytest.raises(ModelError) as caught:  # never a MemoryError, nor a traceback
+        model_file.load(directory)
+    message = str(caught.value)
+    assert "\n" not in message and "aggregator train" in message
+    return message
+
+
+def test_medium5_an_extra_array_of_gigabytes_in_the_model_file_is_refused_unread(saved: Path) -> None:
+    """A model.npz with an extra 3 GiB array of zeros (a small file, compressed) is refused by its name,
+    before anything of it is decompressed."""
+    _rewrite_npz(saved, {"zeros.npy": _npy_claiming((3 * 2**30 // 8,))})
+    assert (saved / model_file.ARRAYS_FILE).stat().st_size < 2**20
+    assert "zeros.npy" in _one_line_model_error(saved)
+
+
+def test_medium5_an_array_header_claiming_ten_to_the_eleven_floats_is_refused_before_reading(saved: Path) -> None:
+    _rewrite_npz(saved, {"idf.npy": _npy_claiming((10**11,))})
+    message = _one_line_model_error(saved)
+    assert "idf" in message and "shape" in message
+
+
+def test_medium5_arrays_of_another_dtype_or_shape_than_the_model_says_are_refused(saved: Path) -> None:
+    with zipfile.ZipFile(saved / model_file.ARRAYS_FILE) as z:
+        with z.open("idf.npy") as f:
+            np.lib.format.read_magic(f)
+            shape, _, _ = np.lib.format.read_array_header_1_0(f)
+    _rewrite_npz(saved, {"idf.npy": _npy_claiming(shape, "<i8")})
+    assert "idf" in _one_line_model_error(saved)
+    _rewrite_npz(saved, {"idf.npy": _npy_claiming((shape[0], 2))})
+    assert "idf" in _one_line_model_error(saved)
+
+
+def test_medium5_a_model_whose_arrays_would_total_over_the_cap_is_refused(saved: Path) -> None:
+    """model.json naming a million classes asks for arrays far over the cap: refused before any is read."""
+    path = saved / model_file.STATE_FILE
+    state = json.loads(path.read_text("utf-8"))
+    state["classes"]["flat"] = [f"class {i}" for i in range(1_000_000)]
+    path.write_text(json.dumps(state), "utf-8")
+    _vouch(saved)
+    assert "MiB" in _one_line_model_error(saved)

@@ -6,9 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import DATA, FeedServer, run_cli, trained_on_last_month
 
+from aggregator.digest.manifest import MAX_SELECTED
 from aggregator.learn.reading import read_digest
+from aggregator.limits import MAX_URL
 
 DIGESTS = DATA / "digests"
 run = run_cli
@@ -58,3 +61,52 @@ def test_a_manifest_whose_edition_is_no_edition_is_one_line_naming_the_file(home
         result = run(home, "draft", "--manifest", str(bad), "--out", "-")
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1 and str(bad) in result.output and repr(edition) in result.output
+
+
+# -- Hardening, round three, medium 4: a crafted manifest is refused, not rendered ------------------
+
+
+def _replay(home: Path, selected: object, **fields: object) -> tuple[int, str]:
+    bad = home / "crafted.manifest.json"
+    data = {"format": 1, "digest": "default", "edition": "2022-12", "selected": selected, **fields}
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    result = run(home, "draft", "--manifest", str(bad), "--out", "-")
+    assert "Traceback" not in result.output
+    if result.exit_code == 1:  # one line, naming the file
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and str(bad) in lines[0]
+    return result.exit_code, result.output
+
+
+def test_medium4_a_manifest_section_twenty_thousand_levels_deep_is_one_line(home: Path) -> None:
+    code, output = _replay(home, [{"url": "https://example.com/a", "section": ["x"] * 20_000}])
+    assert code == 1 and "20000 levels deep" in output and len(output) < 1000
+
+
+def test_medium4_a_manifest_section_name_of_five_megabytes_is_one_line(home: Path) -> None:
+    code, output = _replay(home, [{"url": "https://example.com/a", "section": ["1. Posts", "x" * 5 * 2**20]}])
+    assert code == 1 and "heading" in output and len(output) < 1000
+
+
+@pytest.mark.parametrize(("selected", "fields", "what"), [
+    ([{"url": "https://example.com/" + "a" * MAX_URL, "section": ["1. Posts"]}], {}, "no link"),
+    ([{"url": "https://example.com/a\n# injected", "section": ["1. Posts"]}], {}, "no link"),
+    ([{"url": "https://example.com/a", "section": ["1. Posts\n# injected"]}], {}, "heading"),
+    ([{"url": "https://example.com/a", "section": ["  "]}], {}, "heading"),
+    ([{"url": f"https://example.com/{i}", "section": ["1. Posts"]} for i in range(MAX_SELECTED + 1)], {}, "posts, over"),
+    ([], {"digest": "d" * 5 * 2**20}, "digest"),
+    ([], {"edition": "2" * 5 * 2**20}, "edition"),
+])
+def test_medium4_a_manifest_past_the_caps_is_one_line_naming_the_file(home: Path, selected: object,
+                                                                      fields: dict[str, object], what: str) -> None:
+    code, output = _replay(home, selected, **fields)
+    assert code == 1 and what in output and len(output) < 1000
+
+
+def test_medium4_a_manifest_section_outside_the_digests_taxonomy_is_refused(home: Path) -> None:
+    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    tree = [e.section for e in read_digest((DIGESTS / "house_2022-12.md").read_text(encoding="utf-8")).entries]
+    code, output = _replay(home, [{"url": "https://example.com/a", "section": ["9. Invented", "9.1. Elsewhere"]}])
+    assert code == 1 and "not in the digest's taxonomy" in output and "9. Invented" in output
+    code, output = _replay(home, [{"url": "https://example.com/a", "section": list(tree[0])}])
+    assert code == 0

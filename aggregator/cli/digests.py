@@ -108,6 +108,12 @@ def draft(
         edition = chosen_edition(settings, month, week, default=True)
         assert edition is not None
         model, trained = rt.fresh_model(settings, train=not no_train and replay is None)
+        if replay is not None and from_manifest is not None:  # its sections must be the digest's
+            from aggregator.digest.manifest import check_sections
+            from aggregator.learn.jobs import scope_of, taxonomy
+
+            known = [*taxonomy(rt.store, scope_of(rt.config, settings)), *(model.sections if model else ())]
+            check_sections(from_manifest, replay, [*known, (rt.config.draft.section,)] if known else ())
         if trained and not ctx.obj.quiet:
             warn(trained)  # standard error: standard output may be the JSON draft
         result = make_draft(rt.store, rt.config, edition, fmt, model=model,  # type: ignore[arg-type]

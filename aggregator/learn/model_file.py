@@ -24,6 +24,8 @@ ARRAYS_FILE = "model.npz"
 STATE_FILE = "model.json"
 META_FILE = "meta.json"
 MAX_FILE_BYTES = 512 * 2**20  # a model file larger than this is refused before it is read
+MAX_ARRAY_BYTES = 512 * 2**20  # the arrays' total once decompressed, from their headers, checked before any is read
+_FLOAT64 = np.dtype(np.float64)  # as `save` writes them, in this machine's byte order
 _RETRAIN = "run `aggregator train` again"
 
 
@@ -122,13 +124,81 @@ def _load(directory: Path) -> Model:
         if not isinstance(sums, dict) or _sha256(directory / name) != sums.get(name):
             raise ModelError(f"model in {directory} is damaged ({name} does not match {META_FILE}); {_RETRAIN}")
     try:
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
         state = json.loads((directory / STATE_FILE).read_text("utf-8"))
+        arrays = _read_arrays(directory / ARRAYS_FILE, _expected_arrays(state))
         return Model(_from_files(state, arrays), meta)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, zipfile.BadZipFile,
-            RecursionError) as exc:
+            RecursionError, MemoryError) as exc:
         raise ModelError(f"model in {directory} is not an aggregator model ({_short(exc)}); {_RETRAIN}") from None
+
+
+def _expected_arrays(state: Any) -> dict[str, tuple[int, ...]]:
+    """The arrays model.json calls for (name -> shape, all float64): what `_to_files` writes for that state,
+    so that model.npz is read only as far as these, and no further (ValueError when the state does not say)."""
+    _need(isinstance(state, dict), "model.json is not an object")
+    vocabulary, classes, priority = state.get("vocabulary"), state.get("classes"), state.get("priority")
+    _need(isinstance(vocabulary, list) and len(vocabulary) <= MAX_FEATURES, "a vocabulary of distinct terms")
+    _need(isinstance(classes, dict), "classes by classifier")
+    n_vocabulary = len(vocabulary)
+    n_features = n_vocabulary + len(LEXICON_COLUMNS)
+    shapes: dict[str, tuple[int, ...]] = {"idf": (n_vocabulary,)}
+    for name in ("flat", "top", "topic", "priority"):
+        names = classes.get(name)
+        if names is not None:
+            _need(isinstance(names, list), f"class names of {name}")
+            rows = 1 if len(names) == 2 else len(names)
+            shapes[f"{name}_coef"], shapes[f"{name}_intercept"] = (rows, n_features), (rows,)
+    if isinstance(priority, dict) and priority.get("mode") == Prior.kind:
+        shapes["centroid"] = (n_vocabulary,)
+    total = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values()) * _FLOAT64.itemsize
+    if total > MAX_ARRAY_BYTES:
+        raise ValueError(f"arrays of {total // 2**20} MiB, over {MAX_ARRAY_BYTES // 2**20} MiB")
+    return shapes
+
+
+def _read_arrays(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The arrays `shapes` names from the .npz at `path`, each only after its header said it is float64 of
+    the expected shape: nothing else in the file is decompressed, and an extra or unknown member is refused
+    (ValueError). Never a pickle: the dtype is checked first, and the data is read as raw bytes."""
+    with zipfile.ZipFile(path) as npz:
+        members = npz.namelist()
+        wanted = {f"{name}.npy" for name in shapes}
+        extra = sorted(set(members) - wanted)
+        if extra:
+            raise ValueError(f"{ARRAYS_FILE} holds {extra[0][:60]!r}, which this model has no use for")
+        if len(members) != len(set(members)):
+            raise ValueError(f"{ARRAYS_FILE} holds a member twice")
+        arrays = {}
+        for name, shape in shapes.items():
+            if f"{name}.npy" not in members:
+                raise ValueError(f"expected the array {name}")
+            with npz.open(f"{name}.npy") as f:
+                arrays[name] = _read_npy(f, name, shape)
+    return arrays
+
+
+def _read_npy(f: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        found, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        found, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"{name} in an .npy format {version} this aggregator does not write")
+    if dtype != _FLOAT64 or dtype.hasobject:
+        raise ValueError(f"{name} as float64 numbers, not {str(dtype)[:40]}")
+    if tuple(found) != shape:
+        raise ValueError(f"{name} of shape {shape}, not {str(tuple(found))[:60]}")
+    flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=_FLOAT64)
+    view, done = memoryview(flat).cast("B"), 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise ValueError(f"{name} is cut short")
+        done += n
+    if f.read(1):
+        raise ValueError(f"{name} has more data than its header says")
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
