@@ -447,6 +447,41 @@ def test_refusals_change_nothing_and_every_response_is_locked_down(desk: Desk) -
         assert desk.decisions()[post].revision == 1
 
 
+def _page_and_csrf(client: httpx.Client) -> tuple[str, str]:
+    page = client.get(f"/edition/{EDITION}")
+    assert page.status_code == 200
+    return page.text, page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+def test_low_11_a_deeply_nested_body_or_a_lone_surrogate_is_a_400_not_a_traceback(desk: Desk) -> None:
+    with httpx.Client(base_url=desk.base, timeout=10) as client:
+        text, csrf = _page_and_csrf(client)
+        post = int(text.split('data-post="', 1)[1].split('"', 1)[0])
+        section = text.split('data-section="', 1)[1].split('"', 1)[0].replace("&gt;", ">").replace("&amp;", "&")
+        headers = {"X-CSRF-Token": csrf, "Content-Type": "application/json"}
+        deep = b"[" * 32_000 + b"]" * 32_000  # 64,000 bytes: under the 64 KB limit
+        deep_in_a_form = b'{"post": 1, "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+        surrogate = {"post": post, "action": "edit", "revision": 0, "section": section,
+                     "summary": "bad \ud800 text"}
+        responses = {
+            "nested 32,000 deep": client.post(f"/edition/{EDITION}/act", content=deep, headers=headers),
+            "nested inside a form": client.post(f"/edition/{EDITION}/undo", content=deep_in_a_form, headers=headers),
+            "a lone surrogate in a summary": client.post(f"/edition/{EDITION}/act", content=json.dumps(surrogate).encode(), headers=headers),
+            "a lone surrogate in an action": client.post(f"/edition/{EDITION}/act", headers=headers,
+                                                         content=json.dumps({**surrogate, "action": "\udfff"}).encode()),
+        }
+        for what, response in responses.items():
+            assert response.status_code == 400, (what, response.status_code, response.text[:300])
+            assert "Traceback" not in response.text and response.json()["error"], what
+        assert "nests too deeply" in responses["nested 32,000 deep"].json()["error"]
+        assert "summary: the text is not valid Unicode" in responses["a lone surrogate in a summary"].json()["error"]
+        assert desk.decisions() == {}
+        fine = client.post(f"/edition/{EDITION}/act", headers=headers,
+                           content=json.dumps({**surrogate, "summary": "good text"}).encode())
+        assert fine.status_code == 200 and desk.decisions()[post].summary == "good text"
+    assert desk.proc.poll() is None
+
+
 def test_a_desk_on_another_address_needs_its_token(home: Path) -> None:
     desk = Desk(home, "--host", "127.0.0.2")
     try:

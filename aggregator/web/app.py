@@ -112,6 +112,8 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the request is not JSON") from None
+        except RecursionError:  # e.g. 64 KB of [[[[...]]]]: the parser gives up before it ends
+            raise BadRequest("the request nests too deeply") from None
         if not isinstance(data, dict):
             raise BadRequest("the request is not a JSON object")
         return data
@@ -203,6 +205,10 @@ def _text(data: dict[str, Any], key: str, limit: int, *, optional: bool = False)
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise BadRequest(f"{key}: text of at most {limit} characters is required")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800", which JSON can spell and no database stores
+        raise BadRequest(f"{key}: the text is not valid Unicode (it holds a lone surrogate)") from None
     return value
 
 
