@@ -482,6 +482,37 @@ def test_low_11_a_deeply_nested_body_or_a_lone_surrogate_is_a_400_not_a_tracebac
     assert desk.proc.poll() is None
 
 
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_low_12_a_desk_on_ipv6_loopback_reads_its_bracketed_host_header(home: Path) -> None:
+    if not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1) to listen on")
+    desk = Desk(home, "--host", "::1")
+    try:
+        assert desk.base == f"http://[::1]:{desk.port}"
+        with httpx.Client(base_url=desk.base, timeout=10) as client:
+            page = client.get(f"/edition/{EDITION}", headers={"Host": f"[::1]:{desk.port}"})
+            assert page.status_code == 200 and "data-post=" in page.text
+            assert client.get(f"/edition/{EDITION}", headers={"Host": "[::1]"}).status_code == 200
+            for foreign in ("evil.example", f"[::2]:{desk.port}", f"[::1]x:{desk.port}", f"::1:{desk.port}"):
+                assert client.get(f"/edition/{EDITION}", headers={"Host": foreign}).status_code == 400, foreign
+            csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+            undo = client.post(f"/edition/{EDITION}/undo", json={"action": 12345},
+                               headers={"X-CSRF-Token": csrf, "Origin": desk.base})
+            assert undo.status_code == 409  # past the host and origin checks, to the desk's own answer
+    finally:
+        assert desk.stop() == 0
+
+
 def test_a_desk_on_another_address_needs_its_token(home: Path) -> None:
     desk = Desk(home, "--host", "127.0.0.2")
     try:

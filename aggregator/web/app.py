@@ -16,9 +16,9 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import Headers
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -53,6 +53,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def host_name(header: str) -> str | None:
+    """The host of a Host header without its port: "127.0.0.1:8000" -> "127.0.0.1", "[::1]:8000" -> "::1"
+    (an IPv6 address comes in brackets); None for a malformed header."""
+    if header.startswith("["):
+        end = header.find("]")
+        if end < 0 or header[end + 1:] and not (header[end + 1] == ":" and header[end + 2:].isdigit()):
+            return None
+        return header[1:end]
+    name, _, port = header.partition(":")
+    return name if not port or port.isdigit() else None
+
+
+class TrustedHost:
+    """Refuses a request whose Host header names none of `hosts` ("*": any), as DNS rebinding would send;
+    unlike Starlette's TrustedHostMiddleware it reads a bracketed IPv6 host with its port ([::1]:8000)."""
+
+    def __init__(self, app: ASGI, hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.hosts = {h.lower() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] in ("http", "websocket") and "*" not in self.hosts:
+            name = host_name(Headers(scope=scope).get("host", ""))
+            if name is None or name.lower() not in self.hosts:
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BadRequest(Exception):
@@ -188,7 +217,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{rest:path}", guarded(not_found, html=True)),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TrustedHost, hosts=hosts)])
     return app
 
 
