@@ -529,6 +529,26 @@ def test_a_desk_on_another_address_needs_its_token(home: Path) -> None:
         assert desk.stop() == 0
 
 
+def test_low_13_the_401_page_gives_an_unauthenticated_visitor_nothing_of_the_desk(home: Path) -> None:
+    desk = Desk(home, "--host", "127.0.0.2")
+    try:
+        with httpx.Client(timeout=10) as client:
+            opened = client.get(desk.url, follow_redirects=True)
+            csrf = opened.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        with httpx.Client(base_url=desk.base, timeout=10) as stranger:
+            for response in (stranger.get(f"/edition/{EDITION}"), stranger.get("/"), stranger.get("/nowhere"),
+                             stranger.get(f"/edition/{EDITION}?token=wrong"),
+                             stranger.post(f"/edition/{EDITION}/undo", json={"action": 1}, headers={"X-CSRF-Token": csrf}),
+                             stranger.get("/retrain")):
+                assert response.status_code == 401, (response.request.url, response.status_code)
+                body = response.text
+                assert "needs its token" in body, body
+                assert csrf not in body and "csrf" not in body.lower(), body
+                assert all(mark not in body for mark in ("data-post", "data-section", "desk.css", "desk.js", "href=")), body
+    finally:
+        assert desk.stop() == 0
+
+
 def test_the_daemons_draft_refresh_keeps_the_desks_decisions(desk: Desk) -> None:
     from aggregator.config import load_config
     from aggregator.runtime import Runtime

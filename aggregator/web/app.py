@@ -35,6 +35,11 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store")]
 
+# What a visitor without the token gets: one line, and nothing of the desk (no CSRF token, no markup,
+# stylesheet or link of it).
+UNAUTHORISED = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>401</title></head>\n'
+                "<body><p>this desk needs its token: open the address aggregator review printed</p></body></html>\n")
+
 Scope = MutableMapping[str, Any]
 ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
@@ -121,7 +126,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
             response = RedirectResponse(request.url.remove_query_params("token").path, status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
             return response
-        return error_page("this desk needs its token: open the address aggregator review printed", 401)
+        return HTMLResponse(UNAUTHORISED, status_code=401)
 
     async def read_form(request: Request) -> dict[str, Any]:
         """The JSON body of a state-changing request, after the CSRF checks."""
