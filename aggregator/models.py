@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# ASCII digits only ([0-9], not \d, which takes fullwidth "２０２２-１２") and always matched whole with
+# fullmatch (never `$`, which lets a trailing newline through): an edition has exactly one spelling.
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 DEFAULT_DIGEST = "default"
 """The digest a feeds.yaml without `digests:` has, and the one every label stored before digests existed belongs to."""
@@ -194,7 +196,7 @@ class ImportEntry:
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) in UTC for "YYYY-MM"; ValueError otherwise."""
-    bounds = _month_bounds(month.strip())
+    bounds = _month_bounds(month)
     if bounds is None:
         raise ValueError(f"{month!r} is not a month like 2022-12")
     return bounds
@@ -208,7 +210,7 @@ Cadence = Literal["monthly", "weekly"]
 
 
 def _month_bounds(text: str) -> tuple[datetime, datetime] | None:
-    match = _MONTH.match(text)
+    match = _MONTH.fullmatch(text)
     if not match or not 1 <= int(match.group(2)) <= 12:
         return None
     year, mon = int(match.group(1)), int(match.group(2))
@@ -220,7 +222,7 @@ def _month_bounds(text: str) -> tuple[datetime, datetime] | None:
 
 
 def _week_bounds(text: str) -> tuple[datetime, datetime] | None:
-    match = _WEEK.match(text)
+    match = _WEEK.fullmatch(text)
     if not match:
         return None
     try:
@@ -241,11 +243,11 @@ def _is_iso_week(match: re.Match[str]) -> bool:
 
 def _not_an_edition(text: str, cadence: Cadence | None) -> str:
     """The one-line reason `text` is no edition (of `cadence`, when given)."""
-    week = _WEEK.match(text.strip())
+    week = _WEEK.fullmatch(text)
     if cadence == "weekly" or (cadence is None and week):
         detail = f" (that year has no week {week.group(2)})" if week and not _is_iso_week(week) else ""
         return f"{text!r} is not an ISO week like 2023-W40{detail}"
-    if cadence == "monthly" or _MONTH.match(text.strip()):
+    if cadence == "monthly" or _MONTH.fullmatch(text):
         return f"{text!r} is not a month like 2022-12"
     return f"{text!r} is not a month like 2022-12 or an ISO week like 2023-W40"
 
@@ -254,8 +256,10 @@ class Edition(str):
     """One edition of a digest: a month "YYYY-MM" (monthly cadence) or an ISO week "YYYY-Www" (weekly).
 
     A str, so it stores, compares, sorts, prints and serialises as its text; made once where text comes
-    in (an option, a URL, a file name, a manifest, a row), which checks and strips it: ValueError, in one
-    line naming the value, for anything else."""
+    in (an option, a URL, a file name, a manifest, a row), which checks it: ValueError, in one line naming
+    the value, for anything else. The text must be the edition exactly: ASCII digits, and no surrounding
+    whitespace (a trailing newline is refused, not stripped), so that no edition has a second spelling
+    that the desk could store decisions under or that a file name could carry."""
 
     __slots__ = ()
 
@@ -264,10 +268,9 @@ class Edition(str):
             return text
         if not isinstance(text, str):
             raise TypeError(f"an edition is text, not {type(text).__name__}")
-        value = text.strip()
-        if (_week_bounds(value) if value[5:6] == "W" else _month_bounds(value)) is None:
+        if (_week_bounds(text) if text[5:6] == "W" else _month_bounds(text)) is None:
             raise ValueError(_not_an_edition(text, None))
-        return super().__new__(cls, value)
+        return super().__new__(cls, text)
 
     @classmethod
     def named(cls, text: str, cadence: Cadence) -> Edition:

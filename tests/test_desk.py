@@ -463,6 +463,72 @@ def test_refusals_change_nothing_and_every_response_is_locked_down(desk: Desk) -
         assert desk.decisions()[post].revision == 1
 
 
+def _page_and_csrf(client: httpx.Client) -> tuple[str, str]:
+    page = client.get(f"/edition/{EDITION}")
+    assert page.status_code == 200
+    return page.text, page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+def test_low_11_a_deeply_nested_body_or_a_lone_surrogate_is_a_400_not_a_traceback(desk: Desk) -> None:
+    with httpx.Client(base_url=desk.base, timeout=10) as client:
+        text, csrf = _page_and_csrf(client)
+        post = int(text.split('data-post="', 1)[1].split('"', 1)[0])
+        section = text.split('data-section="', 1)[1].split('"', 1)[0].replace("&gt;", ">").replace("&amp;", "&")
+        headers = {"X-CSRF-Token": csrf, "Content-Type": "application/json"}
+        deep = b"[" * 32_000 + b"]" * 32_000  # 64,000 bytes: under the 64 KB limit
+        deep_in_a_form = b'{"post": 1, "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+        surrogate = {"post": post, "action": "edit", "revision": 0, "section": section,
+                     "summary": "bad \ud800 text"}
+        responses = {
+            "nested 32,000 deep": client.post(f"/edition/{EDITION}/act", content=deep, headers=headers),
+            "nested inside a form": client.post(f"/edition/{EDITION}/undo", content=deep_in_a_form, headers=headers),
+            "a lone surrogate in a summary": client.post(f"/edition/{EDITION}/act", content=json.dumps(surrogate).encode(), headers=headers),
+            "a lone surrogate in an action": client.post(f"/edition/{EDITION}/act", headers=headers,
+                                                         content=json.dumps({**surrogate, "action": "\udfff"}).encode()),
+        }
+        for what, response in responses.items():
+            assert response.status_code == 400, (what, response.status_code, response.text[:300])
+            assert "Traceback" not in response.text and response.json()["error"], what
+        assert "nests too deeply" in responses["nested 32,000 deep"].json()["error"]
+        assert "summary: the text is not valid Unicode" in responses["a lone surrogate in a summary"].json()["error"]
+        assert desk.decisions() == {}
+        fine = client.post(f"/edition/{EDITION}/act", headers=headers,
+                           content=json.dumps({**surrogate, "summary": "good text"}).encode())
+        assert fine.status_code == 200 and desk.decisions()[post].summary == "good text"
+    assert desk.proc.poll() is None
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_low_12_a_desk_on_ipv6_loopback_reads_its_bracketed_host_header(home: Path) -> None:
+    if not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1) to listen on")
+    desk = Desk(home, "--host", "::1")
+    try:
+        assert desk.base == f"http://[::1]:{desk.port}"
+        with httpx.Client(base_url=desk.base, timeout=10) as client:
+            page = client.get(f"/edition/{EDITION}", headers={"Host": f"[::1]:{desk.port}"})
+            assert page.status_code == 200 and "data-post=" in page.text
+            assert client.get(f"/edition/{EDITION}", headers={"Host": "[::1]"}).status_code == 200
+            for foreign in ("evil.example", f"[::2]:{desk.port}", f"[::1]x:{desk.port}", f"::1:{desk.port}"):
+                assert client.get(f"/edition/{EDITION}", headers={"Host": foreign}).status_code == 400, foreign
+            csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+            undo = client.post(f"/edition/{EDITION}/undo", json={"action": 12345},
+                               headers={"X-CSRF-Token": csrf, "Origin": desk.base})
+            assert undo.status_code == 409  # past the host and origin checks, to the desk's own answer
+    finally:
+        assert desk.stop() == 0
+
+
 def test_a_desk_on_another_address_needs_its_token(home: Path) -> None:
     desk = Desk(home, "--host", "127.0.0.2")
     try:
@@ -475,6 +541,26 @@ def test_a_desk_on_another_address_needs_its_token(home: Path) -> None:
         with httpx.Client(timeout=10) as stranger:  # the CSRF token alone is not enough
             response = stranger.post(desk.base + f"/edition/{EDITION}/undo", json={"action": 1}, headers={"X-CSRF-Token": csrf})
             assert response.status_code == 401
+    finally:
+        assert desk.stop() == 0
+
+
+def test_low_13_the_401_page_gives_an_unauthenticated_visitor_nothing_of_the_desk(home: Path) -> None:
+    desk = Desk(home, "--host", "127.0.0.2")
+    try:
+        with httpx.Client(timeout=10) as client:
+            opened = client.get(desk.url, follow_redirects=True)
+            csrf = opened.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        with httpx.Client(base_url=desk.base, timeout=10) as stranger:
+            for response in (stranger.get(f"/edition/{EDITION}"), stranger.get("/"), stranger.get("/nowhere"),
+                             stranger.get(f"/edition/{EDITION}?token=wrong"),
+                             stranger.post(f"/edition/{EDITION}/undo", json={"action": 1}, headers={"X-CSRF-Token": csrf}),
+                             stranger.get("/retrain")):
+                assert response.status_code == 401, (response.request.url, response.status_code)
+                body = response.text
+                assert "needs its token" in body, body
+                assert csrf not in body and "csrf" not in body.lower(), body
+                assert all(mark not in body for mark in ("data-post", "data-section", "desk.css", "desk.js", "href=")), body
     finally:
         assert desk.stop() == 0
 

@@ -134,6 +134,7 @@ def test_iso_weeks_split_sunday_night_from_monday_morning_and_cross_years() -> N
     ("2023-w40", "'2023-w40' is not a month like 2022-12 or an ISO week like 2023-W40"),
     ("Dec 2022", "is not a month like 2022-12 or an ISO week like 2023-W40"),
     ("", "is not a month like 2022-12 or an ISO week like 2023-W40"),
+    (" 2022-12", "' 2022-12' is not a month like 2022-12"),  # surrounding whitespace is refused, not stripped
 ])
 def test_an_edition_is_a_month_or_an_iso_week_and_anything_else_is_one_line_naming_it(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -141,8 +142,8 @@ def test_an_edition_is_a_month_or_an_iso_week_and_anything_else_is_one_line_nami
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_an_edition_is_its_text_stripped_and_knows_its_cadence_and_bounds() -> None:
-    month, week = Edition(" 2022-12\n"), Edition("2020-W53")
+def test_an_edition_is_its_text_and_knows_its_cadence_and_bounds() -> None:
+    month, week = Edition("2022-12"), Edition("2020-W53")
     assert (month, week) == ("2022-12", "2020-W53") and isinstance(month, str)
     assert f"{month}.md" == "2022-12.md" and json.dumps({"edition": week}) == '{"edition": "2020-W53"}'
     assert (month.weekly, month.cadence, week.weekly, week.cadence) == (False, "monthly", True, "weekly")

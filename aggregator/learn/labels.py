@@ -13,8 +13,8 @@ from aggregator.links import canonical_url
 from aggregator.models import Digest, Edition, ImportEntry, SectionPath
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
-_FILE_MONTH = re.compile(r"(?<!\d)(\d{4})-(0[1-9]|1[0-2])(?!\d)")
-_FILE_WEEK = re.compile(r"(?<!\d)(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])(?!\d)")
+_FILE_MONTH = re.compile(r"(?<![0-9])([0-9]{4})-(0[1-9]|1[0-2])(?![0-9])")
+_FILE_WEEK = re.compile(r"(?<![0-9])([0-9]{4})-W(0[1-9]|[1-4][0-9]|5[0-3])(?![0-9])")
 COVER_SHARE = 0.25  # a month covers a digest when at least this share of its entries is from it
 YEARS = (1990, 2100)  # the years a digest's dates may name: outside them a date is a typo or an attack
 

@@ -16,9 +16,9 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import Headers
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -34,6 +34,11 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store")]
+
+# What a visitor without the token gets: one line, and nothing of the desk (no CSRF token, no markup,
+# stylesheet or link of it).
+UNAUTHORISED = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>401</title></head>\n'
+                "<body><p>this desk needs its token: open the address aggregator review printed</p></body></html>\n")
 
 Scope = MutableMapping[str, Any]
 ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -53,6 +58,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def host_name(header: str) -> str | None:
+    """The host of a Host header without its port: "127.0.0.1:8000" -> "127.0.0.1", "[::1]:8000" -> "::1"
+    (an IPv6 address comes in brackets); None for a malformed header."""
+    if header.startswith("["):
+        end = header.find("]")
+        if end < 0 or header[end + 1:] and not (header[end + 1] == ":" and header[end + 2:].isdigit()):
+            return None
+        return header[1:end]
+    name, _, port = header.partition(":")
+    return name if not port or port.isdigit() else None
+
+
+class TrustedHost:
+    """Refuses a request whose Host header names none of `hosts` ("*": any), as DNS rebinding would send;
+    unlike Starlette's TrustedHostMiddleware it reads a bracketed IPv6 host with its port ([::1]:8000)."""
+
+    def __init__(self, app: ASGI, hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.hosts = {h.lower() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] in ("http", "websocket") and "*" not in self.hosts:
+            name = host_name(Headers(scope=scope).get("host", ""))
+            if name is None or name.lower() not in self.hosts:
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BadRequest(Exception):
@@ -92,7 +126,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
             response = RedirectResponse(request.url.remove_query_params("token").path, status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
             return response
-        return error_page("this desk needs its token: open the address aggregator review printed", 401)
+        return HTMLResponse(UNAUTHORISED, status_code=401)
 
     async def read_form(request: Request) -> dict[str, Any]:
         """The JSON body of a state-changing request, after the CSRF checks."""
@@ -112,6 +146,8 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the request is not JSON") from None
+        except RecursionError:  # e.g. 64 KB of [[[[...]]]]: the parser gives up before it ends
+            raise BadRequest("the request nests too deeply") from None
         if not isinstance(data, dict):
             raise BadRequest("the request is not a JSON object")
         return data
@@ -186,7 +222,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{rest:path}", guarded(not_found, html=True)),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(TrustedHost, hosts=hosts)])
     return app
 
 
@@ -203,6 +239,10 @@ def _text(data: dict[str, Any], key: str, limit: int, *, optional: bool = False)
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise BadRequest(f"{key}: text of at most {limit} characters is required")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800", which JSON can spell and no database stores
+        raise BadRequest(f"{key}: the text is not valid Unicode (it holds a lone surrogate)") from None
     return value
 
 
