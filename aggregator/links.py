@@ -19,7 +19,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # them, and some of them change as Markdown reads a link ("(" must be escaped, a bare "%" gets encoded).
 _REG_NAME = re.compile(r"[a-z0-9\-._~]+")
 # scheme://[userinfo@]host[:port]path: the host (an IPv6 literal with its brackets) and the path, without
-# query or fragment. The host is read as poll/claims.py's SQL reads it for the per-host cap.
+# query or fragment. The host is the per-host key: the fetcher's limit, and feeds.host for the pollers' claims.
 _SITE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^/:?#]*)[^/?#]*([^?#]*)")
 
 

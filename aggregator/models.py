@@ -233,19 +233,11 @@ def _week_bounds(text: str) -> tuple[datetime, datetime] | None:
         return None
 
 
-def _is_iso_week(match: re.Match[str]) -> bool:
-    try:
-        date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
-    except ValueError:
-        return False
-    return True
-
-
 def _not_an_edition(text: str, cadence: Cadence | None) -> str:
     """The one-line reason `text` is no edition (of `cadence`, when given)."""
     week = _WEEK.fullmatch(text)
     if cadence == "weekly" or (cadence is None and week):
-        detail = f" (that year has no week {week.group(2)})" if week and not _is_iso_week(week) else ""
+        detail = f" (that year has no week {week.group(2)})" if week and _week_bounds(text) is None else ""
         return f"{text!r} is not an ISO week like 2023-W40{detail}"
     if cadence == "monthly" or _MONTH.fullmatch(text):
         return f"{text!r} is not a month like 2022-12"

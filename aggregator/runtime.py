@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.poll.claims import Claims
 from aggregator.config import Config, DigestSettings
-from aggregator.errors import ModelFormatError, ConfigError, ModelError
+from aggregator.errors import ConfigError, ModelError, ModelFormatError
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.limits import MAX_NAME
 from aggregator.models import Edition, PassSummary

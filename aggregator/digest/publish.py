@@ -113,6 +113,7 @@ def _place(lines: list[str], section: SectionPath, order: dict[SectionPath, int]
             if at < len(lines) and lines[at].strip():
                 block.append(newline)
             lines[at:at] = block
+            headings = _headings(lines)  # the file changed: read its headings again
             created.append(path)
             found_index = at + (1 if block[0] == newline else 0)
             below = found_index + 1
@@ -120,7 +121,7 @@ def _place(lines: list[str], section: SectionPath, order: dict[SectionPath, int]
         else:
             found_index, below = found.index, found.end
         start = below
-        later = [h for h in _headings(lines) if h.index > found_index and h.level <= depth]
+        later = [h for h in headings if h.index > found_index and h.level <= depth]
         end = later[0].index if later else len(lines)
     return start, created
 

@@ -218,7 +218,7 @@ class Fetcher:
         self.close()
 
     def _host_slot(self, url: str) -> threading.BoundedSemaphore:
-        """The per-host limit of a URL's host, keyed as poll/claims.py's claims cap hosts."""
+        """The per-host limit of a URL's host (Site.hostname: the key feeds.host holds for the pollers' claims)."""
         with self._host_lock:
             return self._hosts[Site.of(url).hostname]
 

@@ -239,8 +239,8 @@ def _record_one(s: Session, fetched: Fetched, now: datetime, worker: str | None)
         values["title"] = fetched.title
     if fetched.body_sha256:
         values["body_sha256"] = fetched.body_sha256
-    mine = (_FEEDS.c.claimed_by.is_(None)) | (_FEEDS.c.claimed_by == (worker or ""))
-    if s.execute(update(_FEEDS).where(_FEEDS.c.id == feed.id, mine).values(**values)).rowcount == 0:
+    recorded = update(_FEEDS).where(_FEEDS.c.id == feed.id, _UNCLAIMED_OR_MINE).values(**values)
+    if s.execute(recorded, {"me": worker or ""}).rowcount == 0:
         if s.scalar(select(_FEEDS.c.id).where(_FEEDS.c.id == feed.id)) is None:
             raise StoreError(f"feed {feed.name!r} vanished during the pass")
         # Another poller claimed the feed after this one's lease ran out: its row is theirs now; the posts
