@@ -15,7 +15,9 @@ Two situations, each in a fresh folder, every step the `aggregator` command as a
   second month fetched and drafted.
 
 The draft's JSON (every candidate with its P(pick) and whether the cut selected it) is scored against the
-editor's real picks of the second month, beside the site-rate rule fitted on the same decisions.
+editor's real picks of the second month, beside the site-rate rule fitted on the same decisions. Last, both
+months are fetched and imported as editions and `aggregator eval --replay` walks them, every baseline beside
+the model.
 """
 
 from __future__ import annotations
@@ -163,6 +165,28 @@ def situation(name: str, posts: list[dict], picks: dict, first: str, second: str
             "site rate": score(y, [g.priority for g in guesses], [g.selected for g in guesses])}
 
 
+def replay(posts: list[dict], picks: dict, first: str, second: str) -> dict:
+    """Both months fetched, and three editions imported (the digest's picks before `first`, then each month's
+    picks): `aggregator eval --replay` walks them in order, the model beside every baseline."""
+    feeds = Feeds(posts)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        (home / "feeds.yaml").write_text(feeds.config(), encoding="utf-8")
+        feeds.month = second
+        cli(home, "fetch", "--all")
+        earlier = [(e.title, url, e.section, e.month, e.source) for url, e in picks.items() if (e.month or "") < first]
+        (home / "earlier.md").write_text(house_digest(earlier), encoding="utf-8")
+        cli(home, "import-digest", "earlier.md", "--month", "2000-01")
+        for month in (first, second):
+            listed = [(p["title"], p["url"], picks[p["url"]].section, month, p.get("source") or "")
+                      for p in posts if p["picked"] and p["date"][:7] == month and p["url"] in picks]
+            (home / f"{month}.md").write_text(house_digest(listed), encoding="utf-8")
+            cli(home, "import-digest", f"{month}.md", "--month", month)
+        report = json.loads(cli(home, "eval", "--replay", "--json"))
+        feeds.server.shutdown()
+    return report
+
+
 def score(y: list[bool], p: list[float], chosen: list[bool]) -> dict:
     hits = sum(a and b for a, b in zip(y, chosen))
     precision = hits / max(sum(chosen), 1)
@@ -192,8 +216,9 @@ def main() -> None:
         if url and url not in picks:
             picks[url] = e
     results = [situation(name, posts, picks, args.first, args.second) for name in ("first day", "steady state")]
+    replayed = replay(posts, picks, args.first, args.second)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"situations": results, "replay": replayed}, indent=2))
         return
     print(f"{'situation':13s} {'method':9s} {'posts':>5s} {'picks':>5s} {'AP':>5s} {'sel':>4s} {'P':>5s} {'R':>5s} {'F1':>5s}")
     for r in results:
@@ -201,6 +226,16 @@ def main() -> None:
             f = r[method]
             print(f"{r['situation']:13s} {method:9s} {r['posts']:5d} {r['picks']:5d} {f['AP']:5.2f} {f['selected']:4d} "
                   f"{f['P']:5.2f} {f['R']:5.2f} {f['F1']:5.2f}")
+    print(f"\neval --replay ({replayed['scenario']}), per edition: model AP, cut P/R/F1 | site rate AP, F1")
+    fmt = lambda v: "  -  " if v is None else f"{v:5.2f}"  # noqa: E731
+    for name, trained, f, rule in replayed["splits"]:
+        print(f"  {name}  trained on {trained:3d}  picks {f['picks']:3d}  non-picks {f['non_picks']:3d}  AP {fmt(f['average_precision'])}"
+              f"  P {fmt(f['cut_precision'])}  R {fmt(f['cut_recall'])}  F1 {fmt(f['cut_f1'])}"
+              f" | {fmt(rule and rule['average_precision'])} {fmt(rule and rule['cut_f1'])}")
+    print("  pooled:")
+    for f in replayed["methods"]:
+        print(f"  {f['method']:9s} picks {f['picks']:3d} non-picks {f['non_picks']:3d} leaf {fmt(f['leaf_accuracy'])} top {fmt(f['top_accuracy'])}"
+              f"  AP {fmt(f['average_precision'])}  P {fmt(f['cut_precision'])}  R {fmt(f['cut_recall'])}  F1 {fmt(f['cut_f1'])}")
 
 
 if __name__ == "__main__":
