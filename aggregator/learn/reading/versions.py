@@ -42,6 +42,7 @@ class HouseVersions:
     def __init__(self, cut_heading: str = CUT_HEADING) -> None:
         self.cut_heading = cut_heading
         self.parts_parsed = 0  # parts parsed so far, headings and bodies: the work done
+        self.whole_reads = 0  # versions read whole (something in them can reach across parts)
         self._headings: dict[str, tuple[int, str]] = {}
         self._bodies: dict[str, _Body] = {}
         self._placed: dict[tuple[str, int, SectionPath], tuple[DigestEntry, ...]] = {}
@@ -84,6 +85,7 @@ class HouseVersions:
 
     def _whole(self, text: str, path: str) -> Digest:
         self.parts_parsed += 1
+        self.whole_reads += 1
         self._headings, self._bodies, self._placed = {}, {}, {}
         return read_digest(text, path=path, style="house", cut_heading=self.cut_heading)
 
