@@ -242,3 +242,22 @@ def test_progress_shows_commit_i_of_n_on_a_terminal_and_nothing_with_quiet(home:
     quiet = on_a_terminal(home, "--quiet", "import-history", str(busy_repo))
     assert "reading history" not in quiet and "of 6" not in quiet
     assert f"{busy_repo}: 6 versions of README.md" in quiet
+
+
+def test_since_says_when_entries_listed_before_it_were_dropped_later(home: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    shas = [commit(repo, when, name, readme=(DIGESTS / name).read_text(encoding="utf-8")) for name, when in VERSIONS]
+    assert run_cli(home, "import-history", str(repo)).exit_code == 0
+    before = stored(home)
+    last = (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+    dropped = next(line for line in last.splitlines() if "huggingface.co/blog/rlhf" in line)
+    commit(repo, "2023-02-03T00:00:00+00:00", "drop one", readme=last.replace(dropped + "\n", ""))
+    result = run_cli(home, "import-history", str(repo), "--since", shas[-1])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (f"1 entries listed at {shas[-1]} were dropped or moved after it; their "
+                                              "editions come before it: run without --since to record that")
+    assert stored(home) == before  # what was decided before --since is left as it was
+    assert run_cli(home, "import-history", str(repo)).exit_code == 0
+    assert stored(home)["https://huggingface.co/blog/rlhf"][1] is False  # the full read records the drop
