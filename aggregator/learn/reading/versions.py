@@ -27,7 +27,8 @@ class _Whole(Exception):
 
 @dataclass(frozen=True)
 class _Body:
-    """What one part's text (the lines after a heading) holds: its entries, lines counted from the part."""
+    """What one part's text holds (a list item at the margin with its lines, or the lines before the first
+    one): its entries, their lines counted from the part's start, and how many lines it spans."""
 
     entries: tuple[DigestEntry, ...]
     lines: int
@@ -35,9 +36,9 @@ class _Body:
 
 class HouseVersions:
     """Reads the versions of one house-style digest one after another, each exactly as `read_digest(text,
-    style="house")` would; the parts of a version (a heading line and the lines up to the next one) that
-    the version before also had are taken from it instead of being parsed again. Only the last version's
-    parts are kept."""
+    style="house")` would; the parts of a version (its heading lines, and the list items at the margin with
+    their lines) that the version before also had are taken from it instead of being parsed again. Only the
+    last version's parts are kept."""
 
     def __init__(self, cut_heading: str = CUT_HEADING) -> None:
         self.cut_heading = cut_heading
