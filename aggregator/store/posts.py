@@ -67,7 +67,7 @@ class Posts(Database):
         out: dict[int, str] = {}
         with self.session() as s:
             for chunk in chunks(list(post_ids)):
-                out.update(s.execute(select(PostRow.id, PostRow.summary).where(PostRow.id.in_(chunk))).tuples())
+                out.update((pid, text) for pid, text in s.execute(select(PostRow.id, PostRow.summary).where(PostRow.id.in_(chunk))))
         return out
 
     def last_change(self) -> datetime | None:
