@@ -136,7 +136,7 @@ def add_pick(store: Store, config: Config, digest: DigestSettings, edition: Edit
     """Store the post `page` read (unless its URL is stored) with the editor's `title`, and make it a pick
     of `edition` under `section` (else the model's), with `summary` as the editor's own line when it
     differs from the post's own text. Nothing is stored when it is refused (AddError, ConflictError)."""
-    title = cap(" ".join((title if title is not None else page.title).split()), MAX_TITLE)
+    title = cap(" ".join((title or "").split()), MAX_TITLE) or page.title  # left empty: the page's (or the stored) title
     if not title and not page.stored:
         raise AddError(f"{page.url}: " + (f"{page.error}; " if page.error else "the page gives no title; ")
                        + "a title is required to add it")
@@ -145,7 +145,7 @@ def add_pick(store: Store, config: Config, digest: DigestSettings, edition: Edit
     suggested = page.section if title == page.title else predicted(model, candidate_of(
         Preview(page.url, title, own, page.source, page.published, None), now))
     where = choose_section(section, suggested, sections_of(store, config, digest, model))
-    published = page.published
+    published = min(page.published, now) if page.published else None  # a date to come is taken as now, as for feeds
     start, end = edition.bounds()
     if published is None and not start <= now < end:
         published = start  # added later for a past edition, as an imported digest's entry is dated
