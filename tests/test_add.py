@@ -260,3 +260,14 @@ def test_reading_a_page_takes_opengraph_first_then_the_title_and_the_first_parag
     assert korean.title == "모델 서빙 비용 줄이기"
     hostile = read_page(b"<title>\x00<script>alert(1)</script>\xff</title><meta property='og:title' content=''>", None)
     assert "\x00" not in hostile.title
+
+
+def test_a_hostile_page_is_stored_as_capped_plain_text(home: Path, feed_server: FeedServer) -> None:
+    hostile = ('<title>x</title><meta property="og:title" content="&lt;img src=x onerror=alert(1)&gt;\u202eevil ' + "A" * 5000 + '">'
+               '<meta property="og:site_name" content="\x07Site\u200b"><p>' + "<b>bold</b> words " * 300 + "</p>")
+    url = feed_server.serve("/hostile", hostile, content_type="text/html")
+    result = run_cli(home, "add", url, "--month", EDITION, "--section", "1.1. CV")
+    assert result.exit_code == 0, result.output
+    post, _ = stored(home, url)
+    assert post.title.startswith("<img src=x onerror=alert(1)>") and len(post.title) == 500 and post.title.endswith("…")
+    assert post.source == "Site" and "<b>" not in post.summary and len(post.summary) <= 2000

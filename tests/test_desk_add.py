@@ -227,3 +227,32 @@ def test_a_stored_url_added_in_the_desk_is_not_fetched_and_becomes_a_pick(browse
         assert feed_server.hits == []
     finally:
         assert desk.stop() == 0
+
+
+def test_the_add_routes_refuse_bad_requests_with_one_line_and_store_nothing(home: Path) -> None:
+    desk = Desk(home)
+    try:
+        with httpx.Client(base_url=desk.base, timeout=30) as client:
+            page = client.get(f"/edition/{EDITION}").text
+            csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+            good = {"X-CSRF-Token": csrf, "Origin": desk.base}
+            before = snapshot(home)
+            answers = {
+                "no CSRF token": (client.post(f"/edition/{EDITION}/page", json={"url": "http://127.0.0.1/"}), 403),
+                "not http": (client.post(f"/edition/{EDITION}/page", json={"url": "file:///etc/passwd"}, headers=good), 400),
+                "no URL": (client.post(f"/edition/{EDITION}/add", json={"title": "x", "summary": ""}, headers=good), 400),
+                "no title": (client.post(f"/edition/{EDITION}/add", json={"url": "https://example.org/a", "title": "",
+                                                                          "summary": ""}, headers=good), 400),
+                "foreign section": (client.post(f"/edition/{EDITION}/add", headers=good, json={
+                    "url": "https://example.org/a", "title": "T", "summary": "", "section": "9. Nowhere"}), 400),
+                "another digest's edition": (client.post("/edition/2022-W50/add", headers=good, json={
+                    "url": "https://example.org/a", "title": "T", "summary": ""}), 404),
+            }
+            for what, (response, status) in answers.items():
+                assert response.status_code == status, (what, response.text)
+                error = response.json()["error"]
+                assert error and "\n" not in error and "Traceback" not in error, what
+            assert answers["not http"][0].json()["error"] == "'file:///etc/passwd' is not an http(s) URL"
+            assert snapshot(home) == before
+    finally:
+        assert desk.stop() == 0
