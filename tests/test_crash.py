@@ -204,19 +204,29 @@ def init_killed_after_statement(config: Path, db: Path, statement: int, marker: 
     assert proc.returncode == -signal.SIGKILL, f"init ended by itself: {proc.stderr}"
 
 
+@pytest.fixture(scope="module")
+def creation(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], tuple[list[tuple[str, str]], list[tuple[str]]]]:
+    """The schema statements `init` sends to create a new database, and the schema it leaves (recorded once)."""
+    folder = tmp_path_factory.mktemp("creation")
+    (folder / "feeds.yaml").write_text("feeds:\n  - name: A\n    url: http://127.0.0.1:9/a.xml\n", encoding="utf-8")
+    tag = uuid.uuid4().hex
+    statements = schema_statements(folder / "feeds.yaml", folder / "reference.db", tag)
+    complete = schema(folder / "reference.db")
+    assert complete[1], "init recorded no schema version"
+    return statements, complete
+
+
 @pytest.mark.parametrize("point", SCHEMA_KILL_POINTS)
 def test_a_process_killed_while_creating_the_database_leaves_one_that_the_next_command_can_use(
-        tmp_path: Path, marker: str, point: str) -> None:
+        tmp_path: Path, marker: str, point: str,
+        creation: tuple[list[str], tuple[list[tuple[str, str]], list[tuple[str]]]]) -> None:
     """Killed after a schema statement chosen from a recorded run of `init`: on disk there is no schema at all
     (the creation is one transaction), and the next command creates it whole and polls."""
     db = tmp_path / "aggregator.db"
+    statements, complete = creation
     with ChaosServer(FEEDS, seed=9, answers=HEALTHY) as server:
         server.publish(2 * FEEDS)
         config = write_config(tmp_path, server, interval="1h", timeout=10)
-        reference = tmp_path / "reference.db"
-        statements = schema_statements(config, reference, marker)
-        complete = schema(reference)
-        assert complete[1], "init recorded no schema version"
         init_killed_after_statement(config, db, SCHEMA_KILL_POINTS[point](statements), marker)
         assert schema(db) == ([], [])
 
