@@ -299,9 +299,13 @@ def _nesting_problem(text: str, path: str) -> str | None:
         while body.startswith("- "):
             dashes += 1
             body = body[2:].lstrip(" ")
-        quote = ""
+        quote, escaped = "", False
         for ch in body:
-            if quote:
+            if escaped:  # the character after a backslash in a double-quoted scalar: never its end
+                escaped = False
+            elif quote == '"' and ch == "\\":
+                escaped = True
+            elif quote:
                 quote = "" if ch == quote else quote
             elif ch in "'\"":
                 quote = ch
