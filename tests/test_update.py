@@ -408,18 +408,21 @@ def test_a_cold_pass_forks_its_parse_workers_before_fetching(tmp_path: Path, fee
     assert ran.stdout.split() == ["2", "True", str(n), str(4 * n)]
 
 
-# Takes the polling lock, forks a child that outlives the lock's release, and tries the lock again from a second
+# Takes the polling lock, forks a child (and waits until it runs) that outlives the lock's release, and tries the lock again from a second
 # handle on the database: argv is the database file. Prints whether the second try got the lock.
 LOCK_AFTER_FORK = """
 import os, sys, time
 from aggregator.store import Store
 
 first, second = Store(f"sqlite:///{sys.argv[1]}"), Store(f"sqlite:///{sys.argv[1]}")
+ready, running = os.pipe()
 with first.polling_lock():
     child = os.fork()
     if child == 0:
+        os.write(running, b"!")  # the child runs: what it does just after the fork is done
         time.sleep(3)
         os._exit(0)
+    os.read(ready, 1)
 try:
     with second.polling_lock():
         print("taken")
