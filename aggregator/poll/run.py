@@ -26,13 +26,13 @@ Progress = Callable[[FeedOutcome], None]
 
 RETRY_AFTER_CAP = timedelta(days=7)  # a server may ask us to wait; not for longer than this
 RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, shorter cap (seconds)
-# When parse workers pay (measured on 2 cores, docs/polling-speed.md): a body takes about 5.5 ms of CPU to
-# parse here. Workers forked from this process start in about 0.1 s and 0.02 s of CPU; workers from a
-# forkserver (the only safe way once fetch threads run) in about 0.5 s and 0.17 s of CPU, the server included.
-# Either adds about 40 MiB (PSS) for two workers.
+# When parse workers pay (benchmarks/bench_workers.py, 2 cores): a body takes about 5.5 ms of CPU to parse
+# here. Two workers forked from this process answer within about 0.07 s for 0.02 s of CPU; two from a forkserver
+# (the only safe way once fetch threads run) within 0.3 to 0.6 s for 0.15 s of CPU, the server included. Either
+# adds about 38 MiB (PSS).
 FORK_WORKERS_FROM = 32  # feeds never parsed before (cold) in a pass's first list: fork workers before fetching
 PARSE_HERE_FIRST = 128  # bodies parsed here before a forkserver's workers take the rest: its start costs as much
-# time as about 90 parses, so a pass with a hundred changed bodies (5% of 2,000 feeds) parses them all here
+# time as 60 to 90 parses, so a pass with a hundred changed bodies (5% of 2,000 feeds) parses them all here
 CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
 FETCHES_PER_WRITE = 20  # feeds with new bodies or errors recorded per transaction
 SUBMITTED_PER_THREAD = 2  # fetches handed to the thread pool per fetch thread: one running, one waiting, so the
