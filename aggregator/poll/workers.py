@@ -22,7 +22,11 @@ def forked_parser_pool(workers: int) -> ProcessPoolExecutor:
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_watch, initargs=(os.getpid(),))
-    pool.submit(int).result()  # a fork pool starts every worker at its first task
+    try:
+        pool.submit(int).result()  # a fork pool starts every worker at its first task
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return pool
 
 
