@@ -46,20 +46,23 @@ def decisions(home: Path) -> dict[str, tuple[str, bool, tuple[str, ...] | None]]
         return {lb.candidate.url: (month, lb.selected, lb.section) for month, lb in store.training_labels()}
 
 
+def printed(name: str) -> dict[str, str | None]:
+    return {canonical_url(e.url) or e.url: e.month for e in read_digest((DIGESTS / name).read_text(encoding="utf-8")).entries}
+
+
 def test_history_gives_first_appearances_final_sections_and_removals(home: Path, repo: Path) -> None:
     result = run(home, "import-history", str(repo))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == f"{repo}: 3 versions of README.md"
     got = decisions(home)
     thin, mid, full = urls("house_thin_002.md"), urls("house_mid_000.md"), urls("house_2022-12.md")
-    for url in thin & full:  # listed since the first version: picked in its month
-        assert got[url][:2] == ("2022-11", True)
-    for url in (mid - thin) & full:
-        assert got[url][:2] == ("2022-12", True)
-    for url in full - mid - thin:
-        assert got[url][:2] == ("2023-01", True)
-    for url in (thin | mid) - full:  # dropped later: non-picks
-        assert got[url][1] is False
+    months = {**printed("house_thin_002.md"), **printed("house_mid_000.md"), **printed("house_2022-12.md")}
+    assert months["https://openai.com/blog/chatgpt/"] == "2022-11"  # listed first in the commit of January 2023
+    for url in full:  # picked in the month its line printed, whichever commit first listed it
+        assert got[url][:2] == (months[url], True)
+    assert (thin | mid) - full
+    for url in (thin | mid) - full:  # dropped later: non-picks, in the month they printed
+        assert got[url][:2] == (months[url], False) == ("2022-12", False)
     sections = {canonical_url(e.url): e.section for e in read_digest((DIGESTS / "house_2022-12.md").read_text("utf-8")).entries}
     assert all(got[url][2] == sections[url] for url in full)  # the final section wins, in the newest headings
 
@@ -73,7 +76,8 @@ def test_a_second_run_imports_only_what_new_commits_changed(home: Path, repo: Pa
     commit(repo, full.replace("### 1.1. CV\n", "### 1.1. CV\n" + new_entry), "2023-02-03T09:00:00+00:00", "feb")
     third = run(home, "import-history", str(repo))
     changed = [line for line in third.output.splitlines()[1:] if "unchanged" not in line]
-    assert changed == ["2023-02: 1 picks; 1 added, 0 moved, 0 removed"]
+    assert changed == ["2023-02: 1 picks; 1 added, 0 moved, 0 removed; too few entries to speak for the edition: "
+                       "nothing left out"]
     assert decisions(home)["https://example.com/feb-post"] == ("2023-02", True, ("1. Research", "1.1. CV"))
 
 
@@ -85,7 +89,7 @@ def test_a_link_changed_for_the_same_post_is_not_a_rejection(home: Path, repo: P
     assert run(home, "import-history", str(repo)).exit_code == 0
     got = decisions(home)
     assert old not in got  # one post, one decision: under the link the file gives it now, not a second pick
-    assert got["https://huggingface.co/blog/rlhf-illustrated"][:2] == ("2022-11", True)  # decided when first listed
+    assert got["https://huggingface.co/blog/rlhf-illustrated"][:2] == ("2022-12", True)  # the month it printed
 
 
 @pytest.mark.parametrize("target, message", [("nowhere", "no such folder"), ("plain", "not a git repository")])

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from aggregator.errors import DigestError
-from aggregator.learn.labels import align_section, import_entries
+from aggregator.learn.labels import align_section, busy_editions, entry_edition, import_entries
 from aggregator.learn.reading import read_digest
-from aggregator.models import Digest, Edition, ImportEntry, SectionPath, month_of
+from aggregator.models import Cadence, Digest, Edition, ImportEntry, SectionPath, month_of
 
 GIT_TIMEOUT = 60  # seconds one git command may take
 _WORD = re.compile(r"\w+")
@@ -29,9 +30,12 @@ class Version:
 
 
 @dataclass
-class _Seen:
-    entry: ImportEntry
-    first: datetime  # the decision time: the commit that first listed it
+class Seen:
+    """One post's course through the file's history."""
+
+    entry: ImportEntry  # as the last version that listed it gives it (its final section)
+    first: datetime  # the commit that first listed it
+    changed: datetime  # the commit that last changed the editor's decision on it: listed, moved, dropped
     present: bool = True
     moves: int = 0
 
@@ -40,11 +44,13 @@ class _Seen:
 class Decisions:
     """One edition's decisions from the history: its picks (final sections) and the entries later removed."""
 
-    edition: Edition  # the month of the commits that first listed them
+    edition: Edition  # the edition the entries' own dates put them in (`entry_edition`)
     picks: tuple[ImportEntry, ...]
     removed: tuple[ImportEntry, ...]
     moved: int = 0
     sections: tuple[SectionPath, ...] = field(default=())
+    covered: bool = True  # the history lists enough of the edition to speak for all of it (`busy_editions`)
+    decided_at: Mapping[str, datetime] = field(default_factory=dict)  # link -> the commit that last decided on it
 
 
 def _same_post(a: ImportEntry, b: ImportEntry) -> bool:
@@ -52,40 +58,61 @@ def _same_post(a: ImportEntry, b: ImportEntry) -> bool:
     return _WORD.findall(a.title.casefold()) == _WORD.findall(b.title.casefold())
 
 
-def decisions(versions: Sequence[Version]) -> list[Decisions]:
-    """The editor's decisions, edition by edition, from the file's versions oldest first (pure).
-
-    An entry is picked in the month of the commit that first listed it, under the section of the last
-    version that lists it; one that a later version drops is a non-pick from then on, unless the same
-    commit lists a post of the same title under another link (a URL change, not a rejection)."""
-    seen: dict[str, _Seen] = {}
+def entry_states(versions: Sequence[Version]) -> list[Seen]:
+    """Each post's course through the file's versions, oldest first (pure): first listed, last decided on,
+    final section, and whether the newest version still lists it. A post dropped by a commit that lists a
+    post of the same title under another link is that post (a URL change, not a rejection)."""
+    seen: dict[str, Seen] = {}
     for version in versions:
         tree = versions[-1].digest.sections
         month = version.digest.month or month_of(version.when)
         current = {e.url: e for e in import_entries(version.digest, month)}
         gone = [url for url, s in seen.items() if s.present and url not in current]
         for url, entry in current.items():
-            aligned = ImportEntry(entry.url, entry.title, entry.source, entry.published,
-                                  align_section(entry.section, tree), entry.editor_summary)
+            aligned = dataclasses.replace(entry, section=align_section(entry.section, tree))
             old = seen.get(url)
             if old is None:
                 renamed = next((g for g in gone if _same_post(seen[g].entry, aligned)), None)
-                first = seen[renamed].first if renamed else version.when
+                first, changed = (seen[renamed].first, seen[renamed].changed) if renamed else (version.when, version.when)
                 if renamed:
                     gone.remove(renamed)
                     del seen[renamed]
-                seen[url] = _Seen(aligned, first)
+                seen[url] = Seen(aligned, first, changed)
             else:
-                old.moves += old.entry.section != aligned.section
+                moved = old.entry.section != aligned.section
+                old.moves += moved
+                if moved or not old.present:
+                    old.changed = version.when
                 old.entry, old.present = aligned, True
         for url in gone:
-            seen[url].present = False
-    by_edition: dict[Edition, list[_Seen]] = {}
-    for s in seen.values():
-        by_edition.setdefault(Edition.month(s.first), []).append(s)
-    sections = versions[-1].digest.sections if versions else ()
+            seen[url].present, seen[url].changed = False, version.when
+    return list(seen.values())
+
+
+def decisions(versions: Sequence[Version], cadence: Cadence = "monthly",
+              dates: Mapping[str, datetime] | None = None) -> list[Decisions]:
+    """The editor's decisions, edition by edition, from the file's versions oldest first (pure).
+
+    An entry is picked under the section of the last version that lists it, in the edition its own date
+    puts it in (`entry_edition`: the month it printed, else its post's publication date from `dates`, link
+    -> date where known, else the edition of the commit that first listed it); one that a later version
+    drops is a non-pick there from then on. Each decision carries the time of the commit that made it."""
+    return group_decisions(entry_states(versions), cadence, dates or {},
+                           versions[-1].digest.sections if versions else ())
+
+
+def group_decisions(states: Sequence[Seen], cadence: Cadence, dates: Mapping[str, datetime],
+                    sections: tuple[SectionPath, ...] = ()) -> list[Decisions]:
+    """Posts' courses (`entry_states`) grouped into the editions they belong to, oldest first (pure)."""
+    by_edition: dict[Edition, list[Seen]] = {}
+    for s in states:
+        edition = entry_edition(cadence, printed=s.entry.printed, published=dates.get(s.entry.url),
+                                fallback=Edition.of(cadence, s.first))
+        entry = dataclasses.replace(s.entry, published=edition.bounds()[0])
+        by_edition.setdefault(edition, []).append(Seen(entry, s.first, s.changed, s.present, s.moves))
+    busy = set(busy_editions({e: len(group) for e, group in by_edition.items()}))
     return [Decisions(e, tuple(s.entry for s in group if s.present), tuple(s.entry for s in group if not s.present),
-                      sum(s.moves for s in group), sections)
+                      sum(s.moves for s in group), sections, e in busy, {s.entry.url: s.changed for s in group})
             for e, group in sorted(by_edition.items())]
 
 
