@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -263,6 +264,15 @@ def run_cli(home: Path, *args: str) -> Result:
     from aggregator.cli import app
 
     return CliRunner().invoke(app, ["--config", str(home / "feeds.yaml"), *args], catch_exceptions=False)
+
+
+def december_digest(home: Path) -> Path:
+    """The house fixture with every entry printed as December 2022's (it cites older and newer posts too),
+    so that importing it files all 22 entries in the one edition 2022-12."""
+    path = home / "house_2022-12.md"
+    text = (DATA / "digests" / "house_2022-12.md").read_text(encoding="utf-8")
+    path.write_text(re.sub(r"\((?:Jan|Oct|Nov|Dec) (?:2002|2020|2022|2023)", "(Dec 2022", text), encoding="utf-8")
+    return path
 
 
 def trained_on_last_month(home: Path, feed_server: FeedServer) -> None:

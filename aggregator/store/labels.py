@@ -171,6 +171,7 @@ class Labels(Database):
 
         added = moved = changed = 0
         chosen = set()
+        fresh: set[int] = set()  # posts newly selected in this edition
         for entry in entries:
             post = posts[entry.url]
             chosen.add(post.id)
@@ -185,6 +186,7 @@ class Labels(Database):
                                editor_summary=summary, printed_source=entry.source, updated_at=now,
                                revision=history.get(post.id, 0) + 1))
                 added += 1
+                fresh.add(post.id)
                 continue
             summary = summary or (row.editor_summary if summary != entry.editor_summary else "")
             change = (row.selected, row.section, row.editor_summary) != (True, section, summary)
@@ -192,6 +194,7 @@ class Labels(Database):
                 continue
             if not row.selected:
                 added += 1
+                fresh.add(post.id)
             elif row.section != section:
                 moved += 1
             if change:
@@ -200,6 +203,9 @@ class Labels(Database):
                 row.selected, row.section, row.editor_summary = True, section, summary
                 row.printed_source, row.updated_at = entry.source, now
                 changed += 1
+        arrived = len(_move_here(s, digest, edition, [posts[e.url].id for e in entries],
+                                 skip={posts[u].id for u in kept}) & fresh)
+        moved, added = moved + arrived, added - arrived  # a pick that moved here from another edition
         removed = 0
         rejected = {posts[e.url].id: part.decided_at.get(e.url, now) for e in left_out}  # dropped in the history
         silent = {pid for pid, row in labels.items() if row.selected} | offered if part.covered else set()
@@ -320,6 +326,24 @@ class Labels(Database):
             return Edition(text)
         except ValueError as exc:
             raise StoreError(f"{self.where}: a stored edition: {exc}") from None
+
+
+def _move_here(s: Session, digest: str, edition: Edition, post_ids: Sequence[int], *, skip: Collection[int]) -> set[int]:
+    """Take the picks among `post_ids` out of the other editions an earlier import filed them in (the
+    newest digest's date for an entry wins: a post belongs to one edition); those that were selected there.
+    A label the desk acted on stays: the desk decided on the post in that edition."""
+    moved: set[int] = set()
+    wanted = [p for p in post_ids if p not in skip]
+    for chunk in chunks(wanted):
+        query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.edition != edition, LabelRow.post_id.in_(chunk))
+        for row in s.scalars(query):
+            if desk_revisions(s, digest, Edition(row.edition), row.post_id):
+                continue
+            if row.selected:
+                moved.add(row.post_id)
+            s.delete(row)
+    s.flush()
+    return moved
 
 
 def _is_opening(summary: str, post_text: str) -> bool:
