@@ -260,13 +260,14 @@ class Labels(Database):
         with self.session() as s:
             return {pid: text for pid, text in s.execute(query) if text}
 
-    def selected_elsewhere(self, edition: Edition, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
-        """Those of `post_ids` that another edition of the digest already published."""
+    def decided_elsewhere(self, edition: Edition, post_ids: Sequence[int], *, digest: str = DEFAULT_DIGEST) -> set[int]:
+        """Those of `post_ids` that another edition of the digest holds a decision on (published, or left
+        out): a post belongs to one edition, the one its decision was filed in."""
         found: set[int] = set()
         with self.session() as s:
             for chunk in chunks(list(post_ids)):
                 query = select(LabelRow.post_id).where(LabelRow.post_id.in_(chunk), LabelRow.edition != edition,
-                                                       LabelRow.selected.is_(True), LabelRow.digest == digest)
+                                                       LabelRow.digest == digest)
                 found.update(s.scalars(query))
         return found
 
