@@ -163,7 +163,9 @@ class Labels(Database):
             made = desk.get(post.id)
             if made is None or not change:
                 return False
-            if decided is None or made > decided:
+            if decided is None:  # the digest never named the post: nothing of its to weigh against the desk's
+                return True
+            if made > decided:
                 kept.append(post.url or "")
                 return True
             overrode.append(post.url or "")
