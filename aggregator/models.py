@@ -192,7 +192,7 @@ class ImportEntry:
     published: datetime  # the first instant of the entry's edition: the digest gives no day
     section: SectionPath
     editor_summary: str
-    printed: str | None = None  # "YYYY-MM" the entry printed ("(Nov 2022, …)", house style); None when it printed none
+    printed: str | None = None  # "YYYY-MM" the entry printed ("(Nov 2022, …)", house style); None: it printed none
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

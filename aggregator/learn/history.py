@@ -73,7 +73,8 @@ def entry_states(versions: Sequence[Version]) -> list[Seen]:
             old = seen.get(url)
             if old is None:
                 renamed = next((g for g in gone if _same_post(seen[g].entry, aligned)), None)
-                first, changed = (seen[renamed].first, seen[renamed].changed) if renamed else (version.when, version.when)
+                first, changed = ((seen[renamed].first, seen[renamed].changed) if renamed
+                                  else (version.when, version.when))
                 if renamed:
                     gone.remove(renamed)
                     del seen[renamed]

@@ -127,8 +127,9 @@ def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope:
         parts.append(EditionPart(d.edition, d.picks, d.covered, d.removed,
                                  hashlib.sha256(key.encode("utf-8")).hexdigest(), d.decided_at, absent_since=None))
         moves.append(d.moved)
-    reports = store.import_editions(parts, path=f"{repo}:{file}", style="house", title=cap(found[-1].digest.title, MAX_NAME),
-                                    sections=found[-1].digest.sections, now=now, digest=scope.digest)
+    reports = store.import_editions(parts, path=f"{repo}:{file}", style="house",
+                                    title=cap(found[-1].digest.title, MAX_NAME), sections=found[-1].digest.sections,
+                                    now=now, digest=scope.digest)
     return HistoryReport(len(found), tuple((r.edition, r, moved) for r, moved in zip(reports, moves)))
 
 

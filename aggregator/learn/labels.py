@@ -1,4 +1,4 @@
-"""Turning a read digest into training labels (pure): the edition of each entry, the editions a digest covers, sections aligned to the taxonomy."""
+"""Turning a read digest into training labels (pure): each entry's edition, the editions a digest covers, sections aligned to the taxonomy."""
 
 from __future__ import annotations
 

@@ -331,14 +331,16 @@ class Labels(Database):
             raise StoreError(f"{self.where}: a stored edition: {exc}") from None
 
 
-def _move_here(s: Session, digest: str, edition: Edition, post_ids: Sequence[int], *, skip: Collection[int]) -> set[int]:
+def _move_here(s: Session, digest: str, edition: Edition, post_ids: Sequence[int], *,
+               skip: Collection[int]) -> set[int]:
     """Take the picks among `post_ids` out of the other editions an earlier import filed them in (the
     newest digest's date for an entry wins: a post belongs to one edition); those that were selected there.
     A label the desk acted on stays: the desk decided on the post in that edition."""
     moved: set[int] = set()
     wanted = [p for p in post_ids if p not in skip]
     for chunk in chunks(wanted):
-        query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.edition != edition, LabelRow.post_id.in_(chunk))
+        query = select(LabelRow).where(LabelRow.digest == digest, LabelRow.edition != edition,
+                                       LabelRow.post_id.in_(chunk))
         for row in s.scalars(query):
             if desk_revisions(s, digest, Edition(row.edition), row.post_id):
                 continue
