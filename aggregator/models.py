@@ -191,9 +191,10 @@ class ImportEntry:
     url: str  # canonical
     title: str
     source: str
-    published: datetime  # the first of the entry's month: the digest gives no day
+    published: datetime  # the first instant of the entry's edition: the digest gives no day
     section: SectionPath
     editor_summary: str
+    printed: str | None = None  # "YYYY-MM" the entry printed ("(Nov 2022, …)", house style); None: it printed none
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

@@ -60,9 +60,13 @@ def test_three_digests_each_draft_their_own_entries_in_their_own_style(home: Pat
                 "news": ("weekly_2020-06.md", "--week", "2020-W25")}
     imported = {}
     for name, (fixture, *_) in fixtures.items():
-        result = run(home, "import-digest", str(DIGESTS / fixture), "--digest", name)
+        text = (DIGESTS / fixture).read_text(encoding="utf-8")
+        if name == "house":  # every entry printed as December's, so that the one edition holds them all
+            text = re.sub(r"\((?:Jan|Oct|Nov|Dec) (?:2002|2020|2022|2023)", "(Dec 2022", text)
+        (home / fixture).write_text(text, encoding="utf-8")
+        result = run(home, "import-digest", str(home / fixture), "--digest", name)
         assert result.exit_code == 0, result.output
-        imported[name] = entries((DIGESTS / fixture).read_text(encoding="utf-8"))
+        imported[name] = entries(text)
     assert "2020-W25" in run(home, "import-digest", str(DIGESTS / "weekly_2020-06.md"), "--digest", "news").output
     for name in fixtures:
         trained = run(home, "train", "--digest", name)

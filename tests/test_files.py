@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, december_digest
 from typer.testing import CliRunner, Result
 
 from aggregator.cli import app
@@ -62,7 +62,7 @@ def test_export_opml_refuses_a_folder_and_an_existing_file_in_one_line(home: Pat
 
 
 def test_train_into_an_unwritable_models_place_is_one_line(home: Path) -> None:
-    assert run(home, "import-digest", str(DATA / "digests" / "house_2022-12.md")).exit_code == 0
+    assert run(home, "import-digest", str(december_digest(home))).exit_code == 0
     (home / "models").write_text("a file where the folder should be", encoding="utf-8")
     result = run(home, "train")
     assert result.exit_code == 1 and "cannot save the model" in result.output and "Traceback" not in result.output
@@ -79,7 +79,7 @@ def _umask() -> int:
 
 
 def _publish_into(home: Path, readme: Path) -> Result:
-    assert run(home, "import-digest", str(DATA / "digests" / "house_2022-12.md")).exit_code == 0
+    assert run(home, "import-digest", str(december_digest(home))).exit_code == 0
     assert run(home, "train").exit_code == 0
     return run(home, "publish", "--month", "2022-12", "--into", str(readme))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -185,13 +186,41 @@ def test_since_reads_only_the_later_commits_and_keeps_what_was_decided_before(ho
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"{repo}: 2 versions of README.md after {shas[-1]}"
-    assert lines[1:] == ["2023-01: 1 picks; 1 added, 0 moved, 0 removed", "2023-02: 1 picks; 1 added, 0 moved, 0 removed"]
+    few = "; too few entries to speak for the edition: nothing left out"  # editions the file lists one entry of
+    assert lines[1:] == [f"2023-01: 1 picks; 1 added, 0 moved, 0 removed{few}",
+                         f"2023-02: 1 picks; 1 added, 0 moved, 0 removed{few}"]
     after = stored(home)
     assert after["https://example.com/jan-post"] == ("2023-01", True, ("1. Research", "1.1. CV"))
     assert after["https://example.com/feb-post"] == ("2023-02", True, ("1. Research", "1.1. CV"))
     # January's picks listed at the --since commit are picks still: nothing decided before it was touched
     assert {url: v for url, v in after.items() if url in before} == before
     # and a full read of the whole history agrees with the quick one
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    assert run_cli(fresh, "import-history", str(repo)).exit_code == 0
+    assert stored(fresh) == after
+
+
+def test_since_in_an_edition_the_history_covers_leaves_its_other_picks_as_they_are(home: Path, tmp_path: Path) -> None:
+    """December is covered (most entries print Dec 2022): the later commits' two December entries are added
+    there, and the December picks listed at --since stay picks, as a full read of the whole history leaves them."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    shas = [commit(repo, when, name, readme=(DIGESTS / name).read_text(encoding="utf-8")) for name, when in VERSIONS]
+    assert run_cli(home, "import-history", str(repo)).exit_code == 0
+    before = stored(home)
+    last = (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+    late = "".join(f"* [A Late December Post {n} (Dec 2022, Example)](https://example.com/late-{n})\n" for n in (1, 2))
+    commit(repo, "2023-01-30T00:00:00+00:00", "late", readme=last.replace("### 1.1. CV\n", "### 1.1. CV\n" + late))
+
+    result = run_cli(home, "import-history", str(repo), "--since", shas[-1])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == ["2022-12: 2 picks; 2 added, 0 moved, 0 removed"]  # covered, removing nothing
+    after = stored(home)
+    assert {url: v for url, v in after.items() if url in before} == before
+    assert after["https://example.com/late-1"] == ("2022-12", True, ("1. Research", "1.1. CV"))
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
@@ -211,7 +240,9 @@ def test_progress_is_silent_when_output_is_not_a_terminal(home: Path, busy_repo:
     result = run_cli(home, "import-history", str(busy_repo))
     assert result.exit_code == 0
     assert "reading history" not in result.output and "of 6" not in result.output and "\x1b" not in result.output
-    assert all(line.startswith((str(busy_repo), "2022-", "2023-")) for line in result.output.splitlines())
+    # the first line names the repository; each other one is an edition's ("2002-11" is one the samples print)
+    assert all(line.startswith(str(busy_repo)) or re.match(r"[0-9]{4}-[0-9]{2}: ", line)
+               for line in result.output.splitlines())
 
 
 def on_a_terminal(home: Path, *args: str) -> str:

@@ -63,8 +63,15 @@ def test_import_is_idempotent_and_versions_update_what_moved(home: Path) -> None
     mid = run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), "--month", "2022-12")
     assert mid.exit_code == 0 and "7 entries;" in mid.output
     full = run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))  # month inferred: 2022-12
-    assert full.exit_code == 0 and "2022-12: 22 entries;" in full.output
-    assert " removed" in full.output
+    # each entry in the month it printed: December's 10 replace the earlier versions' picks (5 of them left
+    # out), November's 8 are a month it covers, and the four older or newer citations only add their picks
+    assert full.exit_code == 0 and "house_2022-12.md: 2022-12: 10 entries; 8 added, 0 moved, 5 removed;" in full.output
+    assert "house_2022-12.md: 2022-11: 8 entries; 8 added, 0 moved, 0 removed;" in full.output
+    assert "house_2022-12.md: 2023-01: 1 entries; 1 added, 0 moved, 0 removed; 1 posts known only from the digest; " \
+           "an edition it only cites: nothing left out" in full.output
+    assert len(full.output.splitlines()) == 6
+    again = run(home, "import-digest", str(DIGESTS / "house_2022-12.md"))
+    assert again.output.count(": unchanged (") == 6
 
 
 def test_footnote_and_weekly_digests_import_with_their_months(home: Path) -> None:
@@ -87,15 +94,22 @@ def test_bad_digests_are_refused_whole_with_file_and_line(home: Path, tmp_path: 
 # -- train and draft -----------------------------------------------------------------------------
 
 def test_round_trip_house_digest_to_draft_gives_the_same_entries_under_the_same_headings(home: Path) -> None:
+    """Each entry is drafted in the edition its printed month names: the drafts of those months, together,
+    give back the file's entries under its headings."""
     assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
     trained = run(home, "train")
     assert trained.exit_code == 0 and "priority is a prior from AI/ML vocabulary" in trained.output
-    result = run(home, "draft", "--month", "2022-12", "--out", str(home / "2022-12.md"))
-    assert result.exit_code == 0
-    assert draft_entries(home / "2022-12.md") == draft_entries(DIGESTS / "house_2022-12.md")
+    drafted: set[tuple[tuple[str, ...], str]] = set()
+    for month in ("2002-11", "2020-12", "2022-10", "2022-11", "2022-12", "2023-01"):
+        result = run(home, "draft", "--month", month, "--out", str(home / f"{month}.md"))
+        assert result.exit_code == 0, result.output
+        drafted |= draft_entries(home / f"{month}.md")
+    assert drafted == draft_entries(DIGESTS / "house_2022-12.md")
     text = (home / "2022-12.md").read_text(encoding="utf-8")
     assert "(Dec 2022)](https://aws.amazon.com/blogs/machine-learning/best-practices-for-amazon-sagemaker" in text
     assert "(Dec 2022, Amazon)](https://aws.amazon.com/blogs/machine-learning/automatically-retrain" in text
+    assert "(Nov 2022" not in text and "(Nov 2022, OpenAI)](https://openai.com/blog/chatgpt/)" in \
+        (home / "2022-11.md").read_text(encoding="utf-8")
     headings = [line for line in text.splitlines() if line.startswith("#")]
     assert headings.index("## 1. Research") < headings.index("## 2. Business Cases and Implementations") \
         < headings.index("## 3. AWS ML Only")
@@ -147,7 +161,8 @@ def test_eval_prints_a_table_and_json(home: Path) -> None:
     for method in ("model", "majority", "host", "flat", "site rate"):  # the baselines stand in the same table
         assert re.search(rf"^\s*{method}\s+\d+\s", table.output, re.M), method
     report = json.loads(run(home, "eval", "--json").output)
-    assert [name for name, *_ in report["splits"]][:1] == ["2022-12"]
+    names = [name for name, *_ in report["splits"]]
+    assert "2022-11" in names and "2022-12" in names and names == sorted(names)
     assert [m["method"] for m in report["methods"]] == ["model", "majority", "host", "flat", "site rate"]
     assert all(0.0 <= m["leaf_accuracy"] <= 1.0 for m in report["methods"] if m["leaf_accuracy"] is not None)
 
@@ -187,14 +202,17 @@ def test_the_daemon_trains_again_once_decisions_or_posts_changed(home: Path) -> 
     from aggregator.learn.model_file import load
     from aggregator.runtime import Runtime
 
-    run(home, "import-digest", str(DIGESTS / "house_mid_000.md"), "--month", "2022-11")
+    november = home / "house_mid_2022-11.md"  # an earlier version, its entries printed as November's
+    november.write_text((DIGESTS / "house_mid_000.md").read_text(encoding="utf-8").replace("(Dec 2022", "(Nov 2022"),
+                        encoding="utf-8")
+    run(home, "import-digest", str(november), "--month", "2022-11")
     assert run(home, "train").exit_code == 0
     with Runtime(load_config(home / "feeds.yaml")) as rt:
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())  # nothing new
         before = load(rt.model_dir()).meta["n_examples"]
         assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
         messages = rt.refresh_drafts()
-        assert messages[0].startswith("model trained again (posts or decisions changed since it was trained): ") and "priority prior" in messages[0]
+        assert messages[0].startswith("model trained again (posts or decisions changed since it was trained): ")
         assert load(rt.model_dir()).meta["n_examples"] > before
         assert not any(m.startswith("model trained again") for m in rt.refresh_drafts())
 

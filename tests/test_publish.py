@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, december_digest, run_cli
 
 from aggregator.errors import DigestError
 from aggregator.learn.reading import read_digest
@@ -100,7 +100,7 @@ def test_publish_command_adds_the_months_accepted_entries(home: Path) -> None:
     readme = home / "README.md"
     readme.write_text((DIGESTS / "house_mid_000.md").read_text(encoding="utf-8"), encoding="utf-8")
     before = readme.read_text(encoding="utf-8")
-    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    assert run(home, "import-digest", str(december_digest(home))).exit_code == 0
     assert run(home, "train").exit_code == 0
     dry = run(home, "publish", "--month", "2022-12", "--into", str(readme), "--dry-run")
     assert dry.exit_code == 0 and dry.output.startswith(f"--- {readme}") and readme.read_text(encoding="utf-8") == before
@@ -160,7 +160,7 @@ def test_medium3_publish_command_twice_into_a_readme_with_a_fenced_example_chang
     title, rest = mid.split("\n", 1)
     readme.write_text(f"{title}\n\n{FENCED_EXAMPLE}{rest}", encoding="utf-8")
     before = readme.read_text(encoding="utf-8")
-    assert run(home, "import-digest", str(DIGESTS / "house_2022-12.md")).exit_code == 0
+    assert run(home, "import-digest", str(december_digest(home))).exit_code == 0
     assert run(home, "train").exit_code == 0
     done = run(home, "publish", "--month", "2022-12", "--into", str(readme))
     assert done.exit_code == 0 and "20 entries added" in done.output, done.output

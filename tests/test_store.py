@@ -351,3 +351,82 @@ def test_a_new_database_gets_the_newest_schema_at_once_and_its_version(empty_db:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         store.sync_feeds([FeedConfig("a", "https://a.example/feed")], NOW)  # and it is usable
         assert [f.name for f in store.feeds_due(NOW)] == ["a"]
+
+
+def test_the_migration_moves_old_labels_to_the_edition_their_posts_date_gives(empty_db: str) -> None:
+    """A database at revision 0008, its labels filed the old way (every entry of a digest under the edition
+    it was imported as): through 0009 each label moves to the edition its post's date gives, the desk's log
+    moves with it, a label whose post has no known date stays, and two labels of one post meeting in one
+    edition leave the one updated last."""
+    from sqlalchemy import create_engine
+
+    from aggregator.models import Edition
+
+    url = _migrated_to(empty_db, "0008")
+    engine = create_engine(url)
+    early, late = datetime(2022, 12, 5), datetime(2022, 12, 20)
+    pick = '["1. Research", "1.1. CV"]'
+    posts = [  # (id, feed, published, first seen)
+        (1, None, datetime(2022, 11, 1), late),  # known only from a digest whose line printed "(Nov 2022, …)"
+        (2, 1, datetime(2022, 11, 29, 23), late),  # fetched, published in November
+        (3, 1, None, datetime(2023, 1, 5)),  # fetched, its feed gave no date: no date is known
+        (4, None, datetime(2022, 12, 1), late),  # known only from a digest, printed December
+        (5, 1, datetime(2022, 11, 10), late),  # fetched in November, labelled in both months
+        (6, 1, datetime(2023, 10, 4), late),  # a weekly digest's, fetched in 2023-W40
+        (7, None, datetime(2023, 10, 1), late),  # a weekly digest's, known only from it: a month names no week
+    ]
+    labels = [  # (id, digest, post, edition, selected, updated)
+        (1, "default", 1, "2022-12", True, early), (2, "default", 2, "2022-12", True, early),
+        (3, "default", 3, "2022-12", True, early), (4, "default", 4, "2022-12", True, early),
+        (5, "default", 5, "2022-11", False, early), (6, "default", 5, "2022-12", True, late),
+        (7, "news", 6, "2023-W41", True, early), (8, "news", 7, "2023-W41", True, early),
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("insert into feeds (id, name, config_url, url, source, active, error_count, gone, created_at)"
+                              " values (1, 'F', 'https://f.example/feed', 'https://f.example/feed', 'F', :yes, 0, :no,"
+                              " :when)"), {"yes": True, "no": False, "when": early})
+            for id_, feed, published, seen in posts:
+                conn.execute(text("insert into posts (id, feed_id, key, url, title, summary, author, source, published_at,"
+                                  " first_seen_at, content_hash) values (:id, :feed, :key, :url, 'P', '', '', '', :published,"
+                                  " :seen, '')"), {"id": id_, "feed": feed, "key": f"k{id_}", "url": f"https://p.example/{id_}",
+                                                  "published": published, "seen": seen})
+            for id_, digest, post, edition, selected, updated in labels:
+                conn.execute(text("insert into labels (id, digest, post_id, edition, selected, section, editor_summary,"
+                                  " printed_source, updated_at, revision) values (:id, :digest, :post, :edition, :selected,"
+                                  " :section, '', '', :updated, 1)"),
+                             {"id": id_, "digest": digest, "post": post, "edition": edition, "selected": selected,
+                              "section": pick if selected else None, "updated": updated})
+            conn.execute(text("insert into desk_actions (id, digest, edition, post_id, action, before, after, revision, at,"
+                              " undone) values (7, 'default', '2022-12', 2, 'accept', null, :after, 1, :when, :no)"),
+                         {"after": '{"selected": true, "section": ["1. Research", "1.1. CV"], "summary": ""}',
+                          "when": early, "no": False})
+            conn.execute(text("insert into digests (digest, edition, path, style, title, sha256, sections, covers,"
+                              " imported_at, emoji) values ('news', '2023-W41', 'n.md', 'weekly', 'N', 'abc', '[]',"
+                              " '[\"2023-10\"]', :when, '{}')"), {"when": early})
+        with Store(url) as store:
+            store.migrate()
+            with store.engine.connect() as conn:
+                assert conn.execute(text("select version_num from alembic_version")).scalar() == "0009"
+                rows = conn.execute(text("select id, digest, post_id, edition, selected from labels order by id")).all()
+                assert [tuple(r) for r in rows] == [
+                    (1, "default", 1, "2022-11", True),  # moved to the month its line printed
+                    (2, "default", 2, "2022-11", True),  # moved to the month it was published in (UTC)
+                    (3, "default", 3, "2022-12", True),  # no date known: stays
+                    (4, "default", 4, "2022-12", True),
+                    (6, "default", 5, "2022-11", True),  # the label updated last stays; the older one is gone
+                    (7, "news", 6, "2023-W40", True),  # the ISO week it was published in
+                    (8, "news", 7, "2023-W41", True),  # a month names no week: stays
+                ]
+                desk = conn.execute(text("select id, edition, post_id from desk_actions")).all()
+                assert [tuple(r) for r in desk] == [(7, "2022-11", 2)]  # the desk's log follows its label
+                assert conn.execute(text("select covers from digests where digest = 'news'")).scalar() == '["2023-W41"]'
+            november = Edition("2022-11")
+            assert {url: e for e, lb in store.training_labels() if (url := lb.candidate.url)} == {
+                "https://p.example/1": "2022-11", "https://p.example/2": "2022-11", "https://p.example/3": "2022-12",
+                "https://p.example/4": "2022-12", "https://p.example/5": "2022-11"}
+            assert store.decisions(november)[2].selected is True
+            post, result = store.undo(november, 7, now=NOW)  # the desk's undo goes on in the label's new edition
+            assert post == 2 and result.decision.selected is None
+    finally:
+        engine.dispose()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aggregator.cli.common import (DigestOption, WeekOption, chosen_edition, progress_bar, reports_errors, rich_console,
                                    rich_table, runtime, say, warn)
 from aggregator.errors import DigestError
+
+if TYPE_CHECKING:
+    from aggregator.store.labels import ImportReport
 
 
 @reports_errors
@@ -40,11 +43,8 @@ def import_digest(
                 warn(f"error: {exc}")
                 failed.append(str(file))
                 continue
-            if report.unchanged:
-                say(f"{file}: {report.edition}: unchanged ({report.entries} entries)")
-            else:
-                say(f"{file}: {report.edition}: {report.entries} entries; {report.added} added, {report.moved} moved, "
-                    f"{report.removed} removed; {report.new_posts} posts known only from the digest")
+            for r in report.editions:
+                _say_edition(f"{file}: {r.edition}", r, "entries", partial="an edition it only cites")
             if report.truncated:
                 warn(f"{file}: warning: {report.truncated} entries had a title, source, heading or summary cut to "
                      "the limits (README, Limits)")
@@ -72,14 +72,25 @@ def import_history(
     read = f" ({report.parsed} distinct, each parsed once)" if report.parsed < report.versions else ""
     say(f"{repo}: {report.versions} versions of {file}{read}" + (f" after {since}" if since else ""))
     for edition, r, moved in report.editions:
-        if r.unchanged:
-            say(f"{edition}: unchanged ({r.entries} picks)")
-        else:
-            say(f"{edition}: {r.entries} picks; {r.added} added, {r.moved} moved, {r.removed} removed"
-                + (f"; {moved} moved between sections in the history" if moved else ""))
+        _say_edition(str(edition), r, "picks", f"; {moved} moved between sections in the history" if moved else "",
+                     partial="too few entries to speak for the edition")
     if report.changed_before:
         warn(f"{report.changed_before} entries listed at {since} were dropped or moved after it; their editions "
              "come before it: run without --since to record that")
+
+
+def _say_edition(where: str, r: ImportReport, what: str, more: str = "", *, partial: str) -> None:
+    """One line of what an import did to one edition, and one per desk decision it kept or replaced."""
+    if r.unchanged:
+        say(f"{where}: unchanged ({r.entries} {what})")
+    else:
+        say(f"{where}: {r.entries} {what}; {r.added} added, {r.moved} moved, {r.removed} removed"
+            + (f"; {r.new_posts} posts known only from the digest" if what == "entries" else "") + more
+            + ("" if r.covered else f"; {partial}: nothing left out"))
+    for url in r.kept:
+        say(f"{where}: kept the desk's decision on {url}, made after the digest's")
+    for url in r.overrode:
+        warn(f"{where}: replaced the desk's earlier decision on {url}")
 
 
 @reports_errors

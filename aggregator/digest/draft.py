@@ -120,8 +120,10 @@ def place_draft(store: Store, config: Config, edition: Edition, *, model: Model 
     start, end = edition.bounds()
     imported = store.edition_labels(edition, digest=digest.name)  # what this edition's imported digest decided
     candidates = store.candidates(start, end, also=sorted(imported), feeds=scope.feeds)
-    published = store.selected_elsewhere(edition, [c.id for c in candidates if c.id not in imported], digest=digest.name)
-    candidates = [c for c in candidates if c.id not in published]  # never offer a post twice
+    # The edition's posts: those its date puts in it that no other edition decided on, and those decided in
+    # it (`entry_edition`'s rule, which also filed every imported entry): a post is offered in one edition.
+    elsewhere = store.decided_elsewhere(edition, [c.id for c in candidates if c.id not in imported], digest=digest.name)
+    candidates = [c for c in candidates if c.id not in elsewhere]
     if model is None:
         items = place_unranked(candidates, config.draft.section)
         note = f"aggregator draft for {edition}: {len(items)} posts; no model yet, run `aggregator train` to rank them"

@@ -9,17 +9,17 @@ import re
 import subprocess
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
 from aggregator.errors import DigestError
-from aggregator.learn.labels import align_section, import_entries
+from aggregator.learn.labels import align_section, busy_editions, entry_edition, import_entries
 from aggregator.learn.reading.versions import HouseVersions
-from aggregator.models import Digest, DigestEntry, Edition, ImportEntry, SectionPath, month_of
+from aggregator.models import Cadence, Digest, DigestEntry, Edition, ImportEntry, SectionPath, month_of
 
 GIT_TIMEOUT = 60  # seconds one git command may take, or a read of history may wait for git's next output
 _WORD = re.compile(r"\w+")
@@ -46,7 +46,29 @@ class _Seen:
     first: datetime  # the decision time: the commit that first listed it
     order: int  # when it entered the state (a URL change enters anew): ties among dropped posts go to the oldest
     sections: list[SectionPath]  # each section it was listed under, one per change
+    times: list[datetime]  # the commit that listed it under each of `sections`
+    listed: datetime  # the last commit that listed it anew (first, or again after a drop) or dropped it
     present: bool = True
+    known: bool = False  # listed in the version the reading started from (--since): decided before this history
+    before: _Seen | None = None  # the same post under the link it had before (a URL change)
+
+    def changed(self, tree: Sequence[SectionPath]) -> datetime:
+        """The commit that last changed the editor's decision on the post: listed, moved (in the final
+        tree's sections: a heading renamed moves nothing), dropped."""
+        aligned = [align_section(x, tree) for x in self.sections]
+        when = max([self.listed, *(t for t, a, b in zip(self.times[1:], aligned, aligned[1:]) if a != b)])
+        return when if self.before is None else max(when, self.before.changed(tree))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One post's course through the file's history."""
+
+    entry: ImportEntry  # as the last version that listed it gives it (its final section, in the final tree)
+    first: datetime  # the commit that first listed it
+    changed: datetime  # the commit that last changed the editor's decision on it: listed, moved, dropped
+    present: bool = True
+    moves: int = 0
     known: bool = False  # listed in the version the reading started from (--since): decided before this history
 
 
@@ -54,11 +76,13 @@ class _Seen:
 class Decisions:
     """One edition's decisions from the history: its picks (final sections) and the entries later removed."""
 
-    edition: Edition  # the month of the commits that first listed them
+    edition: Edition  # the edition the entries' own dates put them in (`entry_edition`)
     picks: tuple[ImportEntry, ...]
     removed: tuple[ImportEntry, ...]
     moved: int = 0
     sections: tuple[SectionPath, ...] = field(default=())
+    covered: bool = True  # the history lists enough of the edition to speak for all of it (`busy_editions`)
+    decided_at: Mapping[str, datetime] = field(default_factory=dict)  # link -> the commit that last decided on it
 
 
 def _same_post(a: ImportEntry, b: ImportEntry) -> bool:
@@ -66,14 +90,28 @@ def _same_post(a: ImportEntry, b: ImportEntry) -> bool:
     return _WORD.findall(a.title.casefold()) == _WORD.findall(b.title.casefold())
 
 
-def decisions(versions: Iterable[Version], *, since: Version | None = None) -> list[Decisions]:
+def decisions(versions: Iterable[Version], *, since: Version | None = None, cadence: Cadence = "monthly",
+              dates: Mapping[str, datetime] | None = None) -> list[Decisions]:
     """The editor's decisions, edition by edition, from the file's versions oldest first (pure; the versions
     may be a stream: each is folded into per-entry state and let go).
 
-    An entry is picked in the month of the commit that first listed it, under the section of the last
-    version that lists it; one that a later version drops is a non-pick from then on, unless the same
-    commit lists a post of the same title under another link (a URL change, not a rejection). `since`: the
-    version the history starts from; its entries were decided before, and only what came after is returned."""
+    An entry is picked under the section of the last version that lists it, in the edition its own date
+    puts it in (`entry_edition`: the month it printed, else its post's publication date from `dates`, link
+    -> date where known, else the edition of the commit that first listed it); one that a later version
+    drops is a non-pick there from then on, unless the same commit lists a post of the same title under
+    another link (a URL change, not a rejection). Each decision carries the time of the commit that made
+    it. `since`: the version the history starts from; its entries were decided before, and only what came
+    after is returned."""
+    states, tree = entry_states(versions, since=since)
+    return group_decisions(states, cadence, dates or {}, tree)
+
+
+def entry_states(versions: Iterable[Version], *, since: Version | None = None
+                 ) -> tuple[list[Seen], tuple[SectionPath, ...]]:
+    """Each post's course through the file's versions, oldest first (pure; a stream is folded version by
+    version), and the newest version's sections: first listed, last decided on, final section, and whether
+    the newest version still lists it. With `since`, the posts its version lists are `known`. No version
+    after `since`: nothing."""
     state = _State()
     if since is not None:
         state.fold(since)
@@ -84,18 +122,34 @@ def decisions(versions: Iterable[Version], *, since: Version | None = None) -> l
         state.fold(version)
         last = version
     if last is None:
-        return []
+        return [], ()
     tree = last.digest.sections
-    by_edition: dict[Edition, list[tuple[ImportEntry, bool, int]]] = {}
+    out = []
     for s in state.seen.values():
-        if s.known:
-            continue
         aligned = [align_section(x, tree) for x in s.sections]
         moves = sum(a != b for a, b in zip(aligned, aligned[1:]))
-        entry = dataclasses.replace(s.entry, section=aligned[-1])
-        by_edition.setdefault(Edition.month(s.first), []).append((entry, s.present, moves))
-    return [Decisions(e, tuple(x for x, present, _ in group if present), tuple(x for x, present, _ in group if not present),
-                      sum(m for _, _, m in group), tree)
+        out.append(Seen(dataclasses.replace(s.entry, section=aligned[-1]), s.first, s.changed(tree), s.present,
+                        moves, s.known))
+    return out, tree
+
+
+def group_decisions(states: Sequence[Seen], cadence: Cadence, dates: Mapping[str, datetime],
+                    sections: tuple[SectionPath, ...] = ()) -> list[Decisions]:
+    """Posts' courses (`entry_states`) grouped into the editions they belong to, oldest first (pure). The
+    `known` posts count towards which editions the history speaks for whole (as they do when the whole
+    history is read), and are left out of the decisions."""
+    by_edition: dict[Edition, list[Seen]] = {}
+    counts: Counter[Edition] = Counter()
+    for s in states:
+        edition = entry_edition(cadence, printed=s.entry.printed, published=dates.get(s.entry.url),
+                                fallback=Edition.of(cadence, s.first))
+        counts[edition] += 1
+        if not s.known:
+            entry = dataclasses.replace(s.entry, published=edition.bounds()[0])
+            by_edition.setdefault(edition, []).append(dataclasses.replace(s, entry=entry))
+    busy = set(busy_editions(counts))
+    return [Decisions(e, tuple(s.entry for s in group if s.present), tuple(s.entry for s in group if not s.present),
+                      sum(s.moves for s in group), sections, e in busy, {s.entry.url: s.changed for s in group})
             for e, group in sorted(by_edition.items())]
 
 
@@ -124,23 +178,28 @@ class _State:
                 current.setdefault(got.url, got)  # the first of duplicates wins
         self.imported, self.month = imported, month
         seen = self.seen
+        when = version.when
         gone = sorted((url for url in self.listed if url not in current), key=lambda url: seen[url].order)
         for url, entry in current.items():
             old = seen.get(url)
             if old is None:
                 renamed = next((g for g in gone if _same_post(seen[g].entry, entry)), None)
-                if renamed:
+                if renamed:  # the same post: its decisions so far carry over, its moves start again
                     gone.remove(renamed)
-                    before = seen.pop(renamed)
-                    seen[url] = _Seen(entry, before.first, next(self.order), [entry.section], known=before.known)
+                    was = seen.pop(renamed)
+                    seen[url] = _Seen(entry, was.first, next(self.order), [entry.section], [when], was.listed,
+                                      known=was.known, before=was)
                 else:
-                    seen[url] = _Seen(entry, version.when, next(self.order), [entry.section])
+                    seen[url] = _Seen(entry, when, next(self.order), [entry.section], [when], when)
             elif old.entry is not entry or not old.present:
                 if entry.section != old.sections[-1]:
                     old.sections.append(entry.section)
+                    old.times.append(when)
+                if not old.present:
+                    old.listed = when
                 old.entry, old.present = entry, True
         for url in gone:
-            seen[url].present = False
+            seen[url].present, seen[url].listed = False, when
         self.listed = set(current)
 
 

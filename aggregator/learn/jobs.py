@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
-from aggregator.learn.labels import (YEARS, align_section, covered_months, merge_trees, digest_month, digest_week, import_entries,
-                                     out_of_range, outside_years)
+from aggregator.learn.labels import (YEARS, align_section, covered_months, digest_month, digest_week, entry_edition,
+                                     import_entries, merge_trees, out_of_range, outside_years)
 from aggregator.learn.reading import read_digest
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
-from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Edition, Label, SectionPath,
-                               month_bounds, month_of)
-from aggregator.store.labels import ImportReport
+from aggregator.models import (DEFAULT_DIGEST, Cadence, Candidate, Digest, DigestStyle, Edition, ImportEntry, Label,
+                               SectionPath, month_bounds, month_of)
+from aggregator.store.labels import EditionPart, ImportReport
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -44,11 +44,24 @@ def scope_of(config: Config, digest: DigestSettings) -> Scope:
     return Scope(digest.name, config.digest_feeds(digest), digest.cadence)
 
 
+@dataclass(frozen=True)
+class FileReport:
+    """What importing one digest file did: a report per edition its entries fall in, oldest first."""
+
+    editions: tuple[ImportReport, ...]
+    truncated: int = 0  # entries whose title, source, heading or summary was cut to the limits
+
+    @property
+    def unchanged(self) -> bool:
+        return all(r.unchanged for r in self.editions)
+
+
 def import_digest_file(store: Store, path: Path, *, edition: Edition | None, style: DigestStyle | None, now: datetime,
-                       scope: Scope = Scope()) -> ImportReport:
-    """Read one digest file and record its selections as one edition of the scope's digest (a month, or
-    an ISO week for a weekly digest: `edition`, else what the file says); nothing is stored when it
-    cannot be read."""
+                       scope: Scope = Scope()) -> FileReport:
+    """Read one digest file and record its selections as decisions of the scope's digest, each entry in
+    the edition its own date puts it in (`entry_edition`): `edition` (else what the file says) is the
+    digest's own edition, that of the entries that give no date, and one it covers whatever its share.
+    Nothing is stored when the file cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -60,15 +73,29 @@ def import_digest_file(store: Store, path: Path, *, edition: Edition | None, sty
     entries = import_entries(digest, entry_month)
     if not entries:
         raise DigestError(f"{path}: no entries with an http(s) URL")
-    covers = covered_months([e.month for e in digest.entries]) or [entry_month]
-    if entry_month not in covers:
-        covers = sorted({*covers, entry_month})
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    parts = edition_parts(entries, store.published_dates([e.url for e in entries]), scope.cadence, edition, sha)
     sections = tuple(tuple(cap(h, MAX_NAME) for h in s) for s in digest.sections)
-    report = store.import_digest(edition=edition, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
-                                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                                 sections=sections, covers=covers, entries=entries, now=now,
-                                 digest=scope.digest, emoji=digest.emoji)
-    return dataclasses.replace(report, truncated=cut)
+    reports = store.import_editions(parts, path=str(path), style=digest.style, title=cap(digest.title, MAX_NAME),
+                                    sections=sections, now=now, digest=scope.digest, emoji=digest.emoji)
+    return FileReport(tuple(reports), cut)
+
+
+def edition_parts(entries: Sequence[ImportEntry], dates: Mapping[str, datetime], cadence: Cadence, own: Edition,
+                  sha256: str) -> list[EditionPart]:
+    """A digest's entries grouped by the edition each belongs to (`entry_edition`, `dates`: link -> the
+    post's publication date where it is known), oldest first. The digest covers its own edition and every
+    edition holding a good share of its entries (`covered_months`); it only touches the others (an older
+    post it cites): there it adds picks and leaves nothing out. An edition the digest lists nothing of is
+    not among them, its own included: silence is no decision. A new post is dated at its edition's start."""
+    groups: dict[Edition, list[ImportEntry]] = {}
+    for e in entries:
+        edition = entry_edition(cadence, printed=e.printed, published=dates.get(e.url), fallback=own)
+        groups.setdefault(edition, []).append(dataclasses.replace(e, published=edition.bounds()[0]))
+    counts = [edition for edition, group in groups.items() for _ in group]
+    covered = {own, *covered_months(counts)}
+    return [EditionPart(edition, tuple(group), edition in covered, sha256=sha256)
+            for edition, group in sorted(groups.items())]
 
 
 @dataclass(frozen=True)
@@ -85,30 +112,36 @@ class HistoryReport:
 def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope(),
                    since: str | None = None, progress: Progress = None) -> HistoryReport:
     """Every commit of `repo` that changed `file` (the editor's running digest), as decisions: each entry
-    picked in the month (or ISO week) of the commit that first listed it, under its final section; an
-    entry later dropped a non-pick. Running it again after new commits changes only the editions they touch.
-    `since`: read only the commits after that one; the entries its version lists keep the decisions stored
-    for them, and so do the other picks of the editions it touches. `progress(i, n)` after each commit."""
-    from aggregator.learn.history import changed_since, decisions, history, read_versions
+    picked in the edition its own date puts it in (`entry_edition`; undated, the edition of the commit
+    that first listed it), under its final section; an entry later dropped a non-pick. A desk decision
+    made after the commit that last decided on the post stands (the report names it); the history's
+    silence on a post it never listed leaves out nothing the desk decided. Running it again after new
+    commits changes only the editions they touch. `since`: read only the commits after that one; the
+    entries its version lists keep the decisions stored for them, and so do the other picks of the
+    editions it touches (each part `partial`). `progress(i, n)` after each commit."""
+    from aggregator.learn.history import changed_since, entry_states, group_decisions, history, read_versions
 
     found = history(repo, file, since=since)
     read = _Tally(read_versions(found, progress))
-    made = decisions(read, since=found.since)
-    reports = []
-    for d in made:
-        edition = Edition.of(scope.cadence, d.edition.bounds()[0])
-        for e in (*d.picks, *d.removed):
-            if len(e.url) > MAX_URL:
-                raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
+    states, tree = entry_states(read, since=found.since)
+    for seen in states:
+        if not seen.known and len(seen.entry.url) > MAX_URL:
+            raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
+    dates = store.published_dates([seen.entry.url for seen in states])
+    parts = []
+    moves = []
+    for d in group_decisions(states, scope.cadence, dates, tree):
         key = json.dumps([[e.url, list(e.section)] for e in d.picks] + [[e.url] for e in d.removed])
-        report = store.import_digest(edition=edition, path=f"{repo}:{file}", style="house",
-                                     title=cap(read.last.digest.title if read.last else "", MAX_NAME),
-                                     sha256=hashlib.sha256(key.encode("utf-8")).hexdigest(), sections=d.sections,
-                                     covers=[d.edition], entries=d.picks, now=now, digest=scope.digest,
-                                     left_out=d.removed, partial=since is not None)
-        reports.append((edition, report, d.moved))
+        parts.append(EditionPart(d.edition, d.picks, d.covered, d.removed,
+                                 hashlib.sha256(key.encode("utf-8")).hexdigest(), d.decided_at, absent_since=None,
+                                 partial=since is not None))
+        moves.append(d.moved)
+    reports = store.import_editions(parts, path=f"{repo}:{file}", style="house",
+                                    title=cap(read.last.digest.title if read.last else "", MAX_NAME), sections=tree,
+                                    now=now, digest=scope.digest) if parts else []
     changed = changed_since(found.since, read.last) if found.since is not None and read.last is not None else 0
-    return HistoryReport(read.count, tuple(reports), len(found.commits), found.parsed, changed)
+    return HistoryReport(read.count, tuple((r.edition, r, moved) for r, moved in zip(reports, moves)),
+                         len(found.commits), found.parsed, changed)
 
 
 class _Tally(Generic[T]):

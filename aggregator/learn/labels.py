@@ -1,16 +1,16 @@
-"""Turning a read digest into training labels (pure): its edition, the months it covers, sections aligned to the taxonomy."""
+"""Turning a read digest into training labels (pure): each entry's edition, the editions a digest covers, sections aligned to the taxonomy."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 
 from aggregator.errors import DigestError
 from aggregator.limits import MAX_NAME, MAX_SUMMARY, MAX_TITLE, cap
 from aggregator.links import canonical_url
-from aggregator.models import Digest, Edition, ImportEntry, SectionPath
+from aggregator.models import Cadence, Digest, Edition, ImportEntry, SectionPath
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+(.*)$")
 _FILE_MONTH = re.compile(r"(?<![0-9])([0-9]{4})-(0[1-9]|1[0-2])(?![0-9])")
@@ -50,14 +50,37 @@ def _edition(text: str, path: str) -> Edition:
         raise DigestError(f"{path}: {exc}") from None
 
 
+def entry_edition(cadence: Cadence, *, printed: str | None, published: datetime | None, fallback: Edition) -> Edition:
+    """The edition one entry of a digest belongs to: the one rule every command files an entry by.
+
+    A monthly digest's entry belongs to the month it printed ("(Nov 2022, …)", house style), else to the
+    month of its post's publication date when that is known (the post was fetched from a feed with a date),
+    else to `fallback`, the edition of the digest that lists it (footnote and weekly styles print no date).
+    A weekly digest's entry belongs to the ISO week of its post's publication date, else to `fallback`: a
+    printed month names no week. A post nobody decided on yet belongs, by the same rule, to the edition its
+    date falls in, which is what `aggregator draft` holds."""
+    if cadence == "monthly":
+        if printed is not None:
+            return Edition.named(printed, "monthly")
+        return Edition.month(published) if published is not None else fallback
+    return Edition.week(published) if published is not None else fallback
+
+
 def covered_months(entry_months: Sequence[str | None]) -> list[str]:
-    """Months holding at least COVER_SHARE of the entries (at least 2 of them), oldest first."""
+    """Months (or any editions) holding at least COVER_SHARE of the entries (at least 2 of them), oldest first."""
     counts = Counter(m for m in entry_months if m)
     if not counts:
         return []
     total = sum(counts.values())
     covered = sorted(m for m, n in counts.items() if n >= max(2, COVER_SHARE * total))
     return covered or [counts.most_common(1)[0][0]]
+
+
+def busy_editions(counts: Mapping[Edition, int]) -> list[Edition]:
+    """The editions a running digest's history speaks for whole, oldest first: those listing at least 2
+    entries and at least COVER_SHARE as many as its busiest edition (not one old post it cites)."""
+    most = max(counts.values(), default=0)
+    return sorted(e for e, n in counts.items() if n >= max(2, COVER_SHARE * most))
 
 
 def digest_month(digest: Digest, path: str, given: Edition | None) -> Edition | None:
@@ -140,7 +163,8 @@ def align_section(section: SectionPath, taxonomy: Sequence[SectionPath]) -> Sect
 
 def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
     """The digest's entries with canonical URLs, sections as written; the first of duplicates wins. Titles,
-    sources, headings and summaries are cut to the limits (`aggregator.limits`)."""
+    sources, headings and summaries are cut to the limits (`aggregator.limits`). An entry's `printed` month
+    is the one a house-style line printed; the other styles' entries carry the digest's month, printed by nobody."""
     seen: set[str] = set()
     out = []
     for entry in digest.entries:
@@ -151,7 +175,8 @@ def import_entries(digest: Digest, month: str) -> list[ImportEntry]:
         year, mon = (entry.month or month).split("-")
         out.append(ImportEntry(url, cap(entry.title, MAX_TITLE), cap(entry.source, MAX_NAME),
                                datetime(int(year), int(mon), 1, tzinfo=timezone.utc),
-                               tuple(cap(h, MAX_NAME) for h in entry.section), cap(entry.summary, MAX_SUMMARY)))
+                               tuple(cap(h, MAX_NAME) for h in entry.section), cap(entry.summary, MAX_SUMMARY),
+                               entry.month if digest.style == "house" else None))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -190,6 +190,21 @@ def desk_revisions(s: Session, digest: str, edition: Edition, post_id: int | Non
     if post_id is not None:
         query = query.where(DeskActionRow.post_id == post_id)
     return {post: revision or 0 for post, revision in s.execute(query)}
+
+
+def desk_times(s: Session, digest: str, edition: Edition) -> dict[int, datetime]:
+    """When the desk last acted (a decision or an undo) on each post of an edition: an import that decided on
+    the post earlier than that does not overwrite the desk's decision."""
+    query = (select(DeskActionRow.post_id, func.max(DeskActionRow.at))
+             .where(DeskActionRow.digest == digest, DeskActionRow.edition == edition).group_by(DeskActionRow.post_id))
+    return {post: _aware(at) for post, at in s.execute(query) if at is not None}
+
+
+def _aware(at: datetime) -> datetime:
+    """A time read through an aggregate (which bypasses the column's type) as an aware UTC datetime."""
+    if isinstance(at, str):  # SQLite hands an aggregate's datetime back as text
+        at = datetime.fromisoformat(at)
+    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
 
 
 def _set_label(s: Session, row: LabelRow | None, digest: str, edition: Edition, post_id: int, after: Decision,
