@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -24,7 +25,7 @@ from aggregator.store import Store
 from aggregator.web import charts
 from aggregator.web.desk import Desk as DeskJobs
 from aggregator.web.model_page import ModelPages
-from test_desk import Desk, browser, wait  # noqa: F401  (browser: the Chromium fixture)
+from test_desk import Desk, browser_missing, chromium, wait
 
 EDITION = "2022-12"
 SITE_PAGE = b'<html><head><link rel="alternate" type="application/rss+xml" href="/lab/feed.xml"></head></html>'
@@ -47,6 +48,21 @@ NOVEMBER = """# Summary of Important AI & ML Blog Posts
 * [Serving Models on Inferentia (Nov 2022, 하이퍼커넥트)](https://hyperconnect.github.io/2022/11/01/serving-on-inferentia.html)
 * [Data Pipelines for Recommendations (Nov 2022, Netflix)](https://netflixtechblog.com/data-pipelines-for-recommendations-123)
 """
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    """Chromium, as the desk's tests drive it (skipped with one line without it, failed where required)."""
+    why = browser_missing()
+    if why is not None:
+        if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"AGGREGATOR_REQUIRE_BROWSER=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="module")
