@@ -78,12 +78,11 @@ def server() -> Iterator[FeedServer]:
         running.httpd.server_close()
 
 
-@pytest.fixture(scope="module")
-def decided(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """December 2022's fixture posts fetched; November's picks imported (every one on a host the feeds cover,
-    but one on the feedless site); three of December's posts accepted on the desk and three rejected. Every
-    uncovered site is on this machine, so looking for feeds sends nothing elsewhere."""
-    home = tmp_path_factory.mktemp("model-page")
+def make_decided_home(home: Path, server: FeedServer) -> Path:
+    """December 2022's fixture posts fetched from `server`; November's picks imported (every one on a host
+    the feeds cover, but one on the feedless site `server` also serves); three of December's posts accepted
+    on the desk and three rejected. Every uncovered site is on this machine, so looking for feeds sends
+    nothing elsewhere."""
     rdf = server.serve("/ml.xml", FEEDS / "ml.rdf.xml", content_type="application/rdf+xml")
     kr = server.serve("/kr.xml", FEEDS / "kr.euckr.rss.xml", content_type="application/rss+xml")
     site = server.serve("/", SITE_PAGE, content_type="text/html").replace("127.0.0.1", "localhost")
@@ -104,6 +103,12 @@ def decided(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Pat
         for r in rows[3:6]:
             desk.act(EDITION, r.id, "reject", revision=0)
     return home
+
+
+@pytest.fixture(scope="module")
+def decided(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with decisions of two editions (make_decided_home) that each test copies."""
+    return make_decided_home(tmp_path_factory.mktemp("model-page"), server)
 
 
 @pytest.fixture
