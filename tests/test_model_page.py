@@ -149,7 +149,10 @@ def open_model(driver: WebDriver, base: str) -> None:
 def test_the_model_page_renders_its_charts_with_the_numbers_of_eval_json(browser: WebDriver, home: Path) -> None:
     desk = Desk(home)
     try:
-        open_model(browser, desk.base)
+        browser.get(desk.url)  # the edition's desk leads to the model page
+        wait(browser, lambda d: d.find_elements(By.ID, "model-link"))
+        browser.find_element(By.ID, "model-link").click()
+        wait(browser, lambda d: d.find_elements(By.ID, "model"), timeout=120)
         assert len(browser.find_elements(By.CSS_SELECTOR, "#replay svg.line-chart")) == 2
         assert browser.find_elements(By.CSS_SELECTOR, "#calibration svg.calibration-chart circle")
         assert browser.find_elements(By.CSS_SELECTOR, "#confusion svg.confusion-chart rect")
