@@ -275,3 +275,23 @@ def test_charts_escape_every_value_and_are_well_formed() -> None:
         assert "<script" not in svg and hostile not in svg
         root = ET.fromstring(svg)  # well-formed: every value escaped
         assert root.tag == "svg" and root.find("desc") is not None and root.find("title") is not None
+
+
+def test_feed_text_on_the_model_page_is_only_ever_text() -> None:
+    """Feed names, sections and sites come from outside: on the page (desk or file) they are text, never markup."""
+    from aggregator.audit import Audit, Idle, Uncovered
+    from aggregator.learn.evaluate import Figures, Report, SplitFigures, confusion
+    from aggregator.web.model_page import ModelPage, Source, render
+
+    evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    figures = Figures("model", 3, 2, 0.5, 1.0, 0.5, 0.7, 0.5, 1.0, 0.67, 4)
+    report = Report("month by month", (figures,), ((evil, 5, figures, None),), ((evil, 4, 0.5, 0.25),),
+                    per_split=(SplitFigures(evil, 5, (figures,)),),
+                    confusion=confusion([((evil, "a"), (evil, "b")), (("x",), (evil, "b"))], [evil]))
+    audit = Audit((Uncovered(evil, 2, f"javascript:alert(3)//{evil}", f"https://feed.example/{evil}"),),
+                  (Idle(evil, 9),), datetime(2022, 12, 1, tzinfo=timezone.utc))
+    page = ModelPage("default", evil, report, (Source(evil, 10, 2),), audit, datetime(2022, 12, 1, tzinfo=timezone.utc), 1.0)
+    for html in (render(page, offline=True), render(page, offline=False, csrf="t", discovered=audit.uncovered)):
+        assert "<script>alert" not in html and "<img" not in html
+        assert 'href="javascript:' not in html  # only an http(s) link is ever a link
+        assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
