@@ -236,6 +236,9 @@ def test_eval_html_writes_a_self_contained_page_with_the_numbers_of_eval_json(ho
     replay_rows([(name, [value(v) for v in re.findall(r'data-value="([^"]*)"', cells)]) for name, cells in rows], report)
     both = run_cli(home, "eval", "--html", str(page), "--json")  # JSON on standard output, the note on standard error
     assert json.loads(both.stdout) == report
+    refused = run_cli(home, "eval", "--loo", "--html", str(home / "other.html"))
+    assert refused.exit_code == 2 and "the model page shows the replay" in refused.output
+    assert not (home / "other.html").exists()
 
 
 def test_the_desk_computes_the_page_once_per_state_of_the_decisions(home: Path) -> None:
