@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -91,6 +92,28 @@ class Polling(_Strict):
         return self
 
 
+def _check_networks(value: Any) -> bool | tuple[str, ...]:
+    """`fetch.allow_private`: true, false, or a list of addresses and networks ("127.0.0.1", "10.0.0.0/8")."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be true, false or a list of addresses and networks such as 10.0.0.0/8")
+    for item in value:
+        try:
+            ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an address or network such as 127.0.0.1 or 10.0.0.0/8") from None
+    return tuple(v.strip() for v in value)
+
+
+class PageFetching(_Strict):
+    """How single web pages (a post added by URL) are fetched (`fetch:`); the limits are `defaults:`'s."""
+
+    # A page on a private, loopback or link-local address is refused unless allowed here: true for every
+    # such address, or a list of the addresses and networks allowed.
+    allow_private: Annotated[bool | tuple[str, ...], BeforeValidator(_check_networks)] = False
+
+
 class DraftSettings(_Strict):
     """Where and how drafts are written (`draft:`)."""
 
@@ -119,6 +142,7 @@ class Config(_Strict):
     """The whole validated configuration."""
 
     defaults: Polling = Polling()
+    fetch: PageFetching = PageFetching()
     draft: DraftSettings = DraftSettings()
     digests: tuple[DigestSettings, ...] = ()
     database: str | None = None  # SQLAlchemy URL; default: aggregator.db beside feeds.yaml
@@ -275,9 +299,13 @@ def _nesting_problem(text: str, path: str) -> str | None:
         while body.startswith("- "):
             dashes += 1
             body = body[2:].lstrip(" ")
-        quote = ""
+        quote, escaped = "", False
         for ch in body:
-            if quote:
+            if escaped:  # the character after a backslash in a double-quoted scalar: never its end
+                escaped = False
+            elif quote == '"' and ch == "\\":
+                escaped = True
+            elif quote:
                 quote = "" if ch == quote else quote
             elif ch in "'\"":
                 quote = ch

@@ -41,3 +41,7 @@ class ModelError(AggregatorError):
 
 class ModelFormatError(ModelError):
     """A saved model written by a release whose models read posts differently: training again replaces it."""
+
+
+class AddError(AggregatorError):
+    """A post cannot be added by its URL: not an http(s) URL, no title, no section to file it under."""

@@ -101,6 +101,8 @@ class PassSummary:
     """The totals of one polling pass."""
 
     outcomes: tuple[FeedOutcome, ...]
+    parse_workers: int = 0  # worker processes the pass started to parse bodies (0: every body parsed in-process)
+    parse_workers_forked: bool = False  # they were forked from the pass's process, sharing its imported pages
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status == status)

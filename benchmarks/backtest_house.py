@@ -38,12 +38,13 @@ from xml.sax.saxutils import escape
 from sklearn.metrics import average_precision_score
 
 from aggregator.digest.render import MONTHS
-from aggregator.learn.evaluate import Split, fit_site_rate
+from aggregator.learn.evaluate import Split, fit
 from aggregator.learn.reading import read_digest
 from aggregator.links import Site, canonical_url
-from aggregator.models import Edition
+from aggregator.models import Candidate, Edition
 from aggregator.store import Store
 
+BASELINES = ("site rate", "flat", "host", "majority")
 AGGREGATOR = [sys.executable, "-m", "aggregator"]  # --aggregator replaces it (another build, to compare)
 
 
@@ -156,13 +157,14 @@ def situation(name: str, posts: list[dict], picks: dict, first: str, second: str
     truth = {p["url"]: bool(p["picked"]) for p in posts if p["date"][:7] == second}
     rows = [c for c in draft if c["url"] in truth]
     y = [truth[c["url"]] for c in rows]
-    rule = fit_site_rate(Split(name, labels, background, ()))
-    from aggregator.models import Candidate
-
-    guesses = rule([Candidate(0, c["url"], c["title"], "", "", start) for c in rows])
-    return {"situation": name, "posts": len(rows), "picks": sum(y),
-            "model": score(y, [c["priority"] or 0.0 for c in rows], [bool(c["selected"]) for c in rows]),
-            "site rate": score(y, [g.priority for g in guesses], [g.selected for g in guesses])}
+    split = Split(name, labels, background, ())
+    candidates = [Candidate(0, c["url"], c["title"], "", "", start) for c in rows]
+    out = {"situation": name, "posts": len(rows), "picks": sum(y),
+           "model": score(y, [c["priority"] or 0.0 for c in rows], [bool(c["selected"]) for c in rows])}
+    for method in BASELINES:  # fitted on the same decisions and background as the draft's model
+        guesses = fit(method, split, now=start)(candidates)
+        out[method] = score(y, [g.priority for g in guesses], [g.selected for g in guesses])
+    return out
 
 
 def replay(posts: list[dict], picks: dict, first: str, second: str) -> dict:
@@ -222,7 +224,7 @@ def main() -> None:
         return
     print(f"{'situation':13s} {'method':9s} {'posts':>5s} {'picks':>5s} {'AP':>5s} {'sel':>4s} {'P':>5s} {'R':>5s} {'F1':>5s}")
     for r in results:
-        for method in ("model", "site rate"):
+        for method in ("model", *BASELINES):
             f = r[method]
             print(f"{r['situation']:13s} {method:9s} {r['posts']:5d} {r['picks']:5d} {f['AP']:5.2f} {f['selected']:4d} "
                   f"{f['P']:5.2f} {f['R']:5.2f} {f['F1']:5.2f}")

@@ -1,18 +1,21 @@
-"""Time the review desk on a month of thousands of candidates: the page, and each action.
+"""Time the review desk on a month of thousands of candidates: the page, each action, and adding a post by URL.
 
-    python benchmarks/bench_desk.py [--candidates 2000] [--labels 2000] [--pages 5] [--actions 200]
+    python benchmarks/bench_desk.py [--candidates 2000] [--labels 2000] [--pages 5] [--actions 200] [--adds 30]
 
 The candidates and the model's training labels come from bench_classify's seeded generator, stored in a
 real SQLite file; the desk runs as `aggregator review` in its own process (uvicorn) and is asked over
 HTTP on 127.0.0.1, so the figures cover the whole path: the month's query, scoring, placing, the
-template, and for an action the checks, the transaction and the log entry. Nothing outside this
-repository is read.
+template, and for an action the checks, the transaction and the log entry. An add is the form's two
+requests (the page fetched once from a server on 127.0.0.1 and read, then stored as a pick); `aggregator
+add` is also timed as a whole command. Nothing outside this repository is read.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socket
 import statistics
 import subprocess
@@ -50,6 +53,36 @@ def start_desk(home: Path, port: int) -> subprocess.Popen[str]:
     return proc
 
 
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Post {n}</title>
+<meta property="og:title" content="Serving large language models cheaply, part {n}">
+<meta property="og:description" content="How a team cut the cost of inference with batching and quantisation.">
+<meta property="og:site_name" content="An Engineering Blog"></head>
+<body><nav><p>Home and archive and about and everything else a site puts on top</p></nav>
+<article><p>{body}</p></article></body></html>"""
+
+
+def page_server() -> ThreadingHTTPServer:
+    """A server on 127.0.0.1 answering /post/N with a 20 KB OpenGraph page."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = PAGE.format(n=self.path.rsplit("/", 1)[-1], body="Inference costs money. " * 900).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def median_ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:7.1f} ms (p90 {statistics.quantiles(values, n=10)[-1] * 1000:.1f} ms)"
 
@@ -60,10 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", type=int, default=2000, help="labels the model is trained on")
     parser.add_argument("--pages", type=int, default=5, help="page loads timed")
     parser.add_argument("--actions", type=int, default=200, help="actions timed (accept, reject, move, undo in turn)")
+    parser.add_argument("--adds", type=int, default=30, help="posts added by URL in the desk")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        (home / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+        (home / "feeds.yaml").write_text("feeds: []\nfetch:\n  allow_private: [127.0.0.1]\n", encoding="utf-8")
         with Store(f"sqlite:///{home / 'aggregator.db'}") as store:
             store.migrate()
             fill(store, args.candidates)
@@ -94,11 +128,36 @@ def main(argv: list[str] | None = None) -> None:
                     actions.append(time.perf_counter() - started)
                     assert response.status_code == 200, response.text
                     revisions[post], last[post] = response.json()["revision"], response.json()["action"]
+                server = page_server()
+                base = f"http://127.0.0.1:{server.server_address[1]}"
+                previews, saves, adds = [], [], []
+                for i in range(args.adds):
+                    started = time.perf_counter()
+                    answer = client.post(f"/edition/{EDITION}/page", json={"url": f"{base}/post/{i}"}, headers=headers)
+                    fetched = time.perf_counter()
+                    assert answer.status_code == 200 and answer.json()["error"] is None, answer.text
+                    form = answer.json()
+                    saved = client.post(f"/edition/{EDITION}/add", headers=headers, json={
+                        "url": form["url"], "title": form["title"], "summary": form["summary"], "section": form["section"] or section})
+                    assert saved.status_code == 200, saved.text
+                    previews.append(fetched - started)
+                    saves.append(time.perf_counter() - fetched)
+                    adds.append(time.perf_counter() - started)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        commands = []
+        for i in range(3):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "aggregator", "--config", str(home / "feeds.yaml"), "-q", "add",
+                            f"{base}/post/cli-{i}", "--month", EDITION], check=True, stdout=subprocess.DEVNULL)
+            commands.append(time.perf_counter() - started)
+        server.shutdown()
     print(f"desk page, {rows:,} candidates, {len(page.content) / 1e6:.1f} MB: median {median_ms(pages)} of {args.pages}")
     print(f"desk action (accept, move, reject, undo): median {median_ms(actions)} of {args.actions}")
+    print(f"desk add by URL (fetch + read, then store as a pick): median {median_ms(adds)} of {args.adds}")
+    print(f"  the fetch and read: median {median_ms(previews)}; the pick stored: median {median_ms(saves)}")
+    print(f"aggregator add URL, the whole command (start, model load, fetch, store): median {median_ms(commands)} of 3")
 
 
 if __name__ == "__main__":

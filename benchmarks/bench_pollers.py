@@ -1,6 +1,6 @@
 """Several pollers on one PostgreSQL (issue 16): a warm pass (every answer a 304) by 1, 2 and 4 `aggregator fetch` processes.
 
-    .venv/bin/python benchmarks/bench_pollers.py [--feeds 2000] [--hosts 20] [--latency 0.2] [--pollers 1,2,4] [--runs 3]
+    .venv/bin/python benchmarks/bench_pollers.py [--feeds 2000] [--hosts 20] [--latency 0.2] [--pollers 1,2,4] [--runs 3] [--all]
 
 feedserver.py serves feedgen.py's feeds from `--hosts` loopback addresses with `--latency` seconds per answer; a
 throwaway PostgreSQL server (tests/conftest.py's, the machine's initdb) holds the database. A first pass by
@@ -12,6 +12,8 @@ What is measured, per poller count: wall time from the first spawn to the last e
 the database server's CPU (the postmaster, its live processes and the backends it reaped) and the feed server's.
 Requests per CPU-second per poller is what scales out: a machine with C cores runs about C pollers' worth.
 `--per-host` (default 16, the most feeds.yaml allows) keeps the politeness cap from being what limits the run.
+With `--all` the warm passes are `fetch --all` (no feed made due): the requests column then says whether the
+pollers, started together, fetched each feed once between them.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--per-host", type=int, default=16)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--all", action="store_true", help="warm passes run `fetch --all` instead of making feeds due")
     args = ap.parse_args()
     counts = [int(n) for n in args.pollers.split(",")]
 
@@ -84,12 +87,14 @@ def main() -> None:
         print(f"{args.feeds} feeds on {server.addresses} loopback hosts, {args.latency * 1000:.0f} ms latency, "
               f"per_host {args.per_host}, concurrency {args.concurrency} per poller; {os.cpu_count()} CPUs; work dir {work}")
 
+        fetch = ["fetch", "--all"] if args.all else ["fetch"]
+
         def one_pass(pollers: int, label: str) -> dict[str, object]:
             server.command("stats")
             db_before = postgres_cpu(data_dir)
             start = time.perf_counter()
             with ThreadPoolExecutor(pollers) as pool:
-                jobs = [pool.submit(measure, [*base, "fetch", "--worker-id", f"{label}-{i}"], work / f"{label}-{i}.log")
+                jobs = [pool.submit(measure, [*base, *fetch, "--worker-id", f"{label}-{i}"], work / f"{label}-{i}.log")
                         for i in range(pollers)]
                 usage = [job.result() for job in jobs]
             wall = time.perf_counter() - start
@@ -107,8 +112,9 @@ def main() -> None:
         results: dict[int, list[dict[str, object]]] = {n: [] for n in counts}
         for run in range(1, args.runs + 1):
             for n in counts:
-                with engine.begin() as conn:
-                    conn.execute(text("UPDATE feeds SET next_check_at = timezone('utc', now()) - interval '1 second'"))
+                if not args.all:
+                    with engine.begin() as conn:
+                        conn.execute(text("UPDATE feeds SET next_check_at = timezone('utc', now()) - interval '1 second'"))
                 r = one_pass(n, f"warm{n}-run{run}")
                 results[n].append(r)
                 print(f"  run {run} {n} poller(s): {r['wall']:.2f} s wall, {r['requests']} requests "

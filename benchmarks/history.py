@@ -74,8 +74,9 @@ def month_digests(items: list[dict]) -> dict[str, str]:
     return out
 
 
-def decisions(items: list[dict], leave_out: str) -> list[tuple[Edition, Label]]:
-    """(month, label) for every item: a pick in its type's section, or a non-pick when of type `leave_out`."""
+def decisions(items: list[dict], leave_out: str, *, weekly: bool = False) -> list[tuple[Edition, Label]]:
+    """(edition, label) for every item: a pick in its type's section, or a non-pick when of type `leave_out`.
+    The edition is the item's month, or with `weekly` the ISO week its week of the month falls in."""
     kinds = list(dict.fromkeys(item.get("type", "news") for item in items))
     headings = {k: SECTIONS.get(k, f"{i + 1}. {k}") for i, k in enumerate(kinds)}
     out = []
@@ -85,9 +86,12 @@ def decisions(items: list[dict], leave_out: str) -> list[tuple[Edition, Label]]:
             continue
         year, month = int(item["year"]), int(item["month"])
         kind = item.get("type", "news")
-        candidate = Candidate(i, url, item["title"], "", item.get("org") or "", datetime(year, month, 1, tzinfo=timezone.utc))
+        day = min(1 + 7 * (int(item.get("week") or 1) - 1), 28) if weekly else 1
+        when = datetime(year, month, day, tzinfo=timezone.utc)
+        candidate = Candidate(i, url, item["title"], "", item.get("org") or "", when)
         picked = kind != leave_out
-        out.append((Edition(f"{year:04d}-{month:02d}"), Label(candidate, (headings[kind],) if picked else None, picked)))
+        edition = Edition.week(when) if weekly else Edition(f"{year:04d}-{month:02d}")
+        out.append((edition, Label(candidate, (headings[kind],) if picked else None, picked)))
     return out
 
 
@@ -100,6 +104,10 @@ def main() -> None:
     parser.add_argument("--items", type=Path, required=True, help="JSON file with an `items` list (or a bare list)")
     parser.add_argument("--months", type=int, default=0, help="test only the last N months (0: all)")
     parser.add_argument("--json", action="store_true", help="print the backtest rows as JSON")
+    parser.add_argument("--from", dest="first", type=int, default=2, metavar="N",
+                        help="with --leave-out: score the editions from the N-th on (each learns from those before it)")
+    parser.add_argument("--weekly", action="store_true", help="with --leave-out: one edition per week (the items' "
+                        "week of the month, as the ISO week it falls in), as a weekly digest is replayed")
     parser.add_argument("--leave-out", metavar="TYPE", help="an editor who never picks items of TYPE: they become "
                         "the non-picks, so the ranking, the cut and the calibration are measured too")
     args = parser.parse_args()
@@ -108,8 +116,8 @@ def main() -> None:
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
     if args.leave_out:
         t0 = time.perf_counter()
-        labels = decisions(items, args.leave_out)
-        splits = list(edition_splits(labels, []))
+        labels = decisions(items, args.leave_out, weekly=args.weekly)
+        splits = list(edition_splits(labels, []))[max(args.first - 2, 0):]
         report = run(f"leaving out {args.leave_out}", splits[-args.months:] if args.months else splits, now=now)
         if args.json:
             print(json.dumps(dataclasses.asdict(report), indent=2))
@@ -149,7 +157,7 @@ def print_report(report: Report) -> None:
     print(f"{'month':>8} {'trained on':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8}")
     for name, trained, f, _ in report.splits:
         print(f"{name:>8} {trained:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8}")
-    print(f"pooled over {len(report.splits)} months:")
+    print(f"pooled over {len(report.splits)} editions:")
     print(f"{'method':>10} {'picks':>6} {'leaf acc':>8} {'top acc':>8} {'macro-F1':>8}")
     for f in report.methods:
         print(f"{f.method:>10} {f.picks:>6} {fmt(f.leaf_accuracy):>8} {fmt(f.top_accuracy):>8} {fmt(f.leaf_macro_f1):>8}"

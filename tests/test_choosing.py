@@ -93,17 +93,14 @@ def engineering_month(n: int = 60) -> list[Candidate]:
 
 
 def test_background_training_keeps_an_off_topic_month_low() -> None:
-    """Trained again after a fetch of a realistic size, the undecided posts are background. With a
-    22-entry digest to learn from, the two titles that use 추천 ("recommend") and 학습 ("learn") in their
-    everyday sense still look like picks; every other post of the month scores below 0.1."""
+    """Trained again after a fetch of a realistic size, the undecided posts are background. Of the month's ten
+    off-topic posts at most one is selected (the share docs/choosing.md reports for this month: 1 of 10, a
+    title whose 학습 or 추천 is of the everyday kind) and at least nine score below 0.1, whichever they are."""
     month = [post(i, *row) for i, row in enumerate(OFF_TOPIC)]
     model = classify.train(house_labels(), background=month + engineering_month(), now=NOW)
     assert model.priority_mode == "background"
-    chosen = selected(model, month)
-    assert {c.url for c in chosen} <= {"https://toss.tech/article/one-best-choice",
-                                       "https://toss.tech/article/designer-new-domain"}
-    ambiguous = {"https://toss.tech/article/one-best-choice", "https://toss.tech/article/designer-new-domain"}
-    assert all((p.priority or 0.0) < 0.1 for c, p in zip(month, model.predict(month)) if c.url not in ambiguous)
+    assert len(selected(model, month)) <= len(month) // 10
+    assert sum((p.priority or 0.0) < 0.1 for p in model.predict(month)) >= len(month) - len(month) // 10
     threshold, how = model.cut([p.priority or 0.0 for p in model.predict(month)])
     assert threshold >= priority.CUT_FLOOR and "expected F1" in how
 

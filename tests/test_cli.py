@@ -248,6 +248,53 @@ def test_starting_aggregator_never_loads_httpxs_own_command_line_client() -> Non
     assert out.split() == ["True", "False", "True"]
 
 
+# `aggregator ARGS...` through its entry point; as the process ends (the CLI ends with os._exit), every module
+# it imported is written to the file named by the first argument, one name a line.
+IMPORTS_RECORDED = """
+import os, sys
+out, sys.argv = sys.argv[1], ["aggregator", *sys.argv[2:]]
+real_exit = os._exit
+
+def record_then_exit(code):
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+    real_exit(code)
+
+os._exit = record_then_exit
+from aggregator.__main__ import main
+main()
+"""
+# What a polling pass has no use for: the other commands, the learning, drafting and desk packages, the web
+# stack, the numeric stack, the scheduler, and rich (no terminal, so no progress bar).
+NOT_FOR_POLLING = {"aggregator.cli.desk", "aggregator.cli.digests", "aggregator.cli.feeds", "aggregator.cli.learning",
+                   "aggregator.learn", "aggregator.digest", "aggregator.web", "aggregator.opml", "aggregator.audit",
+                   "aggregator.scheduler", "starlette", "uvicorn", "jinja2", "sklearn", "numpy", "scipy",
+                   "apscheduler", "rich"}
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules `aggregator ARGS...` imports, run in a fresh process as cron runs it (no terminal)."""
+    out = tmp_path / "modules.txt"
+    ran = subprocess.run([sys.executable, "-c", IMPORTS_RECORDED, str(out), *args], capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    return set(out.read_text(encoding="utf-8").split())
+
+
+def test_a_fetch_imports_only_what_polling_needs(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`aggregator fetch` against a live feed, then again when it answers 304: neither pass loads another
+    command's module, the learning, drafting or desk code, the web or numeric stack, or the scheduler."""
+    config = write_config(tmp_path, feed_server)
+    for attempt, parsed in (("changed", True), ("not modified", False)):
+        modules = imported_by(tmp_path, "--config", str(config), "fetch", "--all")
+        assert "aggregator.poll.run" in modules and ("aggregator.poll.parse" in modules) == parsed, attempt
+        loaded = {m for m in modules if m in NOT_FOR_POLLING or m.split(".")[0] in NOT_FOR_POLLING
+                  or ".".join(m.split(".")[:2]) in NOT_FOR_POLLING}
+        assert loaded == set(), attempt
+    whole_tree = imported_by(tmp_path, "--config", str(config), "feeds")
+    assert {"aggregator.cli.feeds", "aggregator.cli.digests"} <= whole_tree
+
+
 ENTRY_POINT_WATCHED = """
 import gc, importlib.util, sys
 paused_while_loading = []

@@ -29,25 +29,36 @@ FEEDS = 40
 CHECKED = "select count(*) from feeds where last_checked_at is not null"
 SLOW = 0.3  # seconds the server takes over every answer during the pass that gets killed
 
-# `aggregator` in a process that SIGKILLs itself right after the Nth schema statement (CREATE, ALTER, DROP) it
-# sends to the database: a crash at a chosen point of creating or upgrading the schema.
-KILLED_AFTER_STATEMENT = """
+# `aggregator` in a process that watches every schema statement (CREATE, ALTER, DROP) it sends to the database:
+# with RECORD_SCHEMA_STATEMENTS it appends each to that file, and with KILL_AFTER_STATEMENT=N it SIGKILLs itself
+# right after the Nth. The kill points are taken from a recorded run of the same command, so they follow the
+# schema and its migrations as they are, whatever is added to them.
+HOOKED = """
 import os, signal
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from aggregator.cli import main
-left = int(os.environ["KILL_AFTER_STATEMENT"])
+record, left = os.environ.get("RECORD_SCHEMA_STATEMENTS"), int(os.environ.get("KILL_AFTER_STATEMENT", "0"))
 @event.listens_for(Engine, "after_cursor_execute")
 def count(conn, cursor, statement, *rest):
     global left
     if statement.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+        if record:
+            with open(record, "a", encoding="utf-8") as f:
+                f.write(" ".join(statement.split())[:120] + "\\n")
         left -= 1
         if left == 0:
             os.kill(os.getpid(), signal.SIGKILL)
 main()
 """
-# With today's migrations: statement 1 creates alembic_version, 2 the first table; 9 is the first of revision 0002.
-SCHEMA_KILL_POINTS = {"first_table_created": 2, "first_revision_half_done": 5, "second_revision_begun": 9}
+# Where in the recorded statements to kill: each picks an index (1-based) from their count.
+SCHEMA_KILL_POINTS: dict[str, Callable[[list[str]], int]] = {
+    "first_statement": lambda statements: 1,
+    "first_table_created": lambda statements: 1 + next(i for i, s in enumerate(statements)
+                                                        if s.upper().startswith("CREATE TABLE")),
+    "half_way": lambda statements: (len(statements) + 1) // 2,
+    "last_statement": len,
+}
 
 KillPoint = Callable[[Path, ChaosServer], bool]
 KILL_POINTS: dict[str, KillPoint] = {
@@ -157,43 +168,100 @@ def test_a_pass_killed_with_sigkill_leaves_no_helper_process_behind(tmp_path: Pa
         assert gone, f"still running 20 s after their pass was killed: {processes_with(marker)}"
 
 
+def hooked_init(config: Path, db: Path, marker: str, *, record: Path | None = None,
+                kill_after: int = 0) -> subprocess.CompletedProcess[str]:
+    """`aggregator init` under HOOKED: recording its schema statements, or SIGKILLed after the `kill_after`th."""
+    command = [sys.executable, "-c", HOOKED, "--config", str(config), "--db", f"sqlite:///{db}", "init"]
+    env = {**os.environ, MARKER: marker, "KILL_AFTER_STATEMENT": str(kill_after),
+           **({"RECORD_SCHEMA_STATEMENTS": str(record)} if record else {})}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def schema_statements(config: Path, db: Path, marker: str) -> list[str]:
+    """The schema statements `aggregator init` sends on `db` as it is (left as init leaves it)."""
+    record = db.with_name(db.name + ".statements")
+    record.unlink(missing_ok=True)
+    proc = hooked_init(config, db, marker, record=record)
+    assert proc.returncode == 0, proc.stderr
+    statements = record.read_text(encoding="utf-8").splitlines()
+    assert statements, "init sent no schema statement"
+    return statements
+
+
+def schema(db: Path) -> tuple[list[tuple[str, str]], list[tuple[str]]]:
+    """What is on disk: each table, index and view with its SQL, and the recorded schema version."""
+    if not db.exists():
+        return [], []
+    objects = query(db, "select name, sql from sqlite_master where sql is not null order by name")
+    versions = query(db, "select version_num from alembic_version") if ("alembic_version",) in [
+        (name,) for name, _ in objects] else []
+    return objects, versions
+
+
 def init_killed_after_statement(config: Path, db: Path, statement: int, marker: str) -> None:
     """`aggregator init`, SIGKILLed right after its `statement`th schema statement."""
-    command = [sys.executable, "-c", KILLED_AFTER_STATEMENT, "--config", str(config), "--db", f"sqlite:///{db}", "init"]
-    env = {**os.environ, MARKER: marker, "KILL_AFTER_STATEMENT": str(statement)}
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = hooked_init(config, db, marker, kill_after=statement)
     assert proc.returncode == -signal.SIGKILL, f"init ended by itself: {proc.stderr}"
-    tables = sorted(name for (name,) in query(db, "select name from sqlite_master where type = 'table'"))
-    version = query(db, "select version_num from alembic_version") if "alembic_version" in tables else "-"
-    print(f"\nkilled after schema statement {statement}; on disk: tables {tables}, version {version}")
+
+
+@pytest.fixture(scope="module")
+def creation(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], tuple[list[tuple[str, str]], list[tuple[str]]]]:
+    """The schema statements `init` sends to create a new database, and the schema it leaves (recorded once)."""
+    folder = tmp_path_factory.mktemp("creation")
+    (folder / "feeds.yaml").write_text("feeds:\n  - name: A\n    url: http://127.0.0.1:9/a.xml\n", encoding="utf-8")
+    tag = uuid.uuid4().hex
+    statements = schema_statements(folder / "feeds.yaml", folder / "reference.db", tag)
+    complete = schema(folder / "reference.db")
+    assert complete[1], "init recorded no schema version"
+    return statements, complete
 
 
 @pytest.mark.parametrize("point", SCHEMA_KILL_POINTS)
 def test_a_process_killed_while_creating_the_database_leaves_one_that_the_next_command_can_use(
-        tmp_path: Path, marker: str, point: str) -> None:
+        tmp_path: Path, marker: str, point: str,
+        creation: tuple[list[str], tuple[list[tuple[str, str]], list[tuple[str]]]]) -> None:
+    """Killed after a schema statement chosen from a recorded run of `init`: on disk there is no schema at all
+    (the creation is one transaction), and the next command creates it whole and polls."""
     db = tmp_path / "aggregator.db"
+    statements, complete = creation
     with ChaosServer(FEEDS, seed=9, answers=HEALTHY) as server:
         server.publish(2 * FEEDS)
         config = write_config(tmp_path, server, interval="1h", timeout=10)
-        init_killed_after_statement(config, db, SCHEMA_KILL_POINTS[point], marker)
+        init_killed_after_statement(config, db, SCHEMA_KILL_POINTS[point](statements), marker)
+        assert schema(db) == ([], [])
 
         summary = run(config, db, "fetch", marker=marker)
         assert f"{FEEDS} feeds: {FEEDS} ok" in summary
         assert query(db, "pragma integrity_check") == [("ok",)]
+        assert schema(db) == complete
         assert dict(query(db, "select url, title from posts")) == server.published()
 
 
+@pytest.mark.parametrize("point", ["first_statement", "half_way", "last_statement"])
 def test_a_process_killed_while_upgrading_the_database_leaves_one_that_the_next_command_can_use(
-        tmp_path: Path, marker: str) -> None:
+        tmp_path: Path, marker: str, point: str) -> None:
+    """A database of the previous schema version, `init` killed after one of the upgrade's schema statements
+    (chosen from a recorded upgrade of a copy): on disk the previous schema, version and posts unchanged; the next
+    command upgrades it to the newest schema and polls."""
+    import shutil
+
     db = tmp_path / "aggregator.db"
     create_schema_before_the_newest(db)
     with ChaosServer(FEEDS, seed=10, answers=HEALTHY) as server:
         server.publish(2 * FEEDS)
         config = write_config(tmp_path, server, interval="1h", timeout=10)
-        init_killed_after_statement(config, db, 1, marker)
+        old = schema(db)
+        copy = tmp_path / "copy.db"
+        shutil.copy(db, copy)
+        statements = schema_statements(config, copy, marker)
+        upgraded = schema(copy)
+        assert upgraded != old
+        init_killed_after_statement(config, db, SCHEMA_KILL_POINTS[point](statements), marker)
+        assert schema(db) == old
 
         summary = run(config, db, "fetch", marker=marker)
         assert f"{FEEDS} feeds: {FEEDS} ok" in summary
+        assert schema(db) == upgraded
         assert dict(query(db, "select url, title from posts")) == server.published()
 
 

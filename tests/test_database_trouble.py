@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +22,58 @@ from aggregator.models import FeedConfig
 from aggregator.store import Store
 
 
-def run_cli(config: Path, *args: str, user_can_write: bool = True) -> subprocess.Popen[str]:
+UNPRIVILEGED = 65534  # the uid and gid (nobody's on Debian) a test run as root gives up its privileges for
+
+
+def run_cli(config: Path, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "aggregator", "--config", str(config), "--quiet", *args]
-    if not user_can_write and os.geteuid() == 0:  # root ignores file modes unless it gives up the capability
-        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def invoke_unprivileged(config: Path, *args: str) -> tuple[int, str]:
+    """`aggregator ARGS` in a forked child that, when the tests run as root (as in CI), first becomes uid and
+    gid UNPRIVILEGED with no other groups, so that file modes hold for it as for any user; its exit code and
+    output. (A fork rather than a new interpreter: the interpreter may live where that user cannot read, and
+    what the command needs is imported already by an earlier command of the test.)"""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code, output = 70, "the child failed before running the command"
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(UNPRIVILEGED)
+                os.setuid(UNPRIVILEGED)
+                assert (os.getuid(), os.geteuid(), os.getgroups()) == (UNPRIVILEGED, UNPRIVILEGED, [])
+            result = invoke(config, *args)
+            code, output = result.exit_code, result.output
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+            output = f"{output}: {type(exc).__name__}: {exc}"
+        finally:
+            os.write(write_end, json.dumps([code, output]).encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    code, output = json.loads(data)
+    return code, output
+
+
+@pytest.fixture
+def shared_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder the user of invoke_unprivileged may enter and create files in (tmp_path itself when not root,
+    since pytest's base folder is closed to other users)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="aggregator-trouble-"))
+    os.chown(folder, UNPRIVILEGED, UNPRIVILEGED)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
@@ -116,28 +166,23 @@ def test_a_locked_database_gives_a_clear_error_and_loses_nothing(tmp_path: Path)
         assert store.feed_names() == ["A"]
 
 
-def writable_only_by_root(path: Path) -> None:
-    """Make the file read-only, and skip when this machine cannot make that hold for our subprocess."""
-    path.chmod(0o444)
-    if os.geteuid() != 0:
-        return
-    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
-    if shutil.which("setpriv") is None or subprocess.run([*drop, "true"], capture_output=True).returncode != 0:
-        pytest.skip("setpriv cannot drop root's override of file modes here")
-    if subprocess.run([*drop, sys.executable, "-c", f"open({str(path)!r}, 'ab')"], capture_output=True).returncode == 0:
-        pytest.skip("cannot make a file read-only for root on this machine")
-
-
-def test_a_read_only_database_gives_a_clear_error_and_is_left_as_it_was(tmp_path: Path, feed_server: FeedServer) -> None:
-    config = write_config(tmp_path, feed_server)
+def test_a_read_only_database_gives_a_clear_error_and_is_left_as_it_was(shared_dir: Path,
+                                                                       feed_server: FeedServer) -> None:
+    """A database file its user may read but not write (mode 0444, owned by another user when the tests run
+    as root): fetch ends with one line naming it, and the file is left byte for byte as it was."""
+    config = write_config(shared_dir, feed_server)
     assert invoke(config, "fetch").exit_code == 0
-    db = tmp_path / "aggregator.db"
+    db = shared_dir / "aggregator.db"
     with sqlite3.connect(db) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = db.read_bytes()
-    writable_only_by_root(db)
-    code, output = finish(run_cli(config, "fetch", "--all", user_can_write=False))
-    assert code == 1
+    db.chmod(0o444)
+    if os.geteuid() == 0:  # the rest (the polling lock file, SQLite's -wal and -shm) is the user's own
+        for other in shared_dir.iterdir():
+            if other != db:
+                os.chown(other, UNPRIVILEGED, UNPRIVILEGED)
+    code, output = invoke_unprivileged(config, "fetch", "--all")
+    assert code == 1, output
     [line] = output.strip().splitlines()
     assert line.startswith(f"error: sqlite:///{db}") and "readonly database" in line
     assert db.read_bytes() == before

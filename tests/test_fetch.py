@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port, http_date
 
 from aggregator.poll.fetch import Fetcher, FetchSettings, parse_retry_after
-from aggregator.models import FeedState, FetchResult
+from aggregator.models import FeedConfig, FeedState, FetchResult
 
 UTC = timezone.utc
 TOSS = (FEEDS / "toss.rss.xml").read_bytes()
@@ -276,13 +279,99 @@ def test_body_at_the_limit_is_kept(feed_server: FeedServer) -> None:
         assert get(small, url).body == b"y" * 50_000
 
 
-def test_stop_event_aborts_the_body(feed_server: FeedServer) -> None:
-    url = feed_server.serve("/rss.xml", TOSS)
+class HalfSent:
+    """A server on 127.0.0.1 that answers once: headers and the first `first` bytes of `body`, then waits for
+    `go_on` before sending the rest in 16 KB slices, a slice every 10 ms, until done or the client hangs up.
+    `sent` counts the body bytes it handed to the socket."""
+
+    def __init__(self, body: bytes, first: int) -> None:
+        self.body, self.first = body, first
+        self.part_sent, self.go_on, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/feed.xml"
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(self.body) + self.body[:self.first])
+                self.sent = self.first
+                self.part_sent.set()
+                self.go_on.wait(30)
+                while self.sent < len(self.body):
+                    conn.sendall(self.body[self.sent:self.sent + 16_384])
+                    self.sent = min(len(self.body), self.sent + 16_384)
+                    time.sleep(0.01)
+            except OSError:
+                pass  # the client hung up
+            finally:
+                self.done.set()
+
+    def close(self) -> None:
+        self.go_on.set()
+        self.listener.close()
+
+
+def test_stop_event_aborts_the_body(tmp_path: Path) -> None:
+    """The stop is set once the first 64 KB of a 4 MB feed have been sent: the pass's fetch ends part-way
+    (the server could not send the rest), the feed is not recorded and none of its posts is stored; and a
+    fetcher stopped the same way returns "stopped" without a body."""
+    from aggregator.poll.run import run_pass
+    from aggregator.store import Store
+
+    items = "".join(f"<item><title>Post {i}</title><link>https://a.example/{i}</link><guid>g{i}</guid>"
+                    f"<description>{'x' * 200}</description></item>" for i in range(15_000))
+    body = f"<?xml version='1.0'?><rss version='2.0'><channel><title>big</title>{items}</channel></rss>".encode()
+    assert 3_500_000 < len(body) < 5_000_000  # under the default size cap: only the stop ends it
+
+    def stop_when_part_sent(server: HalfSent, stop: threading.Event) -> threading.Thread:
+        def watch() -> None:
+            if server.part_sent.wait(30):
+                stop.set()
+                server.go_on.set()
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
+
+    server = HalfSent(body, 65_536)
     stop = threading.Event()
-    stop.set()
-    with Fetcher(FetchSettings(timeout=2, connect_timeout=1), stop=stop) as stopped:
-        result = get(stopped, url)
+    try:
+        with Store(f"sqlite:///{tmp_path / 'a.db'}") as store, Fetcher(FetchSettings(timeout=60), stop=stop) as fetcher:
+            store.migrate()
+            store.sync_feeds([FeedConfig("big", server.url)], NOW)
+            watcher = stop_when_part_sent(server, stop)
+            summary = run_pass(store, fetcher, store.feeds_due(NOW), clock=lambda: NOW, stop=stop)
+            watcher.join(30)
+            assert server.done.wait(30)
+            assert summary.outcomes == ()
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("select last_checked_at, etag from feeds").fetchall() == [(None, None)]
+                assert conn.exec_driver_sql("select count(*) from posts").scalar() == 0
+    finally:
+        server.close()
+    assert 65_536 <= server.sent < len(body)  # the body had begun, and was cut off part-way
+
+    server = HalfSent(body, 65_536)
+    stop = threading.Event()
+    try:
+        with Fetcher(FetchSettings(timeout=60), stop=stop) as stopped:
+            watcher = stop_when_part_sent(server, stop)
+            result = get(stopped, server.url)
+            watcher.join(30)
+            assert server.done.wait(30)
+    finally:
+        server.close()
     assert result.error == "stopped" and result.body is None
+    assert 65_536 <= server.sent < len(body)
 
 
 # --- transport errors --------------------------------------------------------------------------------

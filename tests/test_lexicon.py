@@ -39,3 +39,35 @@ def test_section_names_map_to_built_in_topics(heading: str, key: str | None) -> 
 def test_top_level_names_map_to_kinds() -> None:
     assert lexicon.matches("1. Research", lexicon.KINDS).key == "research"  # type: ignore[union-attr]
     assert lexicon.matches("2. Business Cases and Implementations", lexicon.KINDS).key == "business"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("title", [
+    "Autoencoders and Diffusers: A Brief Comparison",
+    "Automatically Retrain NNs with Renate",
+    "MoE with Expert Choice Routing",
+    "Accelerating Text Generation with Confident Adaptive Language Modeling (CALM)",
+    "Introducing Fortuna: A Library for Uncertainty Quantification",
+    "How to Evaluate the Quality of the Synthetic Data",
+])
+def test_the_vocabulary_of_the_digests_past_picks_puts_their_titles_in_scope(title: str) -> None:
+    """Real titles the house digest picked: each reads as AI/ML from its title alone, so a draft never
+    gives one the reason "little or no AI/ML vocabulary"."""
+    scope = lexicon.Matcher([*lexicon.SCOPE])
+    assert scope.found(title), title
+
+
+def test_a_digest_pick_in_scope_gets_no_little_vocabulary_reason() -> None:
+    from datetime import datetime, timezone
+
+    from aggregator.learn import classify
+    from aggregator.models import Candidate, Label
+
+    when = datetime(2022, 12, 1, tzinfo=timezone.utc)
+    picks = [Label(Candidate(i, f"https://blog{i % 3}.example.com/p{i}", f"Serving language models {i}", "", "", when),
+                   ("1. Research",) if i % 2 else ("2. Business",), True) for i in range(12)]
+    model = classify.train(picks, now=when)
+    post = Candidate(99, "https://eugeneyan.com/writing/autoencoders-vs-diffusers/",
+                     "Autoencoders and Diffusers: A Brief Comparison", "", "", when)
+    reasons = model.predict([post])[0].reasons
+    assert not any("little or no AI/ML vocabulary" in r for r in reasons), reasons
+    assert any(r.startswith("AI/ML words:") and "autoencoder" in r for r in reasons), reasons

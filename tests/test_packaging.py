@@ -1,4 +1,4 @@
-"""A wheel built from the repository carries the migrations (kept in the top-level migrations/ folder)."""
+"""A wheel built from the repository carries the migrations (kept in the top-level migrations/ folder), and the repository root holds nothing a shell glob turns into an option."""
 
 from __future__ import annotations
 
@@ -35,3 +35,11 @@ def test_a_wheel_migrates_a_fresh_database(tmp_path: Path) -> None:
 
     tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type = 'table'")}
     assert {"feeds", "posts", "labels", "digests", "drafts", "alembic_version"} <= tables
+
+
+def test_low_14_no_file_at_the_root_reads_as_an_option_and_profiler_output_is_ignored() -> None:
+    """A committed `--config` (a cProfile dump) turned `aggregator *` at the root into an option: no name
+    there may start with "-", and the usual profiler outputs are kept out of the repository."""
+    assert not [p.name for p in ROOT.iterdir() if p.name.startswith("-")]
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"*.prof", "*.pstats"} <= set(ignored)

@@ -308,3 +308,82 @@ def test_a_poller_past_its_lease_never_records_over_the_poller_that_took_the_fee
                           next_check=later, error=None)
         assert rows(pg_db, "select claimed_by, last_fetched_by, etag from feeds") == [(None, "fast", '"fast"')]
         assert rows(pg_db, "select count(*) from posts") == [(1,)]
+
+
+def test_three_fetch_all_started_during_each_other_request_each_feed_once(
+        farm: Callable[..., Farm], pg_db: str, home: Path) -> None:
+    """`fetch --all` by one poller, then two more while it is still running (after it has fetched a share):
+    every one of 300 feeds is requested exactly once over the three passes, none of the feeds the first had
+    already fetched is claimed again by the later two, every process exits 0 and each fetched some."""
+    f = farm(["127.0.0.1", "127.0.0.2", "127.0.0.3"], 300, latency=0.2)
+    write_config(home, f, 300, per_host=16, concurrency=8)  # alone, a poller would take 7.5 s
+    assert aggregator(home, pg_db, "-q", "init").wait(60) == 0
+    first = aggregator(home, pg_db, "-q", "fetch", "--all", "--worker-id", "p0")
+    wait_for(lambda: rows(pg_db, "select count(*) from feeds where last_checked_at is not null")[0][0] >= 30,
+             "the first poller's first 30 feeds")
+    f.hold.set()  # from now on requests wait: the first pass is still running when the others start
+    early = {name for (name,) in rows(pg_db, "select name from feeds where last_checked_at is not null")}
+    later = [aggregator(home, pg_db, "-q", "fetch", "--all", "--worker-id", f"p{n}") for n in (1, 2)]
+    wait_for(lambda: rows(pg_db, "select count(distinct claimed_by) from feeds where claimed_by in ('p1', 'p2')")
+             == [(2,)], "both later pollers holding claims")
+    assert first.poll() is None  # the first pass is still running
+    f.hold.clear()
+    f.released.set()
+    results = finish([first, *later])
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    counts = f.counts()
+    assert len(counts) == 300 and max(counts.values()) == 1, counts.most_common(3)
+    assert 30 <= len(early) < 300
+    names = ", ".join(f"'{name}'" for name in early)
+    assert rows(pg_db, f"select distinct last_fetched_by from feeds where name in ({names})") == [("p0",)]
+    by = dict(rows(pg_db, "select last_fetched_by, count(*) from feeds group by 1"))
+    assert set(by) == {"p0", "p1", "p2"} and sum(by.values()) == 300, by
+
+
+def test_all_skips_what_a_running_pass_fetched_unless_due_again_and_not_after_it_ends(pg_db: str) -> None:
+    """Pass A checks feeds a and b; pass B, started while A runs, is offered neither with everything=True
+    until a is due again (then a, never b); pass C, started while B runs, is offered b (checked before B
+    began) but not a; once A, B and C have ended, a new pass is offered both."""
+    from datetime import timedelta
+
+    from aggregator.models import FeedConfig, FetchResult
+
+    t0 = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    minute = timedelta(minutes=1)
+
+    def claim(store: Store, started: datetime, now: datetime, round_started: datetime) -> list[str]:
+        feeds, _ = store.claim_feeds(worker=store.worker or "", now=now, until=now + minute, started=started,
+                                     room=10, per_host=6, everything=True, round_started=round_started)
+        store.release_claims(store.worker or "", [feed.id for feed in feeds])
+        return sorted(feed.name for feed in feeds)
+
+    with Store(pg_db, worker="A") as a, Store(pg_db, worker="B") as b, Store(pg_db, worker="C") as c:
+        a.migrate()
+        a.sync_feeds([FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")], t0)
+        round_a, leave_a = a.join_passes(t0)
+        assert round_a == t0
+        feeds, _ = a.claim_feeds(worker="A", now=t0, until=t0 + minute, started=t0, room=10, per_host=6,
+                                 everything=True, round_started=round_a)
+        due = {"a": t0 + 10 * minute, "b": t0 + timedelta(days=1)}
+        a.record_checks([Check(feed, FetchResult(feed.url, 304), due[feed.name], t0 + minute) for feed in feeds],
+                        now=t0 + minute)
+        t2 = t0 + 2 * minute
+        round_b, leave_b = b.join_passes(t2)
+        assert round_b == t0
+        assert claim(b, t2, t2, round_b) == []  # both fetched by A in its pass, neither due
+        t3 = t0 + 11 * minute
+        assert claim(b, t2, t3, round_b) == ["a"]  # due again: fetched all the same
+        b.record_checks([Check(feed, FetchResult(feed.url, 304), t3 + 10 * minute, t3) for feed in
+                         b.claim_feeds(worker="B", now=t3, until=t3 + minute, started=t2, room=10, per_host=6,
+                                       everything=True, round_started=round_b)[0]], now=t3)
+        leave_a()
+        t4 = t0 + 12 * minute
+        round_c, leave_c = c.join_passes(t4)
+        assert round_c == t2  # A has ended: B, still running, began the round
+        assert claim(c, t4, t4, round_c) == ["b"]
+        leave_b()
+        leave_c()
+        t5 = t0 + 13 * minute
+        round_d, leave_d = a.join_passes(t5)
+        assert round_d == t5 and claim(a, t5, t5, round_d) == ["a", "b"]
+        leave_d()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from conftest import FEEDS, NOW, FeedServer, RawServer, Route, free_port
@@ -13,7 +16,7 @@ from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig
 from aggregator.store.schema import FeedRow, PostRow
 from aggregator.store import Store
-from aggregator.poll.run import PARSE_HERE_FIRST, Schedule, next_check, run_pass
+from aggregator.poll.run import FORK_WORKERS_FROM, PARSE_HERE_FIRST, Schedule, next_check, run_pass
 
 
 class Clock:
@@ -340,6 +343,8 @@ def test_many_changed_bodies_are_parsed_by_worker_processes_with_the_same_result
     store.sync_feeds(configs, clock())
     feeds = store.feeds_due(clock())
     summary = run_pass(store, fetcher, feeds, clock=clock, schedule=Schedule(parse_workers=2))
+    # this process runs the server's thread, so the workers come from a forkserver, not a fork of it
+    assert (summary.parse_workers, summary.parse_workers_forked) == (2, False)
     by_name = {o.feed: o for o in summary.outcomes}
     assert all(by_name[c.name].status == "ok" and by_name[c.name].new_posts == 4 for c in configs[:-1])
     assert by_name["Page"].status == "error" and (by_name["Page"].message or "").startswith("not a feed")
@@ -347,3 +352,91 @@ def test_many_changed_bodies_are_parsed_by_worker_processes_with_the_same_result
     again = run_pass(store, fetcher, store.feeds_due(clock(), everything=True), clock=clock,
                      schedule=Schedule(parse_workers=2))
     assert sorted(o.status for o in again.outcomes) == ["error"] + ["not_modified"] * (PARSE_HERE_FIRST + 6)
+    assert again.parse_workers == 0
+
+
+def test_a_pass_with_few_changed_bodies_parses_them_in_process(
+        store: Store, fetcher: Fetcher, feed_server: FeedServer) -> None:
+    """Many feeds, of which three changed since the last pass (the shape of a cron pass): no worker process is
+    started for three bodies, and their new posts are stored."""
+    body = (FEEDS / "toss.rss.xml").read_text(encoding="utf-8")
+    configs = [FeedConfig(f"Copy {i}", feed_server.serve(f"/c{i}.xml", body.replace("toss.tech/article/", f"toss.tech/{i}/")))
+               for i in range(FORK_WORKERS_FROM + 8)]
+    clock = Clock(NOW)
+    store.sync_feeds(configs, clock())
+    first = run_pass(store, fetcher, store.feeds_due(clock()), clock=clock, schedule=Schedule(parse_workers=2))
+    assert first.count("ok") == len(configs) and first.parse_workers == 0
+    for i in range(3):
+        feed_server.serve(f"/c{i}.xml", body.replace("toss.tech/article/", f"toss.tech/{i}/new-"))
+    again = run_pass(store, fetcher, store.feeds_due(clock(), everything=True), clock=clock,
+                     schedule=Schedule(parse_workers=2))
+    assert (again.count("ok"), again.count("not_modified"), again.new_posts) == (3, len(configs) - 3, 12)
+    assert (again.parse_workers, again.parse_workers_forked) == (0, False)
+
+
+# A cold pass in a process of one thread, as `aggregator fetch` runs it: argv is the database file, the number of
+# feeds and the server's base URL; it prints the pass's worker count, whether they were forked, and the statuses.
+COLD_PASS = """
+import sys
+from datetime import datetime, timezone
+from aggregator.models import FeedConfig
+from aggregator.poll.fetch import Fetcher, FetchSettings
+from aggregator.poll.run import Schedule, run_pass
+from aggregator.store import Store
+
+db, n, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+now = datetime(2023, 4, 2, 12, 0, tzinfo=timezone.utc)
+store = Store(f"sqlite:///{db}")
+store.migrate()
+store.sync_feeds([FeedConfig(f"Copy {i}", f"{base}/c{i}.xml") for i in range(n)], now)
+with store.polling_lock(), Fetcher(FetchSettings(timeout=5, connect_timeout=2)) as fetcher:
+    summary = run_pass(store, fetcher, store.feeds_due(now), clock=lambda: now, schedule=Schedule(parse_workers=2))
+print(summary.parse_workers, summary.parse_workers_forked, summary.count("ok"), summary.new_posts)
+"""
+
+
+def test_a_cold_pass_forks_its_parse_workers_before_fetching(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A pass that will parse many bodies it has never seen, in a process running no other thread, forks its
+    workers from itself (they share its imported pages) and stores what they parse."""
+    body = (FEEDS / "toss.rss.xml").read_text(encoding="utf-8")
+    n = FORK_WORKERS_FROM + 4
+    for i in range(n):
+        feed_server.serve(f"/c{i}.xml", body.replace("toss.tech/article/", f"toss.tech/{i}/"))
+    ran = subprocess.run([sys.executable, "-c", COLD_PASS, str(tmp_path / "cold.db"), str(n), feed_server.base],
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["2", "True", str(n), str(4 * n)]
+
+
+# Takes the polling lock, forks a child (and waits until it runs) that outlives the lock's release, and tries the lock again from a second
+# handle on the database: argv is the database file. Prints whether the second try got the lock.
+LOCK_AFTER_FORK = """
+import os, sys, time
+from aggregator.store import Store
+
+first, second = Store(f"sqlite:///{sys.argv[1]}"), Store(f"sqlite:///{sys.argv[1]}")
+ready, running = os.pipe()
+with first.polling_lock():
+    child = os.fork()
+    if child == 0:
+        os.write(running, b"!")  # the child runs: what it does just after the fork is done
+        time.sleep(3)
+        os._exit(0)
+    os.read(ready, 1)
+try:
+    with second.polling_lock():
+        print("taken")
+except Exception as exc:
+    print("busy", exc)
+os.kill(child, 9)
+os.waitpid(child, 0)
+"""
+
+
+def test_a_child_forked_during_a_pass_does_not_hold_its_polling_lock(tmp_path: Path) -> None:
+    """Parse workers forked from a pass inherit its files; the lock's file is closed in them, so the lock ends
+    when the pass lets it go, not when the last worker exits."""
+    ran = subprocess.run([sys.executable, "-c", LOCK_AFTER_FORK, str(tmp_path / "lock.db")],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["taken"]

@@ -6,24 +6,22 @@ import logging
 import os
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from aggregator.cli import desk, digests, feeds, learning, polling
+from aggregator.cli import polling
 from aggregator.cli.common import Options
 
-app = typer.Typer(
-    help="Poll AI/ML blogs' feeds into a database and draft the monthly digest.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-feeds_app = typer.Typer(help="Show feed health, reset a failing feed, move subscriptions in and out as OPML.")
-app.add_typer(feeds_app, name="feeds")
+# The commands a cron or daemon poller runs. Invoked by name, they are served by a tree of these alone, so a
+# polling process never imports the other commands' modules (the digests, learning, desk and feeds groups).
+POLLING_COMMANDS = {"init": polling.init, "fetch": polling.fetch, "run": polling.run}
+# The global options that take a value; every other global option is a flag.
+_VALUED_OPTIONS = ("--db", "--config")
+_FLAG_OPTIONS = ("--quiet", "-q")
 
 
-@app.callback()
 def main_options(
     ctx: typer.Context,
     db: Annotated[str | None, typer.Option("--db", envvar="AGGREGATOR_DB", help="SQLAlchemy database URL (default: the SQLite file aggregator.db beside feeds.yaml).", show_default=False)] = None,
@@ -38,22 +36,63 @@ def main_options(
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-# The command tree, in the order `aggregator --help` lists it (the feeds group last).
-app.command("init")(polling.init)
-app.command("fetch")(polling.fetch)
-app.command("run")(polling.run)
-app.command("import-digest")(digests.import_digest)
-app.command("import-history")(digests.import_history)
-app.command("train")(learning.train)
-app.command("eval")(learning.evaluate)
-app.command("draft")(digests.draft)
-app.command("publish")(digests.publish)
-app.command("audit")(digests.audit)
-app.command("review")(desk.review)
-feeds_app.callback(invoke_without_command=True)(feeds.feeds)
-feeds_app.command("reset")(feeds.feeds_reset)
-feeds_app.command("import-opml")(feeds.feeds_import_opml)
-feeds_app.command("export-opml")(feeds.feeds_export_opml)
+def command_tree(polling_only: bool = False) -> typer.Typer:
+    """The command tree, in the order `aggregator --help` lists it (the feeds group last); with `polling_only`,
+    the polling commands alone."""
+    tree = typer.Typer(
+        help="Poll AI/ML blogs' feeds into a database and draft the monthly digest.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    tree.callback()(main_options)
+    for name, command in POLLING_COMMANDS.items():
+        tree.command(name)(command)
+    if polling_only:
+        return tree
+    from aggregator.cli import desk, digests, feeds, learning
+
+    feeds_app = typer.Typer(help="Show feed health, reset a failing feed, move subscriptions in and out as OPML.")
+    tree.add_typer(feeds_app, name="feeds")
+    tree.command("import-digest")(digests.import_digest)
+    tree.command("import-history")(digests.import_history)
+    tree.command("train")(learning.train)
+    tree.command("eval")(learning.evaluate)
+    tree.command("draft")(digests.draft)
+    tree.command("publish")(digests.publish)
+    tree.command("audit")(digests.audit)
+    tree.command("review")(desk.review)
+    tree.command("add")(desk.add)
+    feeds_app.callback(invoke_without_command=True)(feeds.feeds)
+    feeds_app.command("reset")(feeds.feeds_reset)
+    feeds_app.command("import-opml")(feeds.feeds_import_opml)
+    feeds_app.command("export-opml")(feeds.feeds_export_opml)
+    return tree
+
+
+def named_command(args: Sequence[str]) -> str | None:
+    """The command the arguments name after the global options, or None when they name none or an option is
+    not a global one (then the whole tree reads them, and says what is wrong)."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _VALUED_OPTIONS:
+            i += 2
+        elif arg in _FLAG_OPTIONS or arg.startswith(tuple(f"{o}=" for o in _VALUED_OPTIONS)):
+            i += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`app`, the whole command tree, built when first asked for (tests and tools invoke it)."""
+    if name == "app":
+        tree = globals()["app"] = command_tree()
+        return tree
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -61,7 +100,7 @@ def main() -> None:
     interpreter (every SQLAlchemy and httpx object freed one by one) took 0.1 s of each cron run."""
     code: int | str | None = 0
     try:
-        app()
+        command_tree(polling_only=named_command(sys.argv[1:]) in POLLING_COMMANDS)()
     except SystemExit as exc:
         code = exc.code
     logging.shutdown()

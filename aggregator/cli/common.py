@@ -84,6 +84,27 @@ def reports_errors(command: Callable[P, None]) -> Callable[P, None]:
 
 
 @contextmanager
+def progress_bar(ctx: typer.Context, what: str, unit: str | None = None) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for long work on a terminal ("reading history: commit 12 of 400" with a unit); nothing
+    in cron, with --quiet or when output is piped."""
+    if not ctx.obj.interactive:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), *(() if unit else (MofNCompleteColumn(),)),
+               TimeElapsedColumn())
+    with Progress(*columns, console=rich_console(), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            described = f"{what}: {unit} {done:,} of {total:,}" if unit else what
+            bar.update(task, completed=done, total=total, description=described)
+
+        yield advance
+
+
+@contextmanager
 def runtime(ctx: typer.Context, worker_id: str | None = None) -> Iterator[Runtime]:
     """The configuration and database the global options name, closed when the command ends."""
     opts: Options = ctx.obj

@@ -1,4 +1,4 @@
-"""The desk command: review serves an edition's candidates in the browser for the editor's decisions."""
+"""The desk's commands: review serves an edition's candidates in the browser for the editor's decisions; add makes a page no feed carries a pick."""
 
 from __future__ import annotations
 
@@ -40,7 +40,39 @@ def review(
             warn(f"warning: {exc}; the desk shows the posts unranked until you retrain")
             model = None
         desk = Desk(rt.store, rt.config, settings, model=model, model_dir=rt.model_dir(settings), clock=rt.clock,
-                    config_path=ctx.obj.config)
+                    edition=edition, config_path=ctx.obj.config)
 
         serve(desk, host=host, port=port, token=token, start=f"/edition/{edition}", open_browser=open_browser,
               ready=lambda url: say(f"the desk for {edition} is at {url} (Ctrl-C stops it)"))
+
+
+@reports_errors
+def add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The post's address (http or https).", show_default=False)],
+    section: Annotated[str | None, typer.Option("--section", help="The section to file it under: its full path (\"2. Cases > 2.4. MLOps\") or its last heading (default: the model's).", show_default=False)] = None,
+    title: Annotated[str | None, typer.Option("--title", help="The title to store (default: the page's); with it, a page that cannot be fetched is added by hand.", show_default=False)] = None,
+    summary: Annotated[str | None, typer.Option("--summary", help="Your own line for the digest (default: the page's description).", show_default=False)] = None,
+    month: Annotated[str | None, typer.Option("--month", help="The edition, YYYY-MM (default: this month).", show_default=False)] = None,
+    week: WeekOption = None,
+    digest: DigestOption = None,
+) -> None:
+    """Add a post no feed carries, by its URL, as a pick of the edition: the page is fetched once under the polling limits and read for its title, description and site."""
+    from aggregator.adding import add_url
+    from aggregator.errors import ModelError
+
+    with runtime(ctx) as rt:
+        settings = rt.config.digest(digest)
+        edition = chosen_edition(settings, month, week, default=True)
+        assert edition is not None
+        try:
+            model = rt.load_model(settings)
+        except ModelError as exc:
+            warn(f"warning: {exc}; give --section")
+            model = None
+        added, page = add_url(rt.store, rt.config, settings, edition, url, title=title, summary=summary,
+                              section=section, model=model, now=rt.clock())
+    if page.error is not None and not page.stored:
+        warn(f"warning: {page.url}: {page.error}; added by hand")
+    how = "stored and picked" if added.new else "already stored; picked"
+    say(f"{edition}: {added.title} ({page.url}) {how} under {' > '.join(added.section)}")

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from aggregator.cli.common import (DigestOption, WeekOption, chosen_edition, reports_errors, rich_console, rich_table,
-                                   runtime, say, warn)
+from aggregator.cli.common import (DigestOption, WeekOption, chosen_edition, progress_bar, reports_errors, rich_console,
+                                   rich_table, runtime, say, warn)
 from aggregator.errors import DigestError
 
 
@@ -58,21 +58,28 @@ def import_history(
     ctx: typer.Context,
     repo: Annotated[Path, typer.Argument(help="A local git repository holding the editor's running digest.")],
     file: Annotated[str, typer.Option("--file", help="The digest's path inside the repository.")] = "README.md",
+    since: Annotated[str | None, typer.Option("--since", help="Read only the commits after REV (a commit, branch or tag): the entries REV's version lists keep the decisions already stored for them, as do the other picks of the editions the later commits touch. For a quick update after a full import.", metavar="REV", show_default=False)] = None,
     digest: DigestOption = None,
 ) -> None:
     """Read every commit of the running digest as the editor's decisions: when each entry first appeared,
-    where it ended up, and what was dropped."""
+    where it ended up, and what was dropped. Shows "commit i of n" on a terminal."""
     from aggregator.learn.jobs import import_history as run_import, scope_of
 
     with runtime(ctx) as rt:
-        report = run_import(rt.store, repo, file, now=rt.clock(), scope=scope_of(rt.config, rt.config.digest(digest)))
-    say(f"{repo}: {report.versions} versions of {file}")
+        scope = scope_of(rt.config, rt.config.digest(digest))
+        with progress_bar(ctx, "reading history", "commit") as progress:
+            report = run_import(rt.store, repo, file, now=rt.clock(), scope=scope, since=since, progress=progress)
+    read = f" ({report.parsed} distinct, each parsed once)" if report.parsed < report.versions else ""
+    say(f"{repo}: {report.versions} versions of {file}{read}" + (f" after {since}" if since else ""))
     for edition, r, moved in report.editions:
         if r.unchanged:
             say(f"{edition}: unchanged ({r.entries} picks)")
         else:
             say(f"{edition}: {r.entries} picks; {r.added} added, {r.moved} moved, {r.removed} removed"
                 + (f"; {moved} moved between sections in the history" if moved else ""))
+    if report.changed_before:
+        warn(f"{report.changed_before} entries listed at {since} were dropped or moved after it; their editions "
+             "come before it: run without --since to record that")
 
 
 @reports_errors

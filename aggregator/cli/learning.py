@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Iterator
+from typing import Annotated
 
 import typer
 
-from aggregator.cli.common import DigestOption, reports_errors, rich_console, rich_table, runtime, say, warn
+from aggregator.cli.common import DigestOption, progress_bar, reports_errors, rich_console, rich_table, runtime, say, warn
 from aggregator.models import Edition
-
-
-@contextmanager
-def _progress(ctx: typer.Context, what: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar for long work on a terminal; nothing in cron, with --quiet or when output is piped."""
-    if not ctx.obj.interactive:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=rich_console(),
-                  transient=True) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @reports_errors
@@ -89,7 +74,7 @@ def evaluate(
     chosen = None if edition is None else _edition(edition, "--edition")
     with runtime(ctx) as rt:
         scope = scope_of(rt.config, rt.config.digest(digest))
-        with _progress(ctx, "evaluating") as progress:
+        with progress_bar(ctx, "evaluating") as progress:
             if old is not None and new is not None:
                 report = evaluate_old_new(rt.store, Path(old), new, now=rt.clock(), progress=progress, scope=scope)
             elif loo:

@@ -18,7 +18,7 @@ from aggregator import __version__
 from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
                                        SCOPE_WORDS, SUMMARY_CHARS, TOPIC_KEYS, build_features, clip, matrix,
-                                       opening_as_title, title_document, title_only)
+                                       opening_as_title, title_only)
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
 from aggregator.links import Site
@@ -73,8 +73,7 @@ def _train(ordered: list[Label], background: list[Candidate], *, seed: int, now:
 
     candidates = [lb.candidate for lb in ordered] + background
     features = build_features()
-    features.fit([title_document(c) for c in candidates])
-    x = matrix(features, candidates)
+    x = matrix(features, candidates, fit=True)
     rows = [i for i, lb in enumerate(ordered) if lb.selected and lb.section]
     paths = [tuple(lb.section or ()) for lb in sectioned]
     sites = [(site.host, site.key) for site in (Site.of(lb.candidate.url) for lb in sectioned)]

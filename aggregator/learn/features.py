@@ -145,9 +145,11 @@ def scope_evidence(x: sp.csr_matrix) -> np.ndarray:
     return np.where((off >= 1.0 - 1e-9) | ((off > 0) & (scope < 1.0 - 1e-9)), -1.0, scope)
 
 
-def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate]) -> sp.csr_matrix:
-    """TF-IDF of the title documents with the lexicon columns appended."""
-    x = features.transform([title_document(c) for c in candidates])
+def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate], *, fit: bool = False) -> sp.csr_matrix:
+    """TF-IDF of the title documents with the lexicon columns appended; with `fit`, the TF-IDF is fitted
+    on these documents first (in the same pass over them)."""
+    docs = [title_document(c) for c in candidates]
+    x = features.fit_transform(docs) if fit else features.transform(docs)
     lex = np.array([lexicon_features(c) for c in candidates], dtype=np.float64).reshape(len(candidates), -1)
     return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr")
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
-from collections.abc import Sequence
+import subprocess
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, import_entries
-from aggregator.learn.reading import read_digest
-from aggregator.models import Digest, Edition, ImportEntry, SectionPath, month_of
-from aggregator.safe_git import git, git_command
+from aggregator.learn.reading.versions import HouseVersions
+from aggregator.models import Digest, DigestEntry, Edition, ImportEntry, SectionPath, month_of
+from aggregator.safe_git import GIT_TIMEOUT, git, git_command
 
 _WORD = re.compile(r"\w+")
+_RECENT_BLOBS = 8  # versions kept by blob id, so that a commit restoring a recent version reads nothing again
+Progress = Callable[[int, int], None] | None
+_UNREAD = object()
 
 
 @dataclass(frozen=True)
@@ -28,10 +38,15 @@ class Version:
 
 @dataclass
 class _Seen:
+    """One entry's state through the history: as the last version listing it wrote it (its section as written,
+    aligned to the final tree only at the end), when it was first listed, and the sections it went through."""
+
     entry: ImportEntry
     first: datetime  # the decision time: the commit that first listed it
+    order: int  # when it entered the state (a URL change enters anew): ties among dropped posts go to the oldest
+    sections: list[SectionPath]  # each section it was listed under, one per change
     present: bool = True
-    moves: int = 0
+    known: bool = False  # listed in the version the reading started from (--since): decided before this history
 
 
 @dataclass(frozen=True)
@@ -50,41 +65,88 @@ def _same_post(a: ImportEntry, b: ImportEntry) -> bool:
     return _WORD.findall(a.title.casefold()) == _WORD.findall(b.title.casefold())
 
 
-def decisions(versions: Sequence[Version]) -> list[Decisions]:
-    """The editor's decisions, edition by edition, from the file's versions oldest first (pure).
+def decisions(versions: Iterable[Version], *, since: Version | None = None) -> list[Decisions]:
+    """The editor's decisions, edition by edition, from the file's versions oldest first (pure; the versions
+    may be a stream: each is folded into per-entry state and let go).
 
     An entry is picked in the month of the commit that first listed it, under the section of the last
     version that lists it; one that a later version drops is a non-pick from then on, unless the same
-    commit lists a post of the same title under another link (a URL change, not a rejection)."""
-    seen: dict[str, _Seen] = {}
+    commit lists a post of the same title under another link (a URL change, not a rejection). `since`: the
+    version the history starts from; its entries were decided before, and only what came after is returned."""
+    state = _State()
+    if since is not None:
+        state.fold(since)
+        for s in state.seen.values():
+            s.known = True
+    last = None
     for version in versions:
-        tree = versions[-1].digest.sections
+        state.fold(version)
+        last = version
+    if last is None:
+        return []
+    tree = last.digest.sections
+    by_edition: dict[Edition, list[tuple[ImportEntry, bool, int]]] = {}
+    for s in state.seen.values():
+        if s.known:
+            continue
+        aligned = [align_section(x, tree) for x in s.sections]
+        moves = sum(a != b for a, b in zip(aligned, aligned[1:]))
+        entry = dataclasses.replace(s.entry, section=aligned[-1])
+        by_edition.setdefault(Edition.month(s.first), []).append((entry, s.present, moves))
+    return [Decisions(e, tuple(x for x, present, _ in group if present), tuple(x for x, present, _ in group if not present),
+                      sum(m for _, _, m in group), tree)
+            for e, group in sorted(by_edition.items())]
+
+
+class _State:
+    """The fold of the versions so far: each entry's state, and what the last version listed."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, _Seen] = {}
+        self.listed: set[str] = set()  # the URLs the version before listed
+        self.imported: dict[tuple[object, ...], ImportEntry | None] = {}  # the version before's entries, imported
+        self.month: str | None = None  # the month they were imported for
+        self.order = itertools.count()
+
+    def fold(self, version: Version) -> None:
+        """Fold one version in: entries first listed, listed again (their latest wording and section), dropped."""
         month = version.digest.month or month_of(version.when)
-        current = {e.url: e for e in import_entries(version.digest, month)}
-        gone = [url for url, s in seen.items() if s.present and url not in current]
+        before = self.imported if month == self.month else {}
+        imported: dict[tuple[object, ...], ImportEntry | None] = {}
+        current: dict[str, ImportEntry] = {}
+        for entry in version.digest.entries:
+            key = (entry.title, entry.url, entry.section, entry.source, entry.month, entry.summary)  # all but its line
+            got = imported.get(key, _UNREAD)
+            if got is _UNREAD:
+                got = imported[key] = before[key] if key in before else _import(version.digest, entry, month)
+            if got is not None:
+                current.setdefault(got.url, got)  # the first of duplicates wins
+        self.imported, self.month = imported, month
+        seen = self.seen
+        gone = sorted((url for url in self.listed if url not in current), key=lambda url: seen[url].order)
         for url, entry in current.items():
-            aligned = ImportEntry(entry.url, entry.title, entry.source, entry.published,
-                                  align_section(entry.section, tree), entry.editor_summary)
             old = seen.get(url)
             if old is None:
-                renamed = next((g for g in gone if _same_post(seen[g].entry, aligned)), None)
-                first = seen[renamed].first if renamed else version.when
+                renamed = next((g for g in gone if _same_post(seen[g].entry, entry)), None)
                 if renamed:
                     gone.remove(renamed)
-                    del seen[renamed]
-                seen[url] = _Seen(aligned, first)
-            else:
-                old.moves += old.entry.section != aligned.section
-                old.entry, old.present = aligned, True
+                    before = seen.pop(renamed)
+                    seen[url] = _Seen(entry, before.first, next(self.order), [entry.section], known=before.known)
+                else:
+                    seen[url] = _Seen(entry, version.when, next(self.order), [entry.section])
+            elif old.entry is not entry or not old.present:
+                if entry.section != old.sections[-1]:
+                    old.sections.append(entry.section)
+                old.entry, old.present = entry, True
         for url in gone:
             seen[url].present = False
-    by_edition: dict[Edition, list[_Seen]] = {}
-    for s in seen.values():
-        by_edition.setdefault(Edition.month(s.first), []).append(s)
-    sections = versions[-1].digest.sections if versions else ()
-    return [Decisions(e, tuple(s.entry for s in group if s.present), tuple(s.entry for s in group if not s.present),
-                      sum(s.moves for s in group), sections)
-            for e, group in sorted(by_edition.items())]
+        self.listed = set(current)
+
+
+def _import(digest: Digest, entry: DigestEntry, month: str) -> ImportEntry | None:
+    """One entry of the digest as `import_entries` makes it; None when it has no http(s) link."""
+    made = import_entries(dataclasses.replace(digest, entries=(entry,)), month)
+    return made[0] if made else None
 
 
 # Every git call goes through _git_command (aggregator/safe_git.py): plumbing only, and no repository config
@@ -92,14 +154,29 @@ def decisions(versions: Sequence[Version]) -> list[Decisions]:
 _git_command = git_command
 
 
-def _git(repo: Path, *args: str) -> str:
-    return git(repo, *args)
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
+    return git(repo, *args, stdin=stdin)
 
 
-def versions(repo: Path, file: str) -> list[Version]:
-    """Every commit of `repo` that changed `file`, oldest first, with the file as it left it."""
+@dataclass
+class History:
+    """A digest file's history, listed but not read yet: the commits that changed it, oldest first."""
+
+    repo: Path
+    file: str
+    commits: tuple[tuple[str, datetime, str | None], ...]  # (commit, its time, the file's blob; None: deleted)
+    since: Version | None = None  # the file as the commit --since names left it, when it reads as a digest
+    parsed: int = 0  # versions parsed so far: each blob not among the few read last
+    reader: HouseVersions = field(default_factory=HouseVersions, repr=False)
+
+
+def history(repo: Path, file: str, *, since: str | None = None) -> History:
+    """The commits of `repo`'s HEAD that changed `file` (after the commit `since` names, when given), each
+    with the file's blob id; the version at `since` read. DigestError names what is wrong."""
     if not repo.is_dir():
         raise DigestError(f"{repo}: no such folder")
+    if not file or "\n" in file or file.startswith("/"):
+        raise DigestError(f"--file {file!r}: not a path inside the repository")
     try:
         _git(repo, "rev-parse", "--git-dir")
     except DigestError:
@@ -108,21 +185,151 @@ def versions(repo: Path, file: str) -> list[Version]:
         _git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except DigestError:
         raise DigestError(f"{repo}: no commit has {file}") from None  # a repository with no commit yet
-    log = _git(repo, "rev-list", "--reverse", "--timestamp", "HEAD", "--", file).split("\n")
-    commits = [line.split()[::-1] for line in log if line.strip()]  # "<commit time> <sha>" -> (sha, time)
-    if not commits:
+    base = None
+    if since is not None:
+        try:
+            if since.startswith("-") or not since.strip() or any(c in since for c in "\n\r\0"):
+                raise DigestError(since)
+            base = _git(repo, "rev-parse", "--verify", "--quiet", f"{since}^{{commit}}").strip()
+        except DigestError:
+            raise DigestError(f"--since {since!r}: no such commit in {repo}") from None
+    log = _git(repo, "rev-list", "--reverse", "--timestamp", "HEAD", *([f"^{base}"] if base else []), "--", file)
+    listed = [line.split() for line in log.split("\n") if line.strip()]  # "<commit time> <sha>"
+    if not listed and base is None:
         raise DigestError(f"{repo}: no commit has {file}")
-    out = []
-    for sha, stamp in commits:
+    shas = [sha for _stamp, sha in listed] + ([base] if base else [])
+    blobs = _blob_ids(repo, file, shas)
+    found = History(repo, file, tuple((sha, datetime.fromtimestamp(int(stamp), tz=timezone.utc), blobs[sha])
+                                      for stamp, sha in listed))
+    if base is not None and blobs[base] is not None:
+        stamp = _git(repo, "rev-list", "-1", "--timestamp", base).split()[0]
+        digest = _read(found, _git(repo, "cat-file", "blob", blobs[base]), base)
+        found.since = None if digest is None else Version(base, datetime.fromtimestamp(int(stamp), tz=timezone.utc), digest)
+    return found
+
+
+def read_versions(found: History, progress: Progress = None) -> Iterator[Version]:
+    """The file as each listed commit left it, oldest first, read as a stream: a commit that leaves the same
+    blob as one of the last few read is not parsed again. `progress(i, n)` after each commit."""
+    recent: OrderedDict[str, Digest | None] = OrderedDict()  # blob id -> its digest, None: not a digest
+    total = len(found.commits)
+    count = 0
+    with _Blobs(found.repo) as reader:
+        for i, (sha, when, blob) in enumerate(found.commits, start=1):
+            if blob is not None:
+                if blob in recent:
+                    recent.move_to_end(blob)
+                    digest = recent[blob]
+                else:
+                    digest = recent[blob] = _read(found, reader.read(blob).decode("utf-8", "replace"), sha)
+                    if len(recent) > _RECENT_BLOBS:
+                        recent.popitem(last=False)
+                if digest is not None:
+                    count += 1
+                    yield Version(sha, when, digest)
+            if progress is not None:
+                progress(i, total)
+    if not count and found.since is None:
+        raise DigestError(f"{found.repo}: no version of {found.file} reads as a house-style digest")
+
+
+def _read(found: History, text: str, sha: str) -> Digest | None:
+    """One version of the file read as a house-style digest; None when it is none (yet): it teaches nothing."""
+    found.parsed += 1
+    try:
+        return found.reader.read(text, f"{found.file}@{sha[:7]}")
+    except DigestError:
+        return None
+
+
+def _blob_ids(repo: Path, file: str, shas: list[str]) -> dict[str, str | None]:
+    """commit -> the blob `file` has in it (None: it has no such file, or not as a file)."""
+    if not shas:
+        return {}
+    out = _git(repo, "cat-file", "--batch-check", stdin="".join(f"{sha}:{file}\n" for sha in shas).encode())
+    lines = out.split("\n")
+    found: dict[str, str | None] = {}
+    for sha, line in zip(shas, lines):
+        parts = line.split()
+        found[sha] = parts[0] if len(parts) == 3 and parts[1] == "blob" else None
+    return found
+
+
+class _Blobs:
+    """One `git cat-file --batch` reading blobs by id, one at a time; a read that waits on git longer than
+    GIT_TIMEOUT ends it."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        command, env = _git_command(repo, "cat-file", "--batch")
         try:
-            text = _git(repo, "cat-file", "-p", f"{sha}:{file}")
-        except DigestError:
-            continue  # the commit deleted the file
+            self._git = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, env=env)
+        except FileNotFoundError:
+            raise DigestError("the git command is not installed") from None
+        self._deadline: float | None = None
+        self._stop = threading.Event()
+        self._expired = False
+        self._watch = threading.Thread(target=self._watchdog, name="git-watchdog", daemon=True)
+        self._watch.start()
+
+    def __enter__(self) -> _Blobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for pipe in (self._git.stdin, self._git.stdout):
+            if pipe is not None:
+                pipe.close()
         try:
-            digest = read_digest(text, path=f"{file}@{sha[:7]}", style="house")
-        except DigestError:
-            continue  # a version that is no digest (yet) teaches nothing
-        out.append(Version(sha, datetime.fromtimestamp(int(stamp), tz=timezone.utc), digest))
-    if not out:
-        raise DigestError(f"{repo}: no version of {file} reads as a house-style digest")
-    return out
+            self._git.wait(timeout=GIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._git.kill()
+            self._git.wait()
+        self._watch.join()
+
+    def read(self, blob: str) -> bytes:
+        """The blob's bytes."""
+        stdin, stdout = self._git.stdin, self._git.stdout
+        assert stdin is not None and stdout is not None
+        self._deadline = time.monotonic() + GIT_TIMEOUT
+        try:
+            stdin.write(f"{blob}\n".encode())
+            stdin.flush()
+            header = stdout.readline().split()
+            data = _read_exactly(stdout, int(header[2])) if len(header) == 3 and header[1] == b"blob" else None
+            if data is not None:
+                stdout.read(1)  # the newline after the contents
+        except (OSError, ValueError):
+            data = None
+        finally:
+            self._deadline = None
+        if data is None:
+            if self._expired:
+                raise DigestError(f"{self.repo}: git took longer than {GIT_TIMEOUT} s")
+            raise DigestError(f"{self.repo}: git could not read blob {blob}")
+        return data
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(0.5):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline:
+                self._expired = True
+                self._git.kill()
+                return
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    """`size` bytes from the stream; None when it ends first."""
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def changed_since(since: Version, last: Version) -> int:
+    """How many entries the `since` version lists that the last one no longer lists, or lists under another
+    section: their decisions belong to editions before `since`, which a read from there cannot revise."""
+    month = since.digest.month or month_of(since.when)
+    now = {e.url: e.section for e in import_entries(last.digest, last.digest.month or month_of(last.when))}
+    tree = last.digest.sections
+    return sum(1 for e in import_entries(since.digest, month)
+               if e.url not in now or align_section(e.section, tree) != align_section(now[e.url], tree))

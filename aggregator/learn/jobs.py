@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from aggregator.config import Config, DigestSettings
 from aggregator.errors import DigestError, ModelError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from aggregator.learn.evaluate import Report
 
 Progress = Callable[[int, int], None] | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,31 +75,52 @@ def import_digest_file(store: Store, path: Path, *, edition: Edition | None, sty
 class HistoryReport:
     """What importing a running digest's history did, edition by edition."""
 
-    versions: int
+    versions: int  # commits whose version of the file reads as a digest
     editions: tuple[tuple[Edition, ImportReport, int], ...]  # (edition, its report, entries moved between sections)
+    commits: int = 0  # commits listed that changed the file
+    parsed: int = 0  # versions parsed: a commit restoring a version read just before is not parsed again
+    changed_before: int = 0  # with `since`: entries listed there, dropped or moved later (not revised)
 
 
-def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope()) -> HistoryReport:
+def import_history(store: Store, repo: Path, file: str, *, now: datetime, scope: Scope = Scope(),
+                   since: str | None = None, progress: Progress = None) -> HistoryReport:
     """Every commit of `repo` that changed `file` (the editor's running digest), as decisions: each entry
     picked in the month (or ISO week) of the commit that first listed it, under its final section; an
-    entry later dropped a non-pick. Running it again after new commits changes only the editions they touch."""
-    from aggregator.learn.history import decisions, versions
+    entry later dropped a non-pick. Running it again after new commits changes only the editions they touch.
+    `since`: read only the commits after that one; the entries its version lists keep the decisions stored
+    for them, and so do the other picks of the editions it touches. `progress(i, n)` after each commit."""
+    from aggregator.learn.history import changed_since, decisions, history, read_versions
 
-    found = versions(repo, file)
+    found = history(repo, file, since=since)
+    read = _Tally(read_versions(found, progress))
+    made = decisions(read, since=found.since)
     reports = []
-    for d in decisions(found):
+    for d in made:
         edition = Edition.of(scope.cadence, d.edition.bounds()[0])
         for e in (*d.picks, *d.removed):
             if len(e.url) > MAX_URL:
                 raise DigestError(f"{repo}/{file}: a link over {MAX_URL:,} characters")
         key = json.dumps([[e.url, list(e.section)] for e in d.picks] + [[e.url] for e in d.removed])
         report = store.import_digest(edition=edition, path=f"{repo}:{file}", style="house",
-                                     title=cap(found[-1].digest.title, MAX_NAME),
+                                     title=cap(read.last.digest.title if read.last else "", MAX_NAME),
                                      sha256=hashlib.sha256(key.encode("utf-8")).hexdigest(), sections=d.sections,
                                      covers=[d.edition], entries=d.picks, now=now, digest=scope.digest,
-                                     left_out=d.removed)
+                                     left_out=d.removed, partial=since is not None)
         reports.append((edition, report, d.moved))
-    return HistoryReport(len(found), tuple(reports))
+    changed = changed_since(found.since, read.last) if found.since is not None and read.last is not None else 0
+    return HistoryReport(read.count, tuple(reports), len(found.commits), found.parsed, changed)
+
+
+class _Tally(Generic[T]):
+    """A stream passed through, counted, its last item kept."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self.items, self.count, self.last = items, 0, None
+
+    def __iter__(self) -> Iterator[T]:
+        for item in self.items:
+            self.count, self.last = self.count + 1, item
+            yield item
 
 
 def _check_entries(digest: Digest, path: Path) -> int:

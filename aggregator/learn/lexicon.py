@@ -79,12 +79,15 @@ SCOPE: tuple[str, ...] = _terms(
     "gpt, chatgpt, transformer, transformers, diffusion, generative, genai, reinforcement learning, rlhf, "
     "fine-tuning, fine-tune, finetuning, pytorch, tensorflow, jax, huggingface, hugging face, sagemaker, bedrock, "
     "mlops, computer vision, nlp, language model, language models, chatbot, data science, multimodal, "
-    "self-supervised, 인공지능, 머신러닝, 머신 러닝, 딥러닝, 딥 러닝, 기계학습, 기계 학습, 신경망, 언어 모델, "
+    "self-supervised, autoencoder, autoencoders, diffusers, nns, neural nets, language modeling, mixture of experts, "
+    "moe, synthetic data, uncertainty quantification, anomaly detection, vector database, vector search, "
+    "reinforcement, 인공지능, 머신러닝, 머신 러닝, 딥러닝, 딥 러닝, 기계학습, 기계 학습, 신경망, 언어 모델, "
     "생성형, 생성 모델, 챗봇, 데이터 사이언스, 파인 튜닝, 파인튜닝, 자연어, 멀티모달")
 WEAK_SCOPE: tuple[str, ...] = _terms(
     "model, models, inference, training data, dataset, datasets, embedding, embeddings, classifier, "
     "classification, regression, recommendation, recommendations, recommender, prediction, predictive, vision, "
-    "speech, robot, robots, agent, agents, 모델, 추천, 학습, 추론, 예측, 임베딩, 데이터셋, 분류, 음성")
+    "speech, robot, robots, agent, agents, toxicity, uncertainty, forecasting, time series, anomaly, anomalies, "
+    "knowledge graph, vector, vectors, 모델, 벡터, 이상 탐지, 상품추천, 추천, 학습, 추론, 예측, 임베딩, 데이터셋, 분류, 음성")
 
 # Words that put a post outside an AI/ML digest's scope whatever its host: a company blog's hiring, events,
 # culture and people posts. One is enough, unless the same text also has a strong AI/ML word.

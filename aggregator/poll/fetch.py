@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import ssl
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
@@ -41,6 +43,9 @@ class FetchSettings:
     per_host: int = 6
     concurrency: int = 64  # fetches at once from all threads: the size of the connection pool
     user_agent: str = f"aggregator/{__version__} (monthly AI/ML digest feed poller)"
+    # Pages only (fetch_page): whether a private, loopback or link-local address may be fetched: True for
+    # any, False for none, or the addresses and networks allowed ("127.0.0.1", "10.0.0.0/8").
+    allow_private: bool | tuple[str, ...] = True
 
     @classmethod
     def of(cls, polling: Polling) -> FetchSettings:
@@ -48,9 +53,71 @@ class FetchSettings:
         return cls(timeout=polling.timeout, connect_timeout=polling.connect_timeout, max_bytes=polling.max_bytes,
                    per_host=polling.per_host, concurrency=polling.concurrency, user_agent=polling.user_agent)
 
+    @classmethod
+    def for_pages(cls, polling: Polling, allow_private: bool | tuple[str, ...]) -> FetchSettings:
+        """The limits of `defaults:` for fetching single pages, with the allowance of `fetch.allow_private`."""
+        return replace(cls.of(polling), allow_private=allow_private)
+
 
 class _Aborted(Exception):
     pass
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def private_kind(address: Address) -> str | None:
+    """Why a page fetch would refuse `address` ("loopback", "link-local", "private"), or None for a
+    public one; an IPv4 address written as IPv6 (::ffff:127.0.0.1) is read as itself."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if not address.is_global or address.is_multicast:
+        return "private"
+    return None
+
+
+def address_refusal(address: Address, allow: bool | tuple[str, ...]) -> str | None:
+    """What kind of address `allow` (fetch.allow_private) refuses `address` as ("loopback", "link-local",
+    "private"), or None when a page on it may be fetched."""
+    kind = private_kind(address)
+    if kind is None or allow is True:
+        return None
+    if allow and any(address in ipaddress.ip_network(n, strict=False) for n in allow):
+        return None
+    return kind
+
+
+def refusal_line(host: str, address: Address, kind: str, allow: bool | tuple[str, ...]) -> str:
+    """The one line saying why a page's host was refused, and what would allow it."""
+    what = (f"{host} is a {kind} address" if str(address) == host.strip("[]")
+            else f"{host} resolves to {address}, a {kind} address")
+    allowed = "only " + ", ".join(allow) if allow and allow is not True else "none"
+    return f"{what}: refused (fetch.allow_private in feeds.yaml allows {allowed})"
+
+
+_GUARD = threading.local()  # the allowance (fetch.allow_private) of this thread's current page fetch, if any
+
+
+def _resolved(host: str, port: int) -> list[Address]:
+    """The addresses `host` resolves to, each once, in the resolver's order; an address is itself."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"[Errno {getattr(exc, 'errno', '')}] Name or service not known") from None
+    out: list[Address] = []
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in out:
+            out.append(address)
+    return out
 
 
 _DEADLINE = threading.local()  # the monotonic time by which this thread's current fetch must end
@@ -97,9 +164,30 @@ class _DeadlineStream(httpcore.NetworkStream):
 class _DeadlineBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        allow = getattr(_GUARD, "allow", True)
+        if allow is not True:  # a page fetch: check every address the host resolves to, then connect to those
+            return _DeadlineStream(self._connect_checked(host, port, allow, timeout, local_address, socket_options))
         stream = super().connect_tcp(host, port, _budget(timeout, httpcore.ConnectTimeout), local_address,
                                      socket_options)
         return _DeadlineStream(stream)
+
+    def _connect_checked(self, host: str, port: int, allow: bool | tuple[str, ...], timeout: float | None,
+                         local_address: str | None, socket_options: Iterable[Any] | None) -> httpcore.NetworkStream:
+        """A connection to one of the addresses `host` resolves to, each checked first, so that no second
+        lookup can give another (DNS rebinding); _Aborted with the reason when any of them is refused."""
+        addresses = _resolved(host, port)
+        for address in addresses:
+            kind = address_refusal(address, allow)
+            if kind is not None:
+                raise _Aborted(refusal_line(host, address, kind, allow))
+        error: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:
+            try:
+                return super().connect_tcp(str(address), port, _budget(timeout, httpcore.ConnectTimeout),
+                                           local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error
 
 
 class _PoolPerOrigin:
@@ -236,8 +324,14 @@ class Fetcher:
     def fetch_page(self, url: str, now: datetime) -> FetchResult:
         """GET one web page (a site's home page, say) under a feed's limits: http(s) only, redirects followed
         by hand, the per-host limit, the User-Agent, the size cap and the total deadline; never raises for
-        network trouble. A page over the cap or the deadline is an error without a body."""
-        return self._within_deadline(url, {"Accept": PAGE_ACCEPT}, now)
+        network trouble. A page over the cap or the deadline is an error without a body. Unless
+        `settings.allow_private` allows it, a host on a private, loopback or link-local address (as
+        resolved, at every redirect) is refused before anything is sent to it."""
+        _GUARD.allow = self.settings.allow_private
+        try:
+            return self._within_deadline(url, {"Accept": PAGE_ACCEPT}, now)
+        finally:
+            _GUARD.allow = True
 
     def _within_deadline(self, url: str, headers: dict[str, str], now: datetime) -> FetchResult:
         _DEADLINE.at = time.monotonic() + self.settings.timeout

@@ -19,14 +19,20 @@ from aggregator.poll.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.store.feeds import Check, Fetched
 from aggregator.store import Store
-from aggregator.poll.workers import parser_pool
+from aggregator.poll.workers import can_fork, forked_parser_pool, parser_pool
 
 Clock = Callable[[], datetime]
 Progress = Callable[[FeedOutcome], None]
 
 RETRY_AFTER_CAP = timedelta(days=7)  # a server may ask us to wait; not for longer than this
 RATE_LIMIT_CAP = 4 * 3600  # a 429 without Retry-After backs off on its own, shorter cap (seconds)
-PARSE_HERE_FIRST = 32  # changed bodies parsed here (~6 ms each) before worker processes (~0.3 s to start) pay
+# When parse workers pay (benchmarks/bench_workers.py, 2 cores): a body takes about 5.5 ms of CPU to parse
+# here. Two workers forked from this process answer within about 0.07 s for 0.02 s of CPU; two from a forkserver
+# (the only safe way once fetch threads run) within 0.3 to 0.6 s for 0.15 s of CPU, the server included. Either
+# adds about 38 MiB (PSS).
+FORK_WORKERS_FROM = 32  # feeds never parsed before (cold) in a pass's first list: fork workers before fetching
+PARSE_HERE_FIRST = 128  # bodies parsed here before a forkserver's workers take the rest: its start costs as much
+# time as 60 to 90 parses, so a pass with a hundred changed bodies (5% of 2,000 feeds) parses them all here
 CHECKS_PER_WRITE = 100  # unchanged feeds recorded per transaction
 FETCHES_PER_WRITE = 20  # feeds with new bodies or errors recorded per transaction
 SUBMITTED_PER_THREAD = 2  # fetches handed to the thread pool per fetch thread: one running, one waiting, so the
@@ -106,6 +112,11 @@ def _outcome(fetched: Fetched, new: int, warning: str | None) -> FeedOutcome:
     return FeedOutcome(fetched.feed.name, "ok", new, warning)
 
 
+def expected_bodies(feeds: Sequence[FeedState] | deque[FeedState]) -> int:
+    """How many of these feeds will surely bring a body to parse: those never parsed before."""
+    return sum(1 for feed in feeds if feed.body_sha256 is None)
+
+
 def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
     from aggregator.poll.parse import parse_feed  # imported when a body changed: a pass of 304s never needs it
 
@@ -141,6 +152,7 @@ class _Pass:
         self.fetching: dict[Future[FetchResult], FeedState] = {}
         self.parsing: dict[Future[ParsedFeed], tuple[FeedState, FetchResult, str]] = {}
         self.pool: ProcessPoolExecutor | None = None
+        self.forked = False  # the pool's workers were forked from this process
         self.parsed_here = 0
         self.unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
         self.changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
@@ -181,13 +193,22 @@ class _Pass:
 
     # -- stage 3: parse (here, or in worker processes) -------------------------------------
 
+    def fork_workers(self) -> None:
+        """Before the first fetch: fork the parse workers from this process when the pass will parse many bodies
+        (feeds never parsed before) and forking is safe; otherwise bodies are parsed here until there are many."""
+        if (self.schedule.parse_workers > 1 and expected_bodies(self.queue) >= FORK_WORKERS_FROM and can_fork()):
+            try:
+                self.pool, self.forked = forked_parser_pool(self.schedule.parse_workers), True
+            except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
+                self.schedule = replace(self.schedule, parse_workers=1)
+
     def fetched(self, future: Future[FetchResult]) -> None:
         """A fetch came back: record it as unchanged, parse it here, or hand it to the parse workers."""
         feed, result = self.fetching.pop(future), future.result()
         digest = _new_body(feed, result)
         if digest is None:
             self.finish(feed, result, None)
-        elif self.schedule.parse_workers <= 1 or self.parsed_here < PARSE_HERE_FIRST:
+        elif self.pool is None and (self.schedule.parse_workers <= 1 or self.parsed_here < PARSE_HERE_FIRST):
             self.parsed_here += 1
             self.finish(feed, result, _parse_here(result), digest)
         else:
@@ -273,6 +294,7 @@ def run_pass(
     stop = stop or fetcher.stop  # the fetcher watches the same event while reading bodies
     run = _Pass(store, fetcher, feeds, clock=clock, schedule=schedule or Schedule(), stop=stop, progress=progress,
                 more=more)
+    run.fork_workers()  # before _fewer_malloc_arenas and the fetch threads: the workers inherit neither
     _fewer_malloc_arenas()
     with ThreadPoolExecutor(max_workers=run.schedule.concurrency, thread_name_prefix="fetch") as threads:
         try:
@@ -295,4 +317,5 @@ def run_pass(
         finally:
             run.abandon()
         run.flush()  # what completed before a stop is still recorded
-    return PassSummary(tuple(run.outcomes))
+    workers = run.schedule.parse_workers if run.pool is not None else 0
+    return PassSummary(tuple(run.outcomes), parse_workers=workers, parse_workers_forked=run.forked)

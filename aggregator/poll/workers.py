@@ -1,4 +1,4 @@
-"""The parse worker processes: their pool, and the watchdog that ends a worker whose pass has died."""
+"""The parse worker processes: their pool (forked from the pass, or from a clean server), and the watchdog that ends a worker whose pass has died."""
 
 from __future__ import annotations
 
@@ -9,9 +9,30 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
+def can_fork() -> bool:
+    """Whether forking this process is safe: it runs no other thread, so no lock can be held at the fork."""
+    return threading.active_count() == 1
+
+
+def forked_parser_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from this one, now, with the parser already imported: they share its pages and
+    import nothing. Only while this process runs one thread (`can_fork`): the workers start before the
+    pass's first fetch thread or socket, so they inherit neither."""
+    import aggregator.poll.parse  # noqa: F401  (imported once, here, before the fork)
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_watch, initargs=(os.getpid(),))
+    try:
+        pool.submit(int).result()  # a fork pool starts every worker at its first task
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return pool
+
+
 def parser_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes forked from a clean server process (forking the pass's own process is unsafe: its
-    fetch threads are running). The server imports the parser once, before it forks any worker; it never
+    """Worker processes forked from a clean server process, for a pass whose fetch threads are running (forking
+    its own process then is unsafe). The server imports the parser once, before it forks any worker; it never
     imports __main__, so no script is ever re-run."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["aggregator.poll.parse"])

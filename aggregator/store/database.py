@@ -20,6 +20,22 @@ from aggregator.store.schema import SCHEMA_VERSION, metadata, migrations_dir
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
 
+_HELD_LOCKS: set[int] = set()  # the files of the SQLite polling locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    """In a child forked while a pass holds the polling lock (its parse workers): close the child's copy of the
+    lock's file, so that the lock ends with the pass's process alone, however long a worker outlives it."""
+    for fd in _HELD_LOCKS:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
 LOCK_CLASS = 1634166642  # 0x61676772, "aggr": the first key of every PostgreSQL advisory lock aggregator takes
 MIGRATE_TURN, SYNC_TURN, CLAIM_TURN, POSTS_TURN = 1, 2, 3, 4  # second keys of the locks that make processes take turns
 
@@ -170,7 +186,13 @@ class Database:
             except BlockingIOError:
                 os.close(fd)
                 return None
-            return lambda: os.close(fd)  # closing the file releases the lock
+            _HELD_LOCKS.add(fd)
+
+            def release() -> None:  # closing the file releases the lock
+                _HELD_LOCKS.discard(fd)
+                os.close(fd)
+
+            return release
         return lambda: None
 
     # -- schema ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from aggregator.errors import ConflictError, StaleError, StoreError
 from aggregator.models import DEFAULT_DIGEST, Edition, SectionPath
 from aggregator.store.database import Database, short_error
-from aggregator.store.schema import DeskActionRow, LabelRow
+from aggregator.store.schema import DeskActionRow, LabelRow, PostRow
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,26 @@ class DeskResult:
 
     decision: Decision
     action_id: int
+
+
+@dataclass(frozen=True)
+class PagePost:
+    """A post known from its own page, or from the editor's hand: stored unless its URL is stored already."""
+
+    url: str  # canonical
+    title: str
+    summary: str  # the page's own text ("" when added by hand)
+    source: str
+    published: datetime | None  # None: first seen now
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What adding a post as a pick left: the post, whether it was stored just now, and the desk action."""
+
+    post_id: int
+    new: bool
+    result: DeskResult
 
 
 class Decisions(Database):
@@ -75,6 +95,42 @@ class Decisions(Database):
                 return DeskResult(result, entry.id)
         except IntegrityError:  # another writer created the label first
             raise StaleError(f"the label of post {post_id} in {edition} was created meanwhile") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {short_error(exc)}") from None
+
+    def pick_post(self, edition: Edition, post: PagePost, *, section: SectionPath, summary: str, now: datetime,
+                  digest: str = DEFAULT_DIGEST) -> Picked:
+        """Store `post` unless a post with its URL is stored (then it is that one, unchanged), and make it a
+        pick of `edition` under `section` with the editor's `summary` ("" keeps theirs), in one transaction,
+        logged as a desk action ("add") that undo takes back. ConflictError when another edition of the
+        digest already picked it; nothing is stored then."""
+        try:
+            with self._sessions.begin() as s:
+                row = s.scalars(select(PostRow).where(PostRow.url == post.url)).one_or_none()
+                new = row is None
+                if row is None:
+                    row = PostRow(feed_id=None, key="page:" + post.url, url=post.url, title=post.title,
+                                  summary=post.summary, author="", source=post.source, published_at=post.published,
+                                  first_seen_at=now, content_hash="")
+                    s.add(row)
+                    s.flush()
+                else:
+                    elsewhere = s.scalars(select(LabelRow.edition).where(
+                        LabelRow.post_id == row.id, LabelRow.digest == digest, LabelRow.selected.is_(True),
+                        LabelRow.edition != edition).order_by(LabelRow.edition)).first()
+                    if elsewhere is not None:
+                        raise ConflictError(f"{post.url} is already a pick of {elsewhere}: a post is picked once")
+                label = _label_for_update(s, digest, edition, row.id)
+                before = _decision(label) if label is not None else Decision()
+                after = Decision(True, section, summary or before.summary)
+                result = _set_label(s, label, digest, edition, row.id, after, now)
+                entry = DeskActionRow(digest=digest, edition=edition, post_id=row.id, action="add", before=before.as_json(),
+                                      after=result.as_json(), revision=result.revision, at=now)
+                s.add(entry)
+                s.flush()
+                return Picked(row.id, new, DeskResult(result, entry.id))
+        except IntegrityError:  # another writer stored the URL first
+            raise ConflictError(f"{post.url} was stored meanwhile by another writer: add it again") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
 

@@ -56,7 +56,8 @@ class Labels(Database):
     def import_digest(self, *, edition: Edition, path: str, style: str, title: str, sha256: str,
                       sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                       now: datetime, digest: str = DEFAULT_DIGEST,
-                      emoji: Sequence[tuple[str, str]] = (), left_out: Sequence[ImportEntry] = ()) -> ImportReport:
+                      emoji: Sequence[tuple[str, str]] = (), left_out: Sequence[ImportEntry] = (),
+                      partial: bool = False) -> ImportReport:
         """Record a digest's selections as labels, in one transaction.
 
         Posts never fetched are created from what the digest says. Posts the editor had selected in an
@@ -64,13 +65,14 @@ class Labels(Database):
         missing become negative labels. Importing the same text again changes nothing. When a polling
         pass stores one of the digest's posts meanwhile (the same URL, committed first), the
         transaction is run again and finds it. `left_out`: entries the editor listed once and dropped
-        (read from a file's history), non-picks of this edition.
+        (read from a file's history), non-picks of this edition. `partial`: the entries are only what part of
+        a history decided, so the edition's other picks, and the draft's offers, are left as they are.
         """
         for attempt in range(_IMPORT_TRIES):
             try:
                 return self._import_digest(edition=edition, path=path, style=style, title=title, sha256=sha256,
                                            sections=sections, covers=covers, entries=entries, now=now, digest=digest,
-                                           emoji=emoji, left_out=left_out)
+                                           emoji=emoji, left_out=left_out, partial=partial)
             except _Raced:
                 if attempt == _IMPORT_TRIES - 1:
                     raise StoreError(f"{self.where}: other writers kept storing this digest's posts; try again") from None
@@ -79,13 +81,13 @@ class Labels(Database):
     def _import_digest(self, *, edition: Edition, path: str, style: str, title: str, sha256: str,
                        sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                        now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
-                       left_out: Sequence[ImportEntry]) -> ImportReport:
+                       left_out: Sequence[ImportEntry], partial: bool = False) -> ImportReport:
         try:
             with self._sessions.begin() as s:
                 take_turns(s, POSTS_TURN)  # beside pollers adding the same links on PostgreSQL
                 return self._import_in(s, edition=edition, path=path, style=style, title=title, sha256=sha256,
                                        sections=sections, covers=covers, entries=entries, now=now, digest=digest,
-                                       emoji=emoji, left_out=left_out)
+                                       emoji=emoji, left_out=left_out, partial=partial)
         except IntegrityError as exc:
             if "url" in str(exc.orig).lower():
                 raise _Raced() from None
@@ -96,7 +98,7 @@ class Labels(Database):
     def _import_in(self, s: Session, *, edition: Edition, path: str, style: str, title: str, sha256: str,
                    sections: Sequence[SectionPath], covers: Sequence[str], entries: Sequence[ImportEntry],
                    now: datetime, digest: str, emoji: Sequence[tuple[str, str]],
-                   left_out: Sequence[ImportEntry]) -> ImportReport:
+                   left_out: Sequence[ImportEntry], partial: bool = False) -> ImportReport:
         existing = s.get(DigestRow, (digest, edition))
         if existing is not None and existing.sha256 == sha256:
             return ImportReport(edition, len(entries), unchanged=True)
@@ -134,7 +136,8 @@ class Labels(Database):
             row.printed_source, row.updated_at = entry.source, now
         removed = 0
         rejected = {posts[e.url].id for e in left_out}  # dropped from the file in its history
-        for post_id in (offered | rejected | {pid for pid, row in labels.items() if row.selected}) - chosen:
+        earlier = set() if partial else offered | {pid for pid, row in labels.items() if row.selected}
+        for post_id in (rejected | earlier) - chosen:
             row = labels.get(post_id)
             if row is None:
                 s.add(LabelRow(digest=digest, post_id=post_id, edition=edition, selected=False, section=None, editor_summary="",

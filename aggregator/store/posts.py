@@ -54,6 +54,22 @@ class Posts(Database):
         with self.session() as s:
             return [candidate(p, feed_source, feed_name) for p, feed_name, feed_source in s.execute(query)]
 
+    def post_by_url(self, url: str) -> Candidate | None:
+        """The stored post with this canonical URL, or None."""
+        query = (select(PostRow, FeedRow.source, FeedRow.name).outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
+                 .where(PostRow.url == url))
+        with self.session() as s:
+            found = s.execute(query).first()
+            return candidate(*found) if found is not None else None
+
+    def own_texts(self, post_ids: Sequence[int]) -> dict[int, str]:
+        """post id -> the post's own text as its feed or page gave it ("" for one known only from a digest)."""
+        out: dict[int, str] = {}
+        with self.session() as s:
+            for chunk in chunks(list(post_ids)):
+                out.update((pid, text) for pid, text in s.execute(select(PostRow.id, PostRow.summary).where(PostRow.id.in_(chunk))))
+        return out
+
     def last_change(self) -> datetime | None:
         """When the posts or the editor's decisions last changed: a post first seen, a label written."""
         with self.session() as s:

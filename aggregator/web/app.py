@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from aggregator.errors import AggregatorError, ConfigError, ConflictError
 from aggregator.models import Edition
-from aggregator.web.desk import Desk, DeskError
+from aggregator.web.desk import Desk, DeskError, section_key
 
 HERE = Path(__file__).parent
 MAX_BODY = 64 * 1024  # a form post is a few hundred bytes; an edited summary at most a few thousand
@@ -174,8 +174,7 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         return desk.check_edition(request.path_params["edition"])
 
     async def home(request: Request) -> Response:
-        edition = Edition.of(desk.digest.cadence, desk.clock())
-        return RedirectResponse(f"/edition/{edition}", status_code=303)
+        return RedirectResponse(f"/edition/{desk.home()}", status_code=303)
 
     async def edition_page(request: Request) -> Response:
         view = await run_in_threadpool(desk.view, edition_in(request))
@@ -193,6 +192,21 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         data = await read_form(request)
         outcome = await run_in_threadpool(desk.undo, edition_in(request), _int(data, "action"))
         return JSONResponse(outcome.as_dict())
+
+    async def page_preview(request: Request) -> Response:
+        data = await read_form(request)
+        page = await run_in_threadpool(desk.preview_page, edition_in(request), _text(data, "url", 4096))
+        return JSONResponse({"url": page.url, "title": page.title, "summary": page.summary, "source": page.source,
+                             "section": section_key(page.section) if page.section else None,
+                             "stored": page.stored, "error": page.error})
+
+    async def add_page(request: Request) -> Response:
+        data = await read_form(request)
+        added = await run_in_threadpool(
+            desk.add_page, edition_in(request), _text(data, "url", 4096), title=_text(data, "title", 2000),
+            summary=_text(data, "summary", 20000), section=_text(data, "section", 2000, optional=True))
+        return JSONResponse({"post": added.post, "title": added.title, "section": section_key(added.section),
+                             "new": added.new, "action": added.action})
 
     async def export(request: Request) -> Response:
         await read_form(request)
@@ -235,6 +249,8 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         Route("/edition/{edition}/act", guarded(act), methods=["POST"]),
         Route("/edition/{edition}/undo", guarded(undo), methods=["POST"]),
         Route("/edition/{edition}/export", guarded(export), methods=["POST"]),
+        Route("/edition/{edition}/page", guarded(page_preview), methods=["POST"]),
+        Route("/edition/{edition}/add", guarded(add_page), methods=["POST"]),
         Route("/retrain", guarded(retrain), methods=["GET", "POST"]),
         Route("/model", guarded(model, html=True)),
         Route("/model/discover", guarded(model_discover), methods=["POST"]),

@@ -1,5 +1,5 @@
 """The review desk's jobs: one edition's candidates as the desk shows them, the editor's actions on them
-(stored at once as decisions), export of the draft, and retraining in the background."""
+(stored at once as decisions), posts added by URL, export of the draft, and retraining in the background."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from aggregator.store import Store
 from aggregator.store.decisions import Decision, DeskResult
 
 if TYPE_CHECKING:
+    from aggregator.adding import Added, Preview
     from aggregator.learn.classify import Model
+    from aggregator.poll.fetch import Fetcher
     from aggregator.web.model_page import ModelView
 
 State = Literal["accepted", "rejected", "undecided"]
@@ -104,21 +106,27 @@ def state_of(decision: Decision) -> State:
     return "undecided" if decision.selected is None else ("accepted" if decision.selected else "rejected")
 
 
-def _row(item: DraftItem, decision: Decision) -> Row:
+def _row(item: DraftItem, decision: Decision, own_text: str | None = None) -> Row:
+    """A candidate as a row; its opening is the post's own text (`own_text` where the placement gave the
+    candidate the editor's summary instead), never the editor's line."""
     post, prediction = item.candidate, item.prediction
+    own = post.summary if own_text is None else own_text
     state = state_of(decision)
     link = post.url if post.url.lower().startswith(("http://", "https://")) else None
     return Row(post.id, post.title or post.url, link, post.url, post.source or post.feed or "",
-               post.published.strftime("%Y-%m-%d"), _opening(post.summary), prediction.priority,
+               post.published.strftime("%Y-%m-%d"), _opening(own), prediction.priority,
                prediction.section_confidence, prediction.reasons, prediction.section, state,
                item.selected and state != "rejected", decision.summary, decision.revision)
 
 
-def arrange(items: Sequence[DraftItem], decisions: dict[int, Decision], tree: Sequence[SectionPath]) -> tuple[Group, ...]:
+def arrange(items: Sequence[DraftItem], decisions: dict[int, Decision], tree: Sequence[SectionPath],
+            own_texts: dict[int, str] | None = None) -> tuple[Group, ...]:
     """The desk's order: the sections in the taxonomy's order, each with its accepted rows first (in the
     order they were decided, so re-ranking never moves them) and then its undecided rows by priority;
-    then the undecided rows under the cut, then the rejected ones."""
-    rows = [_row(i, decisions.get(i.candidate.id, Decision())) for i in items]
+    then the undecided rows under the cut, then the rejected ones. `own_texts` holds the posts' own texts
+    where the candidates carry the editor's summary instead."""
+    own_texts = own_texts or {}
+    rows = [_row(i, decisions.get(i.candidate.id, Decision()), own_texts.get(i.candidate.id)) for i in items]
     order = {r.id: decisions[r.id].order for r in rows if r.id in decisions}
 
     def ranked(row: Row) -> tuple[float, float, str]:
@@ -191,15 +199,23 @@ class Desk:
     """The desk's jobs for one digest, over one store; the web routes only parse requests and call these."""
 
     def __init__(self, store: Store, config: Config, digest: DigestSettings, *, model: Model | None,
-                 model_dir: Path, clock: Callable[[], datetime], config_path: Path | None = None) -> None:
+                 model_dir: Path, clock: Callable[[], datetime], edition: Edition | None = None,
+                 config_path: Path | None = None) -> None:
         from aggregator.web.model_page import ModelPages
 
         self.store, self.config, self.digest = store, config, digest
         self.model, self.model_dir, self.clock = model, model_dir, clock
+        self.edition = edition  # the one `review` was asked for: where the desk's root leads
+        self._pages: dict[str, Preview] = {}  # pages fetched for adding, by canonical URL: each is fetched once
+        self._fetcher: Fetcher | None = None
         self.retraining = Retraining()
         self.model_pages = ModelPages(store, config, digest, config_path, clock)
         self._candidates: dict[Edition, frozenset[int]] = {}
         self._write = threading.Lock()  # one export or model swap at a time
+
+    def home(self) -> Edition:
+        """The edition the desk opens on: the one asked for, else the current one."""
+        return self.edition or Edition.of(self.digest.cadence, self.clock())
 
     def check_edition(self, edition: str) -> Edition:
         """The edition a URL names, if it is one of this digest's; DeskError (404) otherwise. The desk's
@@ -224,7 +240,8 @@ class Desk:
         placed = place_draft(self.store, self.config, edition, model=model, digest=self.digest)
         decisions = self.store.decisions(edition, digest=self.digest.name)
         sections = self._sections(placed.tree)
-        groups = arrange(placed.items, decisions, sections)
+        edited = [i.candidate.id for i in placed.items if decisions.get(i.candidate.id, Decision()).summary]
+        groups = arrange(placed.items, decisions, sections, self.store.own_texts(edited) if edited else {})
         self._candidates[edition] = frozenset(i.candidate.id for i in placed.items)
         undecided = [r.priority or 0.0 for g in groups[:-2] for r in g.rows if r.state == "undecided"]
         sources = sorted({r.source for g in groups for r in g.rows if r.source})
@@ -284,6 +301,38 @@ class Desk:
         except StaleError:
             raise ConflictError(CHANGED_ELSEWHERE) from None
         return _outcome(post, result)
+
+    def preview_page(self, edition: Edition, url: str) -> Preview:
+        """The page at `url` as the add form shows it, fetched once under the polling limits (a URL already
+        stored is read from the store); a page that cannot be had comes back with its one-line reason."""
+        from aggregator.adding import page_settings, preview
+        from aggregator.poll.fetch import Fetcher
+
+        self.check_edition(edition)
+        with self._write:
+            if self._fetcher is None:
+                self._fetcher = Fetcher(page_settings(self.config))
+            fetcher = self._fetcher
+        page = preview(self.store, url, fetcher=fetcher, model=self.model, now=self.clock())
+        with self._write:
+            self._pages.pop(page.url, None)
+            self._pages[page.url] = page
+            while len(self._pages) > 64:
+                self._pages.pop(next(iter(self._pages)))
+        return page
+
+    def add_page(self, edition: Edition, url: str, *, title: str, summary: str, section: str | None) -> Added:
+        """Add the page at `url` as a pick of `edition` with the editor's title, summary and section: from
+        what its preview read, without fetching it again; by hand (title and URL) when it was never read."""
+        from aggregator.adding import add_pick, by_hand, check_url, stored_preview
+
+        edition = self.check_edition(edition)
+        url = check_url(url)
+        page = stored_preview(self.store, url, model=self.model) or self._pages.get(url) or by_hand(url)
+        added = add_pick(self.store, self.config, self.digest, edition, page, title=title, summary=summary,
+                         section=section or None, model=self.model, now=self.clock())
+        self._candidates.pop(edition, None)
+        return added
 
     def undo(self, edition: Edition, action: int) -> Outcome:
         edition = self.check_edition(edition)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from markdown_it.token import Token
 
@@ -95,26 +95,14 @@ def read_house(doc: Document, path: str, month: str | None, cut_heading: str) ->
     """Read a house-style digest: its first h1 names it, headings nest into sections, the cut's items are
     candidates below the cut."""
     tokens = doc.tokens
-    title = ""
-    headings: dict[int, str] = {}
-    sections: dict[SectionPath, None] = {}
+    headings = HouseHeadings(cut_heading)
     entries: list[DigestEntry] = []
     below_cut: list[str] = []
-    cut_level: int | None = None
-    seen_heading = False
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if tok.type == "heading_open":
-            level, text = heading_level(tok), heading_text(tokens, i)
-            if level == 1 and not seen_heading:
-                title = text  # "# Summary of Important AI & ML Blog Posts" names the digest
-            elif text.casefold() == cut_heading.casefold():
-                cut_level = level
-            elif cut_level is None or level <= cut_level:
-                cut_level = None
-                _enter_heading(headings, level, text, sections)
-            seen_heading = True
+            headings.enter(heading_level(tok), heading_text(tokens, i))
             i = closing(tokens, i) + 1
             continue
         if tok.type == "list_item_open":
@@ -125,21 +113,54 @@ def read_house(doc: Document, path: str, month: str | None, cut_heading: str) ->
                     raise no_url(path, item.line, item.title)
                 if not item.title:
                     raise no_title(path, item.line, item.url)
-                if cut_level is not None:
+                if headings.below_cut:
                     below_cut.append(item.url)
                 else:
-                    entries.append(_house_entry(item, headings))
+                    entries.append(_house_entry(item, headings.section))
                 i = end + 1
                 continue
         i += 1
     return Digest(
         style="house",
-        title=title,
-        sections=tuple(sections),
+        title=headings.title,
+        sections=tuple(headings.sections),
         entries=tuple(entries),
         month=month,
         candidates_below_cut=tuple(below_cut),
     )
+
+
+@dataclass
+class HouseHeadings:
+    """The headings read so far, in document order: the digest's title (its first h1), the section in
+    force, the section tree, and whether the cut's heading has been passed."""
+
+    cut_heading: str
+    title: str = ""
+    sections: dict[SectionPath, None] = field(default_factory=dict)
+    _open: dict[int, str] = field(default_factory=dict)
+    _cut_level: int | None = None
+    _seen: bool = False
+
+    def enter(self, level: int, text: str) -> None:
+        """Read the next heading: the first h1 names the digest, the cut's heading starts the candidates
+        below it (until a heading as high), any other opens a section."""
+        if level == 1 and not self._seen:
+            self.title = text  # "# Summary of Important AI & ML Blog Posts" names the digest
+        elif text.casefold() == self.cut_heading.casefold():
+            self._cut_level = level
+        elif self._cut_level is None or level <= self._cut_level:
+            self._cut_level = None
+            _enter_heading(self._open, level, text, self.sections)
+        self._seen = True
+
+    @property
+    def below_cut(self) -> bool:
+        return self._cut_level is not None
+
+    @property
+    def section(self) -> SectionPath:
+        return _path(self._open)
 
 
 def _enter_heading(headings: dict[int, str], level: int, text: str, sections: dict[SectionPath, None]) -> None:
@@ -157,11 +178,11 @@ def _path(headings: dict[int, str]) -> SectionPath:
     return tuple(headings[k] for k in sorted(headings))
 
 
-def _house_entry(item: _Item, headings: dict[int, str]) -> DigestEntry:
+def _house_entry(item: _Item, section: SectionPath) -> DigestEntry:
     return DigestEntry(
         title=item.title,
         url=item.url,
-        section=_path(headings),
+        section=section,
         source=item.source,
         month=item.month,
         summary=item.summary,

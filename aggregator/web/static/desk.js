@@ -169,6 +169,72 @@
     area.select();
   }
 
+  // Adding a post by its URL: the server fetches the page once and the form shows what it read, for the
+  // editor to correct; a page that cannot be read leaves the title to them (adding by hand).
+  const addDialog = document.getElementById("add-dialog");
+  const addUrl = document.getElementById("add-url");
+  const addReason = document.getElementById("add-reason");
+  let addBusy = false;
+
+  function addSay(text) {
+    addReason.textContent = text;
+    addReason.hidden = !text;
+  }
+
+  function openAdd() {
+    addUrl.value = "";
+    addSay("");
+    document.getElementById("add-fields").hidden = true;
+    addDialog.returnValue = "";
+    addDialog.onclose = () => { if (current) { focusRow(current); } };
+    addDialog.showModal();
+    addUrl.focus();
+  }
+
+  async function fetchPage() {
+    if (addBusy) { return; }
+    const url = addUrl.value.trim();
+    if (!url) { addSay("give the post's URL"); return; }
+    addBusy = true;
+    addSay("fetching…");
+    try {
+      const page = await post("/edition/" + edition + "/page", {url: url});
+      addUrl.value = page.url;
+      document.getElementById("add-title").value = page.title;
+      document.getElementById("add-summary").value = page.summary;
+      const select = document.getElementById("add-section");
+      if (page.section) { select.value = page.section; }
+      if (select.selectedIndex < 0) { select.selectedIndex = 0; }
+      let note = "from " + page.source;
+      if (page.stored) { note = "already stored (" + page.source + "): adding makes it a pick"; }
+      else if (!page.section) { note += "; choose its section"; }
+      document.getElementById("add-note").textContent = note;
+      document.getElementById("add-fields").hidden = false;
+      addSay(page.error ? "could not read the page: " + page.error + ". Give a title to add it by hand." : "");
+      document.getElementById(page.title ? "add-ok" : "add-title").focus();
+    } catch (error) {
+      addSay(error.message);
+    } finally {
+      addBusy = false;
+    }
+  }
+
+  async function savePage() {
+    if (addBusy) { return; }
+    addBusy = true;
+    try {
+      const added = await post("/edition/" + edition + "/add", {
+        url: addUrl.value.trim(), title: document.getElementById("add-title").value,
+        summary: document.getElementById("add-summary").value, section: document.getElementById("add-section").value});
+      undoStack.push(added.action);
+      remember("added: " + added.title.slice(0, 120) + " under " + added.section.split(" > ").join(" › "), "post-" + added.post);
+      location.reload();
+    } catch (error) {
+      addSay(error.message);
+      addBusy = false;
+    }
+  }
+
   async function exportDraft() {
     try {
       const done = await post("/edition/" + edition + "/export", {});
@@ -184,10 +250,11 @@
   }
 
   // What a reload after retraining keeps: the filters, the editor's row, and what to tell them.
-  function remember(message) {
+  function remember(message, row) {
     const filters = {};
     ["filter-text", "filter-source", "filter-section", "filter-state"].forEach((id) => { filters[id] = document.getElementById(id).value; });
-    sessionStorage.setItem(memory, JSON.stringify({filters: filters, row: current ? current.id : null, message: message}));
+    sessionStorage.setItem(memory, JSON.stringify({filters: filters, row: row || (current ? current.id : null), message: message,
+                                                   undo: undoStack}));
   }
 
   async function retrain() {
@@ -233,6 +300,7 @@
       Object.entries(saved.filters).forEach(([id, value]) => { const el = document.getElementById(id); if (el) { el.value = value; } });
     }
     applyFilters();
+    if (saved && Array.isArray(saved.undo)) { saved.undo.forEach((a) => { if (Number.isInteger(a)) { undoStack.push(a); } }); }
     const wanted = (saved && saved.row) || location.hash.slice(1);
     sessionStorage.removeItem(memory);
     const row = wanted && /^post-\d+$/.test(wanted) ? document.getElementById(wanted) : null;
@@ -243,7 +311,7 @@
   const keys = {
     j: () => step(1), k: () => step(-1),
     a: () => act(current, "accept"), r: () => act(current, "reject"),
-    m: () => openMove(current), e: () => openEdit(current), u: () => undo(),
+    m: () => openMove(current), e: () => openEdit(current), u: () => undo(), n: () => openAdd(),
     "?": () => document.getElementById("help-dialog").showModal(),
     "/": () => document.getElementById("filter-text").focus(),
   };
@@ -254,6 +322,12 @@
       if (target.id === "edit-summary" && event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();
         document.getElementById("edit-dialog").close("ok");
+      } else if (target.id === "add-url" && event.key === "Enter") {
+        event.preventDefault();
+        fetchPage();
+      } else if (target.id === "add-title" && event.key === "Enter") {
+        event.preventDefault();
+        savePage();
       } else if (target.id === "move-section" && event.key === "Enter") {
         event.preventDefault();
         document.getElementById("move-dialog").close("ok");
@@ -281,6 +355,9 @@
 
   document.getElementById("move-section").addEventListener("dblclick", () => document.getElementById("move-dialog").close("ok"));
   document.getElementById("undo").addEventListener("click", undo);
+  document.getElementById("add").addEventListener("click", openAdd);
+  document.getElementById("add-fetch").addEventListener("click", fetchPage);
+  document.getElementById("add-ok").addEventListener("click", savePage);
   document.getElementById("export").addEventListener("click", exportDraft);
   document.getElementById("retrain").addEventListener("click", retrain);
   document.getElementById("help-button").addEventListener("click", () => document.getElementById("help-dialog").showModal());
