@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aggregator.errors import DigestError
 
-GIT_TIMEOUT = 60  # seconds one git command may take
+GIT_TIMEOUT = 60  # seconds one git command may take, or a read of history may wait for git's next output
 
 # A repository is data, never code: its own config must not make git run anything. Every git call goes
 # through git_command, which the callers use with plumbing only (reads: rev-parse, rev-list, cat-file; a
@@ -73,13 +73,14 @@ def filters_off(repo: Path) -> tuple[tuple[str, str], ...]:
                  for part, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")))
 
 
-def git(repo: Path, *args: str, user_config: bool = False, pins: Sequence[tuple[str, str]] = ()) -> str:
-    """Run one git command on `repo` (as git_command makes it); its standard output, or DigestError with
-    git's first line of complaint."""
+def git(repo: Path, *args: str, user_config: bool = False, pins: Sequence[tuple[str, str]] = (),
+        stdin: bytes | None = None) -> str:
+    """Run one git command on `repo` (as git_command makes it), given `stdin` (else nothing) on its standard
+    input; its standard output, or DigestError with git's first line of complaint."""
     command, env = git_command(repo, *args, user_config=user_config, pins=pins)
     try:
-        done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, env=env, timeout=GIT_TIMEOUT,
-                              check=False)
+        done = subprocess.run(command, capture_output=True, env=env, timeout=GIT_TIMEOUT, check=False,
+                              **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
     except FileNotFoundError:
         raise DigestError("the git command is not installed") from None
     except subprocess.TimeoutExpired:
