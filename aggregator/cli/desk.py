@@ -40,7 +40,7 @@ def review(
             warn(f"warning: {exc}; the desk shows the posts unranked until you retrain")
             model = None
         desk = Desk(rt.store, rt.config, settings, model=model, model_dir=rt.model_dir(settings), clock=rt.clock,
-                    edition=edition)
+                    edition=edition, config_path=ctx.obj.config)
 
         serve(desk, host=host, port=port, token=token, start=f"/edition/{edition}", open_browser=open_browser,
               ready=lambda url: say(f"the desk for {edition} is at {url} (Ctrl-C stops it)"))

@@ -153,9 +153,12 @@ def publish(
     into: Annotated[Path, typer.Option("--into", help="The running digest file (the editor's README) to add the entries to.")],
     month: Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the change as a unified diff; write nothing.")] = False,
+    commit: Annotated[bool, typer.Option("--commit", help="Then commit the file alone in its git repository (refused when other changes are staged there).")] = False,
     digest: DigestOption = None,
 ) -> None:
     """Put a month's accepted entries (the draft's selections and the editor's decisions) into the running file."""
+    if commit and dry_run:
+        raise typer.BadParameter("--dry-run writes nothing, so there is nothing to commit", param_hint="--commit")
     from aggregator.digest.draft import publish_plan
 
     with runtime(ctx) as rt:
@@ -163,7 +166,7 @@ def publish(
         edition = chosen_edition(settings, month, None, default=True)
         assert edition is not None
         result = publish_plan(rt.store, rt.config, edition, into, model=rt.load_model(settings), digest=settings,
-                              dry_run=dry_run, now=rt.clock())
+                              dry_run=dry_run, now=rt.clock(), commit=commit)
     if dry_run:
         sys.stdout.write(result)
     else:

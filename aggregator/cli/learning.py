@@ -50,6 +50,7 @@ def evaluate(
     replay: Annotated[bool, typer.Option("--replay", help="Walk the editions in order, each predicted by a model trained on every decision before it (the default; --from E starts at edition E).")] = False,
     edition: Annotated[str | None, typer.Option("--edition", help="The edition for --loo, YYYY-MM or YYYY-Www (default: the newest).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the model page (the replay, calibration, sections, sources) to this self-contained HTML file.", show_default=False)] = None,
     digest: DigestOption = None,
 ) -> None:
     """Judge the model on the editor's decisions beside the baselines: edition by edition (--replay, the
@@ -59,6 +60,8 @@ def evaluate(
 
     from aggregator.learn.jobs import evaluate_editions, evaluate_loo, evaluate_old_new, scope_of
 
+    if html is not None and (loo or new is not None):
+        raise typer.BadParameter("the model page shows the replay: use it without --to or --loo", param_hint="--html")
     if replay and (loo or new is not None):
         raise typer.BadParameter("--replay walks every edition: use it without --to or --loo", param_hint="--replay")
     first = None
@@ -76,6 +79,13 @@ def evaluate(
                 report = evaluate_old_new(rt.store, Path(old), new, now=rt.clock(), progress=progress, scope=scope)
             elif loo:
                 report = evaluate_loo(rt.store, chosen, now=rt.clock(), progress=progress, scope=scope)
+            elif html is not None:
+                from aggregator.web.model_page import write_page
+
+                report, seconds = write_page(rt.store, rt.config, rt.config.digest(digest), html, now=rt.clock(),
+                                             progress=progress, first=first)
+                if not ctx.obj.quiet:  # standard error when standard output is the JSON
+                    (warn if as_json else say)(f"wrote {html}: the model page, computed in {seconds:.1f} s")
             else:
                 report = evaluate_editions(rt.store, now=rt.clock(), progress=progress, scope=scope, first=first)
     if as_json:

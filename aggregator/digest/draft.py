@@ -18,6 +18,7 @@ from aggregator.digest.render import entry_line, render_footnote, render_json, r
 from aggregator.store import Store
 
 if TYPE_CHECKING:
+    from aggregator.digest import publish
     from aggregator.learn.classify import Model
 
 Format = Literal["markdown", "json"]
@@ -219,11 +220,13 @@ def refresh_draft(store: Store, config: Config, edition: Edition, now: datetime,
 
 
 def publish_plan(store: Store, config: Config, edition: Edition, into: Path, *, model: Model | None,
-                 digest: DigestSettings | None = None, dry_run: bool = False, now: datetime | None = None) -> str:
+                 digest: DigestSettings | None = None, dry_run: bool = False, now: datetime | None = None,
+                 commit: bool = False) -> str:
     """Insert the edition's accepted entries into the running file `into` (or, with `dry_run`, return the
     unified diff that would make). The entries are the draft's selections with the editor's decisions
-    applied, printed as the draft prints them (the editor's own summary where they wrote one).
-    Returns a one-line account, or the diff."""
+    applied, printed as the draft prints them (the editor's own summary where they wrote one). With
+    `commit`, the file alone is then committed to its git repository (refused, before anything is written,
+    when that repository has other staged changes). Returns a one-line account, or the diff."""
     from aggregator.digest import publish
 
     digest = digest or config.digest(None)
@@ -246,10 +249,34 @@ def publish_plan(store: Store, config: Config, edition: Edition, into: Path, *, 
     plan = publish.plan(old, entries, tree, path=str(into))
     if dry_run:
         return publish.diff(old, plan.text, str(into))
+    if commit:
+        from aggregator.digest.commit import check
+
+        check(into)  # before the file changes
     if plan.added:
         publish.write_if_unchanged(into, plan.text, sha)
     if now is not None:
         target = into.with_name(f"{into.stem}.{edition}.manifest.json")
         write_manifest(store, config, digest, edition, placed.items, model, into, target, now)
     made = f"; created {', '.join(' > '.join(s) for s in plan.created)}" if plan.created else ""
-    return f"{into}: {plan.added} entries added, {plan.present} already there{made}"
+    account = f"{into}: {plan.added} entries added, {plan.present} already there{made}"
+    if commit:
+        account += "; " + _commit_published(into, edition, plan, digest)
+    return account
+
+
+def commit_message(edition: Edition, title: str, added: int, present: int, created: Sequence[SectionPath]) -> str:
+    """The commit message of a publish: the edition and its counts on the first line (pure)."""
+    message = f"{title} {edition}: {added} entries added, {present} already there"
+    if created:
+        message += "\n\nNew sections: " + ", ".join(" > ".join(s) for s in created)
+    return message
+
+
+def _commit_published(into: Path, edition: Edition, plan: publish.Plan, digest: DigestSettings) -> str:
+    from aggregator.digest.commit import commit_file
+
+    if not plan.added:
+        return "nothing to commit"
+    message = commit_message(edition, digest.title or digest.name, plan.added, plan.present, plan.created)
+    return f"committed {commit_file(into, message)[:12]}"

@@ -26,6 +26,7 @@ post's site, a plain TF-IDF (characters 2-4 and words) + logistic regression ove
 and for priority the one-line rule "how often do I pick from this site"."""
 
 CALIBRATION_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+CONFUSION_SPLITS = 6  # the section confusion matrix counts the picks of this many last splits
 
 
 @dataclass(frozen=True)
@@ -268,9 +269,35 @@ def calibration(tally: Tally) -> list[tuple[str, int, float, float]]:
 
 
 @dataclass(frozen=True)
+class SplitFigures:
+    """Every method's figures on one split (one edition of a replay)."""
+
+    name: str
+    trained: int  # decisions learned from
+    methods: tuple[Figures, ...]
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """The model's sections of the picks of the last splits against the editor's: (truth, guess, picks)."""
+
+    splits: tuple[str, ...]
+    sections: tuple[str, ...]  # every section that is a truth or a guess, sorted
+    cells: tuple[tuple[str, str, int], ...]  # non-zero cells only
+
+
+def confusion(pairs: Sequence[tuple[SectionPath, SectionPath]], splits: Sequence[str] = ()) -> Confusion:
+    """The confusion matrix of (truth, guess) section pairs (pure)."""
+    counts = Counter((section_key(t), section_key(g)) for t, g in pairs)
+    names = sorted({name for pair in counts for name in pair})
+    return Confusion(tuple(splits), tuple(names), tuple((t, g, n) for (t, g), n in sorted(counts.items())))
+
+
+@dataclass(frozen=True)
 class Report:
     """Figures of every method over all splits pooled, per-split figures of the model (and of the site-rate
-    rule), and the model's calibration."""
+    rule), every method's per-split figures, the model's calibration and its section confusion matrix
+    over the last CONFUSION_SPLITS splits."""
 
     scenario: str
     methods: tuple[Figures, ...]
@@ -278,6 +305,8 @@ class Report:
     # figures, and the site-rate rule's beside them when it ran)
     calibration: tuple[tuple[str, int, float, float], ...]
     skipped: tuple[str, ...] = ()
+    per_split: tuple[SplitFigures, ...] = ()
+    confusion: Confusion = field(default_factory=lambda: Confusion((), (), ()))
 
 
 def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
@@ -285,6 +314,8 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
     """Fit every method on each split's training part and score it on the test part."""
     tallies = {m: Tally() for m in methods}
     per_split = []
+    every_method: list[SplitFigures] = []
+    model_sections: list[tuple[str, list[tuple[SectionPath, SectionPath]]]] = []
     skipped = []
     with threadpool_limits(limits=1):
         for i, split in enumerate(splits):
@@ -300,17 +331,21 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
             for m, predict in predictors.items():
                 guesses = predict(candidates)
                 tallies[m].add(split.test, guesses)
-                if m in ("model", "site rate"):
-                    alone = Tally()
-                    alone.add(split.test, guesses)
-                    own[m] = figures(m, alone)
+                alone = Tally()
+                alone.add(split.test, guesses)
+                own[m] = figures(m, alone)
+                if m == "model":
+                    model_sections.append((split.name, alone.sections))
+            every_method.append(SplitFigures(split.name, len(split.train), tuple(own[m] for m in methods)))
             if "model" in own:
                 per_split.append((split.name, len(split.train), own["model"], own.get("site rate")))
     if progress:
         progress(len(splits), len(splits))
     model_tally = tallies.get("model", Tally())
+    last = model_sections[-CONFUSION_SPLITS:]
     return Report(scenario, tuple(figures(m, tallies[m]) for m in methods), tuple(per_split),
-                  tuple(calibration(model_tally)) if model_tally.has_negatives else (), tuple(skipped))
+                  tuple(calibration(model_tally)) if model_tally.has_negatives else (), tuple(skipped),
+                  tuple(every_method), confusion([p for _, pairs in last for p in pairs], [name for name, _ in last]))
 
 
 # --- the splits -----------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import re
 import subprocess
 import threading
@@ -20,8 +19,8 @@ from aggregator.errors import DigestError
 from aggregator.learn.labels import align_section, busy_editions, entry_edition, import_entries
 from aggregator.learn.reading.versions import HouseVersions
 from aggregator.models import Cadence, Digest, DigestEntry, Edition, ImportEntry, SectionPath, month_of
+from aggregator.safe_git import GIT_TIMEOUT, git, git_command
 
-GIT_TIMEOUT = 60  # seconds one git command may take, or a read of history may wait for git's next output
 _WORD = re.compile(r"\w+")
 _RECENT_BLOBS = 8  # versions kept by blob id, so that a commit restoring a recent version reads nothing again
 Progress = Callable[[int, int], None] | None
@@ -209,53 +208,13 @@ def _import(digest: Digest, entry: DigestEntry, month: str) -> ImportEntry | Non
     return made[0] if made else None
 
 
-# A repository is data, never code: its own config must not make a read run anything. Every git call goes
-# through _git_command, which reads with plumbing only (rev-parse, rev-list, cat-file: no diffs, so no
-# diff.external or textconv; no signature checks, so no gpg.*program) and pins, over any config file, each
-# setting that could still name a program: the fsmonitor hook, hooks, the pager, signature programs, and any
-# transport (a partial clone's lazy fetch would otherwise run core.sshCommand or remote.*.uploadpack).
-_SAFE_CONFIG = (
-    "core.fsmonitor=false",
-    "core.hooksPath=/dev/null",
-    "core.pager=cat",
-    "log.showSignature=false",
-    "gpg.program=false",
-    "gpg.openpgp.program=false",
-    "gpg.x509.program=false",
-    "gpg.ssh.program=false",
-    "protocol.allow=never",
-)
-_SAFE_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",  # neither the system's nor the user's config files: only the repository's
-    "GIT_CONFIG_GLOBAL": "/dev/null",  # (git >= 2.32), overridden by the settings above
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_PAGER": "cat",
-    "GIT_NO_LAZY_FETCH": "1",  # git >= 2.44; protocol.allow=never covers older ones
-    "GIT_OPTIONAL_LOCKS": "0",
-}
-_UNSAFE_ENV = ("GIT_EXTERNAL_DIFF", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_PROXY_COMMAND")
-
-
-def _git_command(repo: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of one git read of `repo` that no repository config can make run a program."""
-    config = [part for setting in _SAFE_CONFIG for part in ("-c", setting)]
-    env = {k: v for k, v in os.environ.items() if k not in _UNSAFE_ENV}
-    return ["git", "--no-pager", *config, "-C", str(repo), *args], {**env, **_SAFE_ENV}
+# Every git call goes through _git_command (aggregator/safe_git.py): plumbing only, and no repository config
+# can make it run a program.
+_git_command = git_command
 
 
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
-    command, env = _git_command(repo, *args)
-    try:
-        done = subprocess.run(command, capture_output=True, env=env, timeout=GIT_TIMEOUT, check=False,
-                              **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
-    except FileNotFoundError:
-        raise DigestError("the git command is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise DigestError(f"{repo}: git took longer than {GIT_TIMEOUT} s") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DigestError(f"{repo}: {message[0] if message else 'git failed'}")
-    return done.stdout.decode("utf-8", "replace")
+    return git(repo, *args, stdin=stdin)
 
 
 @dataclass

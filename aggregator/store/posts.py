@@ -78,6 +78,11 @@ class Posts(Database):
         found = [t for t in (seen, decided) if t is not None]
         return max(found) if found else None
 
+    def count_labels(self) -> int:
+        """How many decisions are stored, of every digest (an undo that removes one changes it)."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(LabelRow)) or 0
+
     def fetched_posts(self, *, before: datetime | None = None, feeds: Collection[str] | None = None) -> list[Candidate]:
         """Every post fetched from a feed (not known only from a digest), dated before `before` and from
         `feeds` (names) when given: the background that tells the priority model what an ordinary post looks like."""

@@ -222,6 +222,24 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         r = desk.retraining
         return JSONResponse({"running": r.running, "failed": r.failed, "message": r.message, "generation": r.generation})
 
+    async def model(request: Request) -> Response:
+        view = await run_in_threadpool(desk.model_view)
+        if view.page is None:
+            code = 503 if view.failed else 200
+            return page("model_wait.html", code, status=code, message=view.failed or
+                        "computing the model page (the replay trains one model per edition); this page reloads itself")
+        return HTMLResponse(await run_in_threadpool(view.html, csrf))
+
+    async def model_discover(request: Request) -> Response:
+        await read_form(request)
+        found = await run_in_threadpool(desk.discover_feeds)
+        return JSONResponse({"found": found})
+
+    async def model_add_feed(request: Request) -> Response:
+        data = await read_form(request)
+        added = await run_in_threadpool(desk.add_discovered_feed, _text(data, "site", 2000))
+        return JSONResponse({"name": added.name, "url": added.url})
+
     async def not_found(request: Request) -> Response:
         return error_page("no such page", 404)
 
@@ -234,6 +252,9 @@ def create_app(desk: Desk, *, token: str | None = None, hosts: tuple[str, ...] =
         Route("/edition/{edition}/page", guarded(page_preview), methods=["POST"]),
         Route("/edition/{edition}/add", guarded(add_page), methods=["POST"]),
         Route("/retrain", guarded(retrain), methods=["GET", "POST"]),
+        Route("/model", guarded(model, html=True)),
+        Route("/model/discover", guarded(model_discover), methods=["POST"]),
+        Route("/model/feeds", guarded(model_add_feed), methods=["POST"]),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{rest:path}", guarded(not_found, html=True)),

@@ -15,7 +15,7 @@ from aggregator.config import Config, DigestSettings
 from aggregator.errors import AggregatorError, ConflictError, DigestError, StaleError
 from aggregator.learn.labels import leaves, out_of_range
 from aggregator.limits import MAX_SUMMARY, cap
-from aggregator.models import DraftItem, Edition, SectionPath
+from aggregator.models import DraftItem, Edition, FeedConfig, SectionPath
 from aggregator.store import Store
 from aggregator.store.decisions import Decision, DeskResult
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aggregator.adding import Added, Preview
     from aggregator.learn.classify import Model
     from aggregator.poll.fetch import Fetcher
+    from aggregator.web.model_page import ModelView
 
 State = Literal["accepted", "rejected", "undecided"]
 ACTIONS: tuple[str, ...] = ("accept", "reject", "move", "edit")
@@ -198,13 +199,17 @@ class Desk:
     """The desk's jobs for one digest, over one store; the web routes only parse requests and call these."""
 
     def __init__(self, store: Store, config: Config, digest: DigestSettings, *, model: Model | None,
-                 model_dir: Path, clock: Callable[[], datetime], edition: Edition | None = None) -> None:
+                 model_dir: Path, clock: Callable[[], datetime], edition: Edition | None = None,
+                 config_path: Path | None = None) -> None:
+        from aggregator.web.model_page import ModelPages
+
         self.store, self.config, self.digest = store, config, digest
         self.model, self.model_dir, self.clock = model, model_dir, clock
         self.edition = edition  # the one `review` was asked for: where the desk's root leads
         self._pages: dict[str, Preview] = {}  # pages fetched for adding, by canonical URL: each is fetched once
         self._fetcher: Fetcher | None = None
         self.retraining = Retraining()
+        self.model_pages = ModelPages(store, config, digest, config_path, clock)
         self._candidates: dict[Edition, frozenset[int]] = {}
         self._write = threading.Lock()  # one export or model swap at a time
 
@@ -356,6 +361,20 @@ class Desk:
         diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), draft.text.splitlines(keepends=True),
                                             "before", "now", n=1))
         return Export(path, len(draft.selected_urls), undecided, diff)
+
+    def model_view(self) -> ModelView:
+        """The model page as computed last (computed again in the background when the posts, decisions or
+        model changed since)."""
+        trained = str(self.model.meta.get("trained_at")) if self.model is not None else None
+        return self.model_pages.current(trained)
+
+    def discover_feeds(self) -> int:
+        """Look for the feeds of the sites of picks no feed covers; how many were found."""
+        return sum(1 for u in self.model_pages.discover() if u.feed)
+
+    def add_discovered_feed(self, site: str) -> FeedConfig:
+        """Add to feeds.yaml the feed `discover_feeds` found for `site`."""
+        return self.model_pages.add_feed(site)
 
     def start_retraining(self) -> bool:
         """Train the digest's model again in a background thread; False when a retraining is already running."""
