@@ -290,3 +290,41 @@ def test_a_real_off_topic_month_stays_out_of_the_draft_and_the_header_says_why(h
     assert re.search(r"and \d+ undecided fetched posts", trained.output) and "too few posts" in trained.output
     rows = json.loads(run(home, "draft", "--month", "2023-03", "--format", "json").stdout)
     assert sum(r["selected"] for r in rows) <= 1
+
+
+def test_a_replay_computed_again_fits_only_the_editions_whose_decisions_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk's model page replays every edition; with its cache, one more decision in the newest edition
+    refits that edition's split alone, and the figures are those of a replay computed from scratch."""
+    from aggregator.learn import evaluate
+    from aggregator.models import Edition
+
+    rng = random.Random(3)
+    words = {"1. Research": ["diffusion", "transformer", "benchmark"], "2. Business": ["serving", "pipeline", "ranking"]}
+    labels = []
+    for m, month in enumerate(("2022-09", "2022-10", "2022-11", "2022-12")):
+        for i in range(24):
+            section = rng.choice(sorted(words))
+            picked = i % 3 != 0
+            c = Candidate(m * 100 + i, f"https://site{i % 4}.example.com/{month}/{i}",
+                          f"{rng.choice(words[section])} {rng.choice(['notes', 'at scale', 'in practice'])} {i}",
+                          "", "", datetime(int(month[:4]), int(month[5:]), 10, tzinfo=timezone.utc))
+            labels.append((Edition(month), Label(c, (section,) if picked else None, picked)))
+    fitted: list[str] = []
+    real = evaluate._guesses
+
+    def counting(split, methods, **kw):  # type: ignore[no-untyped-def]
+        fitted.append(split.name)
+        return real(split, methods, **kw)
+
+    monkeypatch.setattr(evaluate, "_guesses", counting)
+    cache: dict = {}
+    evaluate.run("replay", list(evaluate.edition_splits(labels, [])), now=NOW, cache=cache)
+    assert fitted == ["2022-10", "2022-11", "2022-12"] and len(cache) == 3
+    edition, last = labels[-1]
+    labels[-1] = (edition, Label(last.candidate, None, not last.selected) if last.selected
+                  else Label(last.candidate, ("1. Research",), True))
+    fitted.clear()
+    again = evaluate.run("replay", list(evaluate.edition_splits(labels, [])), now=NOW, cache=cache)
+    assert fitted == ["2022-12"]
+    fresh = evaluate.run("replay", list(evaluate.edition_splits(labels, [])), now=NOW)
+    assert again.methods == fresh.methods and again.per_split == fresh.per_split

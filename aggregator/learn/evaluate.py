@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,6 +38,24 @@ class Split:
     train: tuple[Label, ...]
     background: tuple[Candidate, ...]
     test: tuple[Label, ...]
+
+
+def fingerprint(split: Split, methods: Sequence[str], seed: int) -> str:
+    """A digest of everything a split's guesses depend on (its decisions, background and test posts, the
+    methods and the seed), so that a replay computed again reuses the splits nothing changed in (pure)."""
+    h = hashlib.sha256(repr((split.name, tuple(methods), seed)).encode("utf-8"))
+    for part in (split.train, split.test):
+        for lb in part:
+            c = lb.candidate
+            h.update(repr((c.url, c.title, c.summary, c.source, c.published.isoformat(), lb.section, lb.selected,
+                           lb.editor_summary)).encode("utf-8"))
+        h.update(b"\x00")
+    for c in split.background:
+        h.update(repr((c.url, c.title, c.summary, c.source, c.published.isoformat())).encode("utf-8"))
+    return h.hexdigest()
+
+
+ReplayCache = MutableMapping[str, dict[str, list["Guess"]] | str]  # split fingerprint -> guesses, or why it was skipped
 
 
 @dataclass(frozen=True)
@@ -310,8 +329,13 @@ class Report:
 
 
 def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
-        methods: Sequence[str] = METHODS, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Fit every method on each split's training part and score it on the test part."""
+        methods: Sequence[str] = METHODS, progress: Callable[[int, int], None] | None = None,
+        cache: ReplayCache | None = None) -> Report:
+    """Fit every method on each split's training part and score it on the test part. With `cache`, a split
+    whose `fingerprint` is in it is not fitted again (its guesses are taken from it), and the cache ends
+    holding the splits of this run alone: after one decision in the newest edition, a replay fits that
+    edition's split only."""
+    kept: dict[str, dict[str, list[Guess]] | str] = {}
     tallies = {m: Tally() for m in methods}
     per_split = []
     every_method: list[SplitFigures] = []
@@ -321,15 +345,16 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
         for i, split in enumerate(splits):
             if progress:
                 progress(i, len(splits))
-            candidates = [lb.candidate for lb in split.test]
-            try:
-                predictors = {m: fit(m, split, now=now, seed=seed) for m in methods}
-            except ModelError as exc:
-                skipped.append(f"{split.name}: {exc}")
+            key = fingerprint(split, methods, seed) if cache is not None else ""
+            done = cache.get(key) if cache is not None else None
+            if done is None:
+                done = _guesses(split, methods, now=now, seed=seed)
+            kept[key] = done
+            if isinstance(done, str):
+                skipped.append(f"{split.name}: {done}")
                 continue
             own: dict[str, Figures] = {}
-            for m, predict in predictors.items():
-                guesses = predict(candidates)
+            for m, guesses in done.items():
                 tallies[m].add(split.test, guesses)
                 alone = Tally()
                 alone.add(split.test, guesses)
@@ -341,11 +366,24 @@ def run(scenario: str, splits: Sequence[Split], *, now: datetime, seed: int = 0,
                 per_split.append((split.name, len(split.train), own["model"], own.get("site rate")))
     if progress:
         progress(len(splits), len(splits))
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
     model_tally = tallies.get("model", Tally())
     last = model_sections[-CONFUSION_SPLITS:]
     return Report(scenario, tuple(figures(m, tallies[m]) for m in methods), tuple(per_split),
                   tuple(calibration(model_tally)) if model_tally.has_negatives else (), tuple(skipped),
                   tuple(every_method), confusion([p for _, pairs in last for p in pairs], [name for name, _ in last]))
+
+
+def _guesses(split: Split, methods: Sequence[str], *, now: datetime, seed: int) -> dict[str, list[Guess]] | str:
+    """Every method's guesses on the split's test posts, or why the split cannot be learned from."""
+    candidates = [lb.candidate for lb in split.test]
+    try:
+        predictors = {m: fit(m, split, now=now, seed=seed) for m in methods}
+    except ModelError as exc:
+        return str(exc)
+    return {m: list(predict(candidates)) for m, predict in predictors.items()}
 
 
 # --- the splits -----------------------------------------------------------------------------------

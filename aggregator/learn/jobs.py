@@ -24,7 +24,7 @@ from aggregator.store import Store
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model
-    from aggregator.learn.evaluate import Report
+    from aggregator.learn.evaluate import Report, ReplayCache
 
 Progress = Callable[[int, int], None] | None
 T = TypeVar("T")
@@ -244,7 +244,7 @@ def _as_labels(digest: Digest, month: str, tree: Sequence[SectionPath], fetched:
 
 
 def evaluate_editions(store: Store, *, now: datetime, last: int | None = None, progress: Progress = None,
-                      scope: Scope = Scope(), first: Edition | None = None) -> Report:
+                      scope: Scope = Scope(), first: Edition | None = None, cache: ReplayCache | None = None) -> Report:
     """Edition by edition, as the editor lived them: learn from every decision before e, predict e's
     decisions, then go on with e's decisions learned (only the `last` editions, or those from `first`,
     when given); every method on the same splits."""
@@ -254,7 +254,7 @@ def evaluate_editions(store: Store, *, now: datetime, last: int | None = None, p
     splits = splits[-last:] if last else splits
     splits = [s for s in splits if first is None or s.name >= first]
     return run("edition by edition" if scope.cadence == "weekly" else "month by month", splits, now=now,
-               progress=progress)
+               progress=progress, cache=cache)
 
 
 def evaluate_old_new(store: Store, old: Path, new: Path, *, now: datetime, progress: Progress = None,

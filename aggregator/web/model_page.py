@@ -21,7 +21,7 @@ from aggregator.store import Store
 from aggregator.web import charts
 
 if TYPE_CHECKING:
-    from aggregator.learn.evaluate import Report
+    from aggregator.learn.evaluate import Report, ReplayCache
 
 HERE = Path(__file__).parent
 AUDIT_MONTHS = 6  # the feeds with no pick are those without one in this many months, as `audit` counts by default
@@ -55,13 +55,16 @@ class ModelPage:
 
 
 def gather(store: Store, config: Config, digest: DigestSettings, *, now: datetime,
-           progress: Callable[[int, int], None] | None = None, first: Edition | None = None) -> ModelPage:
-    """The page's figures: the replay exactly as `eval --replay --json` computes it, each feed's posts and
-    picks, and the audit (without fetching anything)."""
+           progress: Callable[[int, int], None] | None = None, first: Edition | None = None,
+           cache: ReplayCache | None = None) -> ModelPage:
+    """The page's figures: the replay exactly as `eval --replay --json` computes it (with `cache`, only the
+    editions whose decisions or posts changed since the last computation are fitted again), each feed's
+    posts and picks, and the audit (without fetching anything)."""
     from aggregator.learn.jobs import evaluate_editions, scope_of
 
     started = time.perf_counter()
-    report = evaluate_editions(store, now=now, progress=progress, scope=scope_of(config, digest), first=first)
+    report = evaluate_editions(store, now=now, progress=progress, scope=scope_of(config, digest), first=first,
+                               cache=cache)
     audit = run_audit(store, config, digest, months=AUDIT_MONTHS, now=now)
     feeds = config.digest_feeds(digest)
     sources = tuple(Source(name, posts, picks) for name, posts, picks in store.feed_yield(EPOCH, digest=digest.name)
@@ -189,6 +192,7 @@ class ModelPages:
     failed: str = ""
     discovered: tuple[Uncovered, ...] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    replay: dict[str, Any] = field(default_factory=dict)  # the last computation's guesses per split (ReplayCache)
 
     def current(self, model_trained: str | None) -> ModelView:
         """The last page computed, and whether a fresher one is being computed; starts that computation
@@ -203,7 +207,7 @@ class ModelPages:
     def _compute(self, state: tuple[object, ...]) -> None:
         page, failed = None, ""
         try:
-            page = gather(self.store, self.config, self.digest, now=self.clock())
+            page = gather(self.store, self.config, self.digest, now=self.clock(), cache=self.replay)
         except (AggregatorError, ValueError) as exc:  # ValueError: what scikit-learn cannot fit
             failed = f"the model page could not be computed: {exc}"
         with self.lock:
