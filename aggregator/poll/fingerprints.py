@@ -22,11 +22,23 @@ def short(text: str) -> str:
 
 
 def element_print(context: str, element: ElementTree.Element) -> str:
-    """An entry's element as ElementTree read it (every tag, attribute and text inside it), in the context it
-    is read in (the feed's URL, base and link): equal prints read as equal posts."""
-    parts = [(inner.tag, inner.attrib, inner.text, inner.tail if inner is not element else None)
-             for inner in element.iter()]
-    return "e" + short(context + "\x00" + repr(parts))
+    """An entry's element as ElementTree read it, in the context it is read in (the feed's URL, base and link):
+    equal prints read as equal posts. Every element inside it in document order, each with its tag, text, tail,
+    attributes and number of children (which fix the tree's shape), joined by NUL, which XML never holds
+    (nor \\x01, which marks the numbers)."""
+    parts = [context]
+    add = parts.append
+    for inner in element.iter():
+        add(inner.tag)
+        add(inner.text or "")
+        add("" if inner is element else inner.tail or "")
+        attrib = inner.attrib
+        if len(inner) or attrib:  # a leaf without attributes, the usual element, needs no shape
+            add(f"\x01{len(inner)} {len(attrib)}")
+            for name, value in attrib.items():
+                add(name)
+                add(value)
+    return "e" + short("\x00".join(parts))
 
 
 def post_print(key: str, content_hash: str) -> str:
