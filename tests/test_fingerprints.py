@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import NOW, FeedServer
+from conftest import FEEDS, NOW, FeedServer
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from aggregator.models import FeedConfig, ParsedFeed
 from aggregator.poll import fingerprints
@@ -17,7 +19,7 @@ from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.poll.parse import parse_feed
 from aggregator.poll.run import Schedule, run_pass
 from aggregator.store import Store
-from aggregator.store.schema import FeedRow, PostRow
+from aggregator.store.schema import FeedRow, PostRow, migrations_dir
 
 URL = "http://127.0.0.1/blog/feed.xml"
 HOME = "<title>Blog</title><link>http://127.0.0.1/blog/</link>"
@@ -207,3 +209,77 @@ def test_a_body_that_fails_to_parse_keeps_the_fingerprints_of_the_last_good_one(
 def test_the_same_body_read_twice_gives_the_same_fingerprints() -> None:
     body = rss([item("a", "http://127.0.0.1/blog/a", "A", date="Mon, 06 Mar 2023 09:00:00 GMT")])
     assert read(body, {}).fingerprints == read(body, {}).fingerprints != ""
+
+
+# -- the migration ---------------------------------------------------------------------------
+
+def _revisions_of(suffix: str) -> tuple[str, str]:
+    """(the revision before, the revision) of the migration whose file name ends in `suffix`: a test of one
+    migration follows it wherever it is renumbered."""
+    import re
+
+    [path] = (migrations_dir() / "versions").glob(f"*{suffix}")
+    script = path.read_text(encoding="utf-8")
+    revision, before = (re.search(rf"^{name} = '([^']+)'$", script, re.MULTILINE)[1]  # type: ignore[index]
+                        for name in ("revision", "down_revision"))
+    return before, revision
+
+
+def _alembic(url: str) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or one on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("pg_db"))
+
+
+def test_upgrading_from_the_revision_before_entry_fingerprints_keeps_every_feed_and_post_and_reads_whole_bodies(
+        empty_db: str, feed_server: FeedServer) -> None:
+    """Feeds and posts stored before the fingerprints keep every field; each feed's fingerprints start empty,
+    its next changed body is read whole and leaves them; going down again drops the column and nothing else."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    before, revision = _revisions_of("_entry_fingerprints.py")
+    url = empty_db
+    command.upgrade(_alembic(url), before)
+    feed_url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml", conditional=False)
+    when = datetime(2023, 3, 1)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("insert into feeds (name, config_url, url, host, source, active, error_count, gone,"
+                              " created_at, body_sha256, next_check_at) values ('Toss', :u, :u, '127.0.0.1', '토스',"
+                              " :yes, 0, :no, :when, 'old', :when)"), {"u": feed_url, "yes": True, "no": False, "when": when})
+            feed_id = conn.execute(text("select id from feeds")).scalar()
+            conn.execute(text("insert into posts (feed_id, key, url, title, summary, author, source, first_seen_at,"
+                              " content_hash) values (:feed, 'guid:old', 'https://toss.tech/old', 'Old', 's', '', '',"
+                              " :when, 'h')"), {"feed": feed_id, "when": when})
+        with Store(url) as store:
+            store.migrate()
+            with store.engine.connect() as conn:
+                assert conn.execute(text("select version_num from alembic_version")).scalar() == revision
+                assert conn.execute(text("select name, body_sha256, entry_fingerprints from feeds")).all() == [
+                    ("Toss", "old", None)]
+                assert conn.execute(text("select key, title, summary, content_hash from posts")).all() == [
+                    ("guid:old", "Old", "s", "h")]
+            with Fetcher(FetchSettings(timeout=5)) as fetcher:
+                summary = run_pass(store, fetcher, store.feeds_due(NOW), clock=lambda: NOW)
+            assert summary.new_posts == 4 and summary.entries_read == 4 and summary.entries_unchanged == 0
+            assert store.entry_fingerprints(feed_id) and store.count_posts() == 5
+        command.downgrade(_alembic(url), before)
+        assert "entry_fingerprints" not in {c["name"] for c in inspect(engine).get_columns("feeds")}
+        with engine.connect() as conn:
+            assert conn.execute(text("select count(*) from posts")).scalar() == 5
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == before
+    finally:
+        engine.dispose()
