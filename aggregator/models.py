@@ -81,6 +81,11 @@ class ParsedFeed:
     link: str | None
     posts: tuple[ParsedPost, ...]
     warning: str | None = None  # set when the XML was malformed but readable
+    # With the feed's known fingerprints (parse_feed's `known`): this body's, to store; its entries read in
+    # full; its posts left out of `posts` because they are stored as they read.
+    fingerprints: str | None = field(default=None, compare=False)
+    read: int = field(default=0, compare=False)
+    unchanged: int = field(default=0, compare=False)
 
 
 OutcomeStatus = Literal["ok", "not_modified", "error", "gone"]
@@ -103,6 +108,8 @@ class PassSummary:
     outcomes: tuple[FeedOutcome, ...]
     parse_workers: int = 0  # worker processes the pass started to parse bodies (0: every body parsed in-process)
     parse_workers_forked: bool = False  # they were forked from the pass's process, sharing its imported pages
+    entries_read: int = 0  # entries of the bodies parsed that were read in full
+    entries_unchanged: int = 0  # entries of changed bodies left unread, or unwritten, being as they were
 
     def count(self, status: OutcomeStatus) -> int:
         return sum(1 for o in self.outcomes if o.status == status)

@@ -15,7 +15,8 @@ from xml.etree import ElementTree
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
-from aggregator.poll import parse_fast
+from aggregator.poll import fingerprints, parse_fast
+from aggregator.poll.fingerprints import Known
 from aggregator.errors import ParseError
 from aggregator.limits import MAX_KEY, MAX_SUMMARY, MAX_TITLE, MAX_URL, cap
 from aggregator.links import canonical_url
@@ -213,22 +214,30 @@ def _as_utf8(text: str) -> bytes:
     return ('<?xml version="1.0" encoding="utf-8"?>\n' + text).encode("utf-8", "replace")
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None, fast: bool = True) -> ParsedFeed:
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None, fast: bool = True,
+               known: Known | None = None) -> ParsedFeed:
     """Parse a feed body (RSS 0.9x/1.0/2.0 or Atom) fetched from `url`.
 
     The body is decoded here rather than by feedparser, which reads CP949 labelled EUC-KR (as Korean
     servers send it) as windows-1252, and trusts a charset that decodes anything over one that fits.
     Plain RSS and Atom are read by parse_fast; the rest, and everything when `fast` is False, by feedparser.
     A body that declares XML entities anywhere is refused: both parsers would expand them.
+
+    With `known` (the fingerprints of the feed's last body, fingerprints.load), the result also carries this
+    body's fingerprints, and its posts are only the new or changed ones: the fast reader does not read an entry
+    whose element is as it was; after feedparser, a post whose key and content are as they were is dropped.
     """
     text, note = _decode(body, content_type)
     notes = [note] if note else []
     xml = _as_utf8(text)
     if b"<!ENTITY" in xml:  # as defusedxml does: an entity a feed declares could expand into any stored text
         raise ParseError("not a readable feed: it declares XML entities (<!ENTITY>), which aggregator refuses")
-    quick = parse_fast.read(xml, url) if fast else None
+    quick = parse_fast.read_changed(xml, url, known) if fast else None
+    prints: list[str] = []
     if quick is not None:
-        version, feed, entries = quick
+        version, feed, pairs = quick
+        prints = [fp for fp, _ in pairs]
+        entries: list[Any] = [entry for _, entry in pairs]
         base = url
     else:
         parsed = _feedparser(xml, url, content_type)
@@ -248,25 +257,65 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None, fast: 
                 notes.insert(0, f"malformed feed ({name}: {_one_line(reason)[:120]})")
     home = canonical_url(feed.get("link"), url)
     not_posts = {link for link in (canonical_url(url), home) if link}
-    posts: list[ParsedPost] = []
-    seen: set[str] = set()
-    long_links = sum(1 for entry in entries if len(str(entry.get("link") or "")) > MAX_URL)
+    long_links = sum(1 for entry in entries if entry is not None and len(str(entry.get("link") or "")) > MAX_URL)
     if long_links:
         notes.append(f"{long_links} link(s) over {MAX_URL:,} characters dropped")
-    for entry in entries:
-        post = _post_from(entry, base, not_posts)
-        if post is None or post.key in seen or post.url in seen:
-            continue  # the same post again (its guid or link) in one body: the first one is the post
-        seen.update(filter(None, (post.key, post.url)))
-        posts.append(post)
+    posts, records, unchanged = _posts(entries, prints, known, base, not_posts)
     detail = feed.get("title_detail") or {}
-    warning = f"{'; '.join(notes)}; read {len(posts)} entries anyway" if notes else None
+    warning = f"{'; '.join(notes)}; read {len(posts) + unchanged} entries anyway" if notes else None
     return ParsedFeed(
         title=cap(_title_text(feed.get("title") or "", detail.get("type") or ""), MAX_TITLE),
         link=home,
         posts=tuple(posts),
         warning=warning,
+        fingerprints=None if known is None else fingerprints.dump(records),
+        read=len(entries) - sum(entry is None for entry in entries),
+        unchanged=unchanged,
     )
+
+
+def _posts(entries: list[Any], prints: list[str], known: Known | None, base: str, not_posts: set[str]
+           ) -> tuple[list[ParsedPost], list[fingerprints.Record], int]:
+    """The posts of a body's entries (None: an entry the fast reader left unread, its fingerprint in `prints`),
+    each post once (the first entry with its key or link); the fingerprints of the entries whose posts are
+    stored as they read; how many posts are as they were (left out of the posts).
+
+    An unchanged entry holds its place: a later entry with its key or link is the same post again, as when
+    the whole body is read. An entry with a link over MAX_URL, or repeating an earlier post, gets no
+    fingerprint, so that it is read every time (its warning counted, its post kept if the first one goes)."""
+    posts: list[ParsedPost] = []
+    records: list[fingerprints.Record] = []
+    seen: set[str] = set()
+    seen_ids: set[str] = set()  # the same, as ids (fingerprints.ids), when unchanged entries are not read
+    unchanged = 0
+    for index, entry in enumerate(entries):
+        if entry is None:
+            fp = prints[index]
+            entry_ids = (known or {})[fp]
+            if entry_ids[0] in seen_ids or entry_ids[1] in seen_ids:
+                continue  # a copy of an earlier post: not the post, and read again next time
+            seen_ids.update(filter(None, entry_ids))
+            records.append((fp, entry_ids))
+            unchanged += 1
+            continue
+        post = _post_from(entry, base, not_posts)
+        if post is None or post.key in seen or post.url in seen:
+            continue  # the same post again (its guid or link) in one body: the first one is the post
+        if known is not None:
+            entry_ids = fingerprints.ids(post.key, post.url)
+            if entry_ids[0] in seen_ids or entry_ids[1] in seen_ids:
+                continue
+            seen_ids.update(filter(None, entry_ids))
+            fp = prints[index] if prints else fingerprints.post_print(post.key, post.content_hash)
+            if len(str(entry.get("link") or "")) <= MAX_URL:
+                records.append((fp, entry_ids))
+            if not prints and fp in known:  # read by feedparser, and stored as it reads: nothing to write
+                seen.update(filter(None, (post.key, post.url)))
+                unchanged += 1
+                continue
+        seen.update(filter(None, (post.key, post.url)))
+        posts.append(post)
+    return posts, records, unchanged
 
 
 def _feedparser(xml: bytes, url: str, content_type: str | None) -> Any:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
+from collections.abc import Container
 from typing import Any
 
 from feedparser.datetimes import _parse_date  # feedparser's own date reader: both paths agree on every date
 from feedparser.mixin import _FeedParserMixin  # its namespace prefixes, handler names and HTML guess
 from feedparser.urls import make_safe_absolute_uri
+
+from aggregator.poll.fingerprints import element_print
 
 Entry = dict[str, Any]
 
@@ -287,11 +290,22 @@ def _feed(channel: ET.Element, base: str, atom: bool, items: list[tuple[ET.Eleme
 
 def read(text: bytes, base: str) -> tuple[str, dict[str, Any], list[Entry]] | None:
     """(version, feed, entries) in feedparser's shape for the fields parse.py uses, or None to ask feedparser."""
+    found = read_changed(text, base, None)
+    if found is None:
+        return None
+    version, feed, entries = found
+    return version, feed, [entry for _, entry in entries if entry is not None]
+
+
+def read_changed(text: bytes, base: str, known: Container[str] | None
+                 ) -> tuple[str, dict[str, Any], list[tuple[str, Entry | None]]] | None:
+    """As `read`, each entry with its fingerprint (fingerprints.element_print) and None in place of the entries
+    whose fingerprint is in `known`: they are not read. With `known` None, no fingerprints ("") and none skipped."""
     if b"<!DOCTYPE" in text or b"<!ENTITY" in text:  # anywhere: a DTD after a long comment is a DTD too
         return None
     try:
         root = ET.fromstring(text)
-        base = _rebase(base, _attributes(root))
+        url, base = base, _rebase(base, _attributes(root))
         items: list[tuple[ET.Element, str]] = []
         if root.tag == "rss":
             version, atom, channels = "rss20", False, [child for child in root if child.tag == "channel"]
@@ -313,6 +327,14 @@ def read(text: bytes, base: str) -> tuple[str, dict[str, Any], list[Entry]] | No
                     items.append((child, base))
                 elif not _skip(child, name):
                     return None
-        return version, feed, [_entry(item, item_base, atom) for item, item_base in items]
+        entries: list[tuple[str, Entry | None]] = []
+        for item, item_base in items:
+            if known is None:
+                entries.append(("", _entry(item, item_base, atom)))
+                continue
+            context = "\x00".join((version, url, item_base, str(feed.get("link") or "")))
+            fp = element_print(context, item)
+            entries.append((fp, None if fp in known else _entry(item, item_base, atom)))
+        return version, feed, entries
     except (ET.ParseError, Unusual):
         return None

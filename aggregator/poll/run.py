@@ -19,6 +19,8 @@ from aggregator.poll.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.store.feeds import Check, Fetched
 from aggregator.store import Store
+from aggregator.poll.fingerprints import Known
+from aggregator.poll.fingerprints import load as load_fingerprints
 from aggregator.poll.workers import can_fork, forked_parser_pool, parser_pool
 
 Clock = Callable[[], datetime]
@@ -95,12 +97,13 @@ def _when(feed: FeedState, result: FetchResult, error: str | None, schedule: Sch
 def _fetched(feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None, digest: str | None,
              schedule: Schedule, now: datetime) -> tuple[Fetched, str | None]:
     """What to record of a failed fetch (parsed is None) or a parsed body, and the parser's warning."""
-    error, posts, title, warning = result.error, (), None, None
+    error, posts, title, warning, prints = result.error, (), None, None, None
     if isinstance(parsed, ParseError):
         error, digest = str(parsed), None
     elif parsed is not None:
-        posts, title, warning = parsed.posts, parsed.title, parsed.warning
-    fetched = Fetched(feed, result, posts, _when(feed, result, error, schedule, now), error, title, digest, now)
+        posts, title, warning, prints = parsed.posts, parsed.title, parsed.warning, parsed.fingerprints
+    fetched = Fetched(feed, result, posts, _when(feed, result, error, schedule, now), error, title, digest, now,
+                      prints)
     return fetched, warning
 
 
@@ -117,11 +120,11 @@ def expected_bodies(feeds: Sequence[FeedState] | deque[FeedState]) -> int:
     return sum(1 for feed in feeds if feed.body_sha256 is None)
 
 
-def _parse_here(result: FetchResult) -> ParsedFeed | ParseError:
+def _parse_here(result: FetchResult, known: Known) -> ParsedFeed | ParseError:
     from aggregator.poll.parse import parse_feed  # imported when a body changed: a pass of 304s never needs it
 
     try:
-        return parse_feed(result.body or b"", url=result.url, content_type=result.content_type)
+        return parse_feed(result.body or b"", url=result.url, content_type=result.content_type, known=known)
     except ParseError as exc:
         return exc
 
@@ -157,6 +160,7 @@ class _Pass:
         self.unchanged: list[Check] = []  # 304s and bodies seen before: written together, in one transaction
         self.changed: list[tuple[Fetched, str | None]] = []  # new bodies and errors: likewise, a few feeds at a time
         self.outcomes: list[FeedOutcome] = []
+        self.entries_read = self.entries_unchanged = 0  # of the bodies parsed: entries read in full, and left as they were
 
     # -- stage 1: take feeds ---------------------------------------------------------------
 
@@ -208,19 +212,27 @@ class _Pass:
         digest = _new_body(feed, result)
         if digest is None:
             self.finish(feed, result, None)
-        elif self.pool is None and (self.schedule.parse_workers <= 1 or self.parsed_here < PARSE_HERE_FIRST):
+            return
+        known = self.known(feed)
+        if self.pool is None and (self.schedule.parse_workers <= 1 or self.parsed_here < PARSE_HERE_FIRST):
             self.parsed_here += 1
-            self.finish(feed, result, _parse_here(result), digest)
+            self.finish(feed, result, _parse_here(result, known), digest)
         else:
             try:
                 from aggregator.poll.parse import parse_feed
 
                 self.pool = self.pool or parser_pool(self.schedule.parse_workers)
-                self.parsing[self.pool.submit(parse_feed, result.body, url=result.url,
-                                              content_type=result.content_type)] = (feed, result, digest)
+                self.parsing[self.pool.submit(parse_feed, result.body, url=result.url, content_type=result.content_type,
+                                              known=known)] = (feed, result, digest)
             except (BrokenProcessPool, OSError):  # no workers: parse here, as with one core
                 self.schedule = replace(self.schedule, parse_workers=1)
-                self.finish(feed, result, _parse_here(result), digest)
+                self.finish(feed, result, _parse_here(result, known), digest)
+
+    def known(self, feed: FeedState) -> Known:
+        """The fingerprints of the entries of the feed's last body (none for a feed never parsed: no query)."""
+        if feed.body_sha256 is None:
+            return {}
+        return load_fingerprints(self.store.entry_fingerprints(feed.id))
 
     def parsed(self, future: Future[ParsedFeed]) -> None:
         feed, result, digest = self.parsing.pop(future)
@@ -237,6 +249,9 @@ class _Pass:
     def finish(self, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
                digest: str | None = None) -> None:
         now = self.clock()
+        if isinstance(parsed, ParsedFeed):
+            self.entries_read += parsed.read
+            self.entries_unchanged += parsed.unchanged
         if parsed is None and result.error is None:  # a 304, or a body seen before
             self.unchanged.append(Check(feed, result, _when(feed, result, None, self.schedule, now), now))
         else:
@@ -318,4 +333,5 @@ def run_pass(
             run.abandon()
         run.flush()  # what completed before a stop is still recorded
     workers = run.schedule.parse_workers if run.pool is not None else 0
-    return PassSummary(tuple(run.outcomes), parse_workers=workers, parse_workers_forked=run.forked)
+    return PassSummary(tuple(run.outcomes), parse_workers=workers, parse_workers_forked=run.forked,
+                       entries_read=run.entries_read, entries_unchanged=run.entries_unchanged)

@@ -41,6 +41,7 @@ class Fetched:
     title: str | None = None
     body_sha256: str | None = None
     checked_at: datetime | None = None  # when the answer came; the time of the write if None
+    fingerprints: str | None = None  # of the body's entries (poll/fingerprints.py); None: leave them as they are
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,11 @@ class Feeds(Database):
                 query = query.where((t.c.next_check_at.is_(None)) | (t.c.next_check_at <= now))
         with self.session() as s:
             return [feed_state(row) for row in s.execute(query)]
+
+    def entry_fingerprints(self, feed_id: int) -> str | None:
+        """The fingerprints of the entries of the feed's last body parsed (read when a new body came)."""
+        with self.session() as s:
+            return s.scalar(select(_FEEDS.c.entry_fingerprints).where(_FEEDS.c.id == feed_id))
 
     def feed_names(self) -> list[str]:
         with self.session() as s:
@@ -239,6 +245,8 @@ def _record_one(s: Session, fetched: Fetched, now: datetime, worker: str | None)
         values["title"] = fetched.title
     if fetched.body_sha256:
         values["body_sha256"] = fetched.body_sha256
+    if fetched.fingerprints is not None and error is None:
+        values["entry_fingerprints"] = fetched.fingerprints
     recorded = update(_FEEDS).where(_FEEDS.c.id == feed.id, _UNCLAIMED_OR_MINE).values(**values)
     if s.execute(recorded, {"me": worker or ""}).rowcount == 0:
         if s.scalar(select(_FEEDS.c.id).where(_FEEDS.c.id == feed.id)) is None:

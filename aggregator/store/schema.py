@@ -70,6 +70,9 @@ class FeedRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200))  # the poller fetching it now (PostgreSQL: store/claims.py)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # when that claim lapses
     last_fetched_by: Mapped[str | None] = mapped_column(String(200))  # the poller that last recorded a fetch
+    # The fingerprints of the last body's entries whose posts are stored as they read (poll/fingerprints.py):
+    # a changed body reads and writes only its other entries.
+    entry_fingerprints: Mapped[str | None] = mapped_column(Text)
 
     posts: Mapped[list[PostRow]] = relationship(back_populates="feed")
 
