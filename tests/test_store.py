@@ -407,7 +407,7 @@ def test_the_migration_moves_old_labels_to_the_edition_their_posts_date_gives(em
         with Store(url) as store:
             store.migrate()
             with store.engine.connect() as conn:
-                assert conn.execute(text("select version_num from alembic_version")).scalar() == "0009"
+                assert conn.execute(text("select version_num from alembic_version")).scalar() == SCHEMA_VERSION
                 rows = conn.execute(text("select id, digest, post_id, edition, selected from labels order by id")).all()
                 assert [tuple(r) for r in rows] == [
                     (1, "default", 1, "2022-11", True),  # moved to the month its line printed

@@ -1,8 +1,8 @@
 """feeds.entry_fingerprints: the fingerprints of the last body's entries, so that a changed body reads and
 writes only its new or changed entries; empty on every existing feed (its next changed body is read whole)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-05 12:40:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
