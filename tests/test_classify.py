@@ -651,3 +651,15 @@ def test_medium5_a_model_whose_arrays_would_total_over_the_cap_is_refused(saved:
     path.write_text(json.dumps(state), "utf-8")
     _vouch(saved)
     assert "MiB" in _one_line_model_error(saved)
+
+
+def test_decisions_whose_posts_share_no_word_or_host_still_train_and_score() -> None:
+    """The priority's text classifier reads the words two or more posts share; where none are shared (every
+    post alone on its host, no title) it reads them all rather than nothing."""
+    now = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    labels = [Label(Candidate(i, f"https://h{i}.example/", "", "", "", now), ("1. A",) if i < 6 else None, i < 6)
+              for i in range(12)]
+    model = classify.train(labels, now=now)
+    assert model.priority_mode == "classifier"
+    [guess] = model.predict([Candidate(99, "https://elsewhere.example/", "", "", "", now)])
+    assert 0.0 <= guess.priority <= 1.0 and guess.section == ("1. A",)

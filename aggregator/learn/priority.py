@@ -229,7 +229,8 @@ def _final_classifier(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int)
 def _shared(x: sp.csr_matrix) -> np.ndarray:
     """Columns that at least two rows use. The rest cost the solver most of its time (with 50,000 fetched
     posts, four columns in five are words of one post) and carry one row's label each."""
-    return np.flatnonzero(np.bincount(x.tocsr().indices, minlength=x.shape[1]) >= 2)
+    shared = np.flatnonzero(np.bincount(x.tocsr().indices, minlength=x.shape[1]) >= 2)
+    return shared if len(shared) else np.arange(x.shape[1])  # nothing shared: the solver needs a column
 
 
 def _calibration(scores: np.ndarray, site_logit: np.ndarray, scope: np.ndarray, y: np.ndarray,

@@ -93,6 +93,7 @@ def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int)
         return None
     x = x.tocsr()
     used = np.unique(x.indices)
+    used = used if len(used) else np.arange(x.shape[1])  # rows without a word: the solver still needs a column
     clf = LogisticRegression(C=SECTION_C, class_weight=SECTION_CLASS_WEIGHT, max_iter=MAX_ITER, random_state=seed)
     fitted = Linear.from_sklearn(clf.fit(x[:, used], y, sample_weight=weights))
     coef = np.zeros((fitted.coef.shape[0], x.shape[1]))
