@@ -218,10 +218,12 @@ def test_read_digest_reads_any_text_or_raises_digest_error() -> None:
     seen: Counter[str] = Counter()
 
     @SOME
-    @given(st.one_of(st.text(), st.lists(st.one_of(_MD_PIECES, st.text(max_size=10)), max_size=40).map("".join),
-                     _HOUSE_SKELETON),
-           st.sampled_from([None, "house", "footnote", "weekly"]))
-    def check(text: str, style: str | None) -> None:
+    @given(st.one_of(st.tuples(st.one_of(st.text(), st.lists(st.one_of(_MD_PIECES, st.text(max_size=10)), max_size=40)
+                                         .map("".join)),
+                               st.sampled_from([None, "house", "footnote", "weekly"])),
+                     st.tuples(_HOUSE_SKELETON, st.sampled_from([None, "house"]))))  # read as what it is
+    def check(case: tuple[str, str | None]) -> None:
+        text, style = case
         try:
             digest = read_digest(text, path="x.md", style=style)  # type: ignore[arg-type]
         except DigestError as exc:
@@ -234,6 +236,8 @@ def test_read_digest_reads_any_text_or_raises_digest_error() -> None:
         seen[outcome] += 1
 
     check()
+    # A house skeleton read as house style is about half the examples, and most of them reach the entries
+    # check (91 to 114 of 150 in five runs): a quarter leaves a wide margin, whatever the random draw.
     assert seen["entries checked"] >= sum(seen.values()) // 4 and seen["digest error"] >= 5, seen
 
 
