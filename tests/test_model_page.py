@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -25,7 +24,7 @@ from aggregator.store import Store
 from aggregator.web import charts
 from aggregator.web.desk import Desk as DeskJobs
 from aggregator.web.model_page import ModelPages
-from test_desk import Desk, browser_missing, chromium, wait
+from test_desk import Desk, browser, wait  # noqa: F401 (browser: the desk tests' Chromium fixture)
 
 EDITION = "2022-12"
 SITE_PAGE = b'<html><head><link rel="alternate" type="application/rss+xml" href="/lab/feed.xml"></head></html>'
@@ -48,21 +47,6 @@ NOVEMBER = """# Summary of Important AI & ML Blog Posts
 * [Serving Models on Inferentia (Nov 2022, 하이퍼커넥트)](https://hyperconnect.github.io/2022/11/01/serving-on-inferentia.html)
 * [Data Pipelines for Recommendations (Nov 2022, Netflix)](https://netflixtechblog.com/data-pipelines-for-recommendations-123)
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    """Chromium, as the desk's tests drive it (skipped with one line without it, failed where required)."""
-    why = browser_missing()
-    if why is not None:
-        if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"AGGREGATOR_REQUIRE_BROWSER=1 but {why}", pytrace=False)
-        pytest.skip(why)
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +130,7 @@ def open_model(driver: WebDriver, base: str) -> None:
     wait(driver, lambda d: d.find_elements(By.ID, "model"), timeout=120)
 
 
-def test_the_model_page_renders_its_charts_with_the_numbers_of_eval_json(browser: WebDriver, home: Path) -> None:
+def test_the_model_page_renders_its_charts_with_the_numbers_of_eval_json(browser: WebDriver, home: Path) -> None:  # noqa: F811
     desk = Desk(home)
     try:
         browser.get(desk.url)  # the edition's desk leads to the model page
@@ -184,7 +168,7 @@ def test_the_model_page_renders_its_charts_with_the_numbers_of_eval_json(browser
     assert uncovered == ["localhost"]
 
 
-def test_add_this_feed_adds_the_feed_its_page_advertises_to_feeds_yaml(browser: WebDriver, home: Path,
+def test_add_this_feed_adds_the_feed_its_page_advertises_to_feeds_yaml(browser: WebDriver, home: Path,  # noqa: F811
                                                                      server: FeedServer) -> None:
     desk = Desk(home)
     try:

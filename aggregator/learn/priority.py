@@ -192,16 +192,17 @@ def fit_priority(x: sp.csr_matrix, selected: np.ndarray, known: np.ndarray, site
     site_logit = rates.logit(sites, leave_out=selected)
     scope = scope_evidence(x)
     xt = title_only(x)
+    columns = _shared(xt)
     if n_known_neg >= MIN_PER_CLASS:
         weights = np.where(known, 1.0, BACKGROUND_WEIGHT)
-        scores = _out_of_fold(xt, selected, weights, seed)
+        scores = _out_of_fold(xt, selected, weights, seed, columns)
         platt = _calibration(scores[known], site_logit[known], scope[known], selected[known], seed)
-        return Classifier(_final_classifier(xt, selected, weights, seed), platt, _held_out(urls, scores, known), rates)
+        return Classifier(_final_classifier(xt, selected, weights, seed, columns), platt, _held_out(urls, scores, known), rates)
     weights = np.ones(len(selected))
-    scores = _out_of_fold(xt, selected, weights, seed)
+    scores = _out_of_fold(xt, selected, weights, seed, columns)
     platt = _calibration(scores, site_logit, scope, selected, seed)
     g = _combine(platt, scores[selected], site_logit[selected], scope[selected])
-    return Background(_final_classifier(xt, selected, weights, seed), platt, _held_out(urls, scores, known), rates,
+    return Background(_final_classifier(xt, selected, weights, seed, columns), platt, _held_out(urls, scores, known), rates,
                       min(max(float(g.mean()), 1e-3), 1 - 1e-3))
 
 
@@ -216,19 +217,15 @@ def _fit_prior(x: sp.csr_matrix, selected: np.ndarray, sites: list[str]) -> Prio
     return Prior(centroid, ref, frozenset(site for site, chosen in zip(sites, selected.tolist()) if chosen))
 
 
-def _final_classifier(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> Linear:
-    """The text classifier on every row, over the columns that at least two posts use (`_shared`): a word
-    of one post only could teach nothing but that post's own decision. Its weights are zero elsewhere."""
-    used = _shared(x)
-    fitted = Linear.from_sklearn(_priority_classifier(seed).fit(x[:, used], y, sample_weight=w))
-    coef = np.zeros((1, x.shape[1]))
-    coef[:, used] = fitted.coef
-    return Linear(fitted.classes, coef, fitted.intercept)
+def _final_classifier(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int, columns: np.ndarray) -> Linear:
+    """The text classifier on every row, over `columns` (`_shared`); its weights are zero elsewhere."""
+    return Linear.fit_on(_priority_classifier(seed), x, y, w, columns)
 
 
 def _shared(x: sp.csr_matrix) -> np.ndarray:
-    """Columns that at least two rows use. The rest cost the solver most of its time (with 50,000 fetched
-    posts, four columns in five are words of one post) and carry one row's label each."""
+    """Columns that at least two rows use: the text classifier reads these alone, since a word of one post
+    could teach nothing but that post's own decision, and such words cost the solver most of its time
+    (with 50,000 fetched posts, four columns in five)."""
     shared = np.flatnonzero(np.bincount(x.tocsr().indices, minlength=x.shape[1]) >= 2)
     return shared if len(shared) else np.arange(x.shape[1])  # nothing shared: the solver needs a column
 
@@ -253,11 +250,11 @@ def _combine(platt: tuple[float, float, float, float], scores: np.ndarray, site_
     return np.where(scope < 0, p * OFF_SCOPE_SHARE, p)
 
 
-def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int) -> np.ndarray:
-    """Decision scores of each row from a classifier that did not see it."""
+def _out_of_fold(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, seed: int, columns: np.ndarray) -> np.ndarray:
+    """Decision scores of each row from a classifier (over `columns`) that did not see it."""
     folds = min(CV_FOLDS if len(y) <= LARGE else 3, int(y.sum()), int((~y).sum()))
     scores = np.zeros(len(y))
-    x = x[:, _shared(x)]
+    x = x[:, columns]
     for fit_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
         clf = _priority_classifier(seed).fit(x[fit_rows], y[fit_rows], sample_weight=w[fit_rows])
         scores[test_rows] = clf.decision_function(x[test_rows])

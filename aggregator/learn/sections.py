@@ -86,19 +86,15 @@ def _proba_in(clf: Linear, x: sp.csr_matrix, names: list[str]) -> np.ndarray:
 
 
 def _fit_classes(x: sp.csr_matrix, y: list[str], weights: np.ndarray, seed: int) -> Linear | None:
-    """A logistic regression over `y`, fitted on the columns its rows use: under an L2 penalty a column
-    that is zero in every training row gets weight zero, so leaving it out changes nothing but the cost
-    (the vocabulary also holds every background post's words, most of them never in a pick's title)."""
+    """A logistic regression over `y`, fitted on the columns its rows use (`Linear.fit_on`; the vocabulary
+    also holds every background post's words, most of them never in a pick's title)."""
     if len(set(y)) < 2:
         return None
     x = x.tocsr()
     used = np.unique(x.indices)
     used = used if len(used) else np.arange(x.shape[1])  # rows without a word: the solver still needs a column
     clf = LogisticRegression(C=SECTION_C, class_weight=SECTION_CLASS_WEIGHT, max_iter=MAX_ITER, random_state=seed)
-    fitted = Linear.from_sklearn(clf.fit(x[:, used], y, sample_weight=weights))
-    coef = np.zeros((fitted.coef.shape[0], x.shape[1]))
-    coef[:, used] = fitted.coef
-    return Linear(fitted.classes, coef, fitted.intercept)
+    return Linear.fit_on(clf, x, y, weights, used)
 
 
 def _prior_rows(names: list[str], groups: Sequence[lexicon.Topic],
