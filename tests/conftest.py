@@ -9,8 +9,10 @@ import itertools
 import os
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +49,19 @@ class Route:
 class Hit:
     path: str
     headers: dict[str, str]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A server whose handler errors (a client that hung up mid-answer, as a fetcher does when it gives up
+    on a 404 or a body past its cap) are kept in `errors`, not printed: printed from the server's thread,
+    they land in whatever a test is capturing at that moment, such as a command's output."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.errors: list[BaseException] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        self.errors.append(sys.exc_info()[1] or RuntimeError("unknown"))
 
 
 class FeedServer:
@@ -93,7 +108,7 @@ class FeedServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
