@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aggregator.learn import lexicon
@@ -17,6 +19,21 @@ def test_korean_terms_match_inside_words_as_particles_attach() -> None:
     m = lexicon.Matcher(["추천", "서빙"])
     assert m.found("추천으로 모델 서빙을 바꾸다") == {"추천", "서빙"}
     assert m.count("디자인 원칙") == 0
+
+
+def test_phrases_sharing_their_beginnings_are_found_longest_first_as_a_plain_list_finds_them() -> None:
+    """The merged expression (one branch per common beginning) finds what trying each term in turn,
+    longest first, finds: the longest term that ends on a word boundary, with its optional plural."""
+    terms = ["language model", "large language model", "large language models are", "feature store",
+             "feature stores api", "open-source", "open-source model", "a/b test"]
+    plain = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(t) + "s?" for t in sorted(terms, key=len, reverse=True))
+                       + r")(?![a-z0-9])")
+    m = lexicon.Matcher(terms)
+    for text in ["Large language models are here", "large language modelsx", "a feature stores api and feature stores",
+                 "open-source models from open-sourced labs", "A/B tests", "large language"]:
+        assert m.found(text) == set(plain.findall(text.lower())), text
+    assert m.found("Large language models are here") == {"large language models are"}
+    assert m.found("open-source models from open-sourced labs") == {"open-source models"}
 
 
 def test_a_phrase_counts_for_the_groups_of_its_words() -> None:

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from aggregator import __version__
 from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
-                                       SCOPE_WORDS, SUMMARY_CHARS, TOPIC_KEYS, build_features, clip, matrix,
+                                       TOPIC_KEYS, build_features, matrix, matrix_and_words,
                                        opening_as_title, title_only)
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
@@ -160,10 +160,10 @@ class Model:
         out: list[Prediction] = []
         for start in range(0, len(candidates), PREDICT_BATCH):
             batch = candidates[start : start + PREDICT_BATCH]
-            out.extend(self._predict_batch(batch, matrix(self.features, batch)))
+            out.extend(self._predict_batch(batch, *matrix_and_words(self.features, batch)))
         return out
 
-    def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix) -> list[Prediction]:
+    def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix, ai_words: list[list[str]]) -> list[Prediction]:
         sites = [(site.host, site.key) for site in (Site.of(c.url) for c in batch)]
         site_keys = [key for _, key in sites]
         titled = title_only(x)
@@ -188,8 +188,7 @@ class Model:
             if scope[i] < LEXICON_SCALE - 1e-9:
                 reasons.append("little or no AI/ML vocabulary in title or opening")
             else:
-                found = sorted(SCOPE_WORDS.found(f"{batch[i].title} {clip(batch[i].summary, SUMMARY_CHARS)}"))
-                reasons.append("AI/ML words: " + ", ".join(found[:N_REASONS]))
+                reasons.append("AI/ML words: " + ", ".join(ai_words[i][:N_REASONS]))
             if has_code[i]:
                 reasons.append("code, a library or weights published")
             out.append(Prediction(section=section, section_confidence=float(confidence[i]),

@@ -33,7 +33,7 @@ _GROUPS = lexicon.Groups({**{f"topic:{t.key}": t.terms for t in lexicon.TOPICS},
                           **{f"kind:{t.key}": t.terms for t in lexicon.KINDS},
                           "scope": lexicon.SCOPE, "weak": lexicon.WEAK_SCOPE, "open": lexicon.OPEN,
                           "off": lexicon.OFF_SCOPE})
-SCOPE_WORDS = lexicon.Matcher([*lexicon.SCOPE, *lexicon.WEAK_SCOPE])
+_SCOPE_TERMS = frozenset(t.lower() for t in [*lexicon.SCOPE, *lexicon.WEAK_SCOPE])
 LEXICON_COLUMNS = (
     [f"topic:{k}" for k in TOPIC_KEYS]
     + [f"kind:{k}" for k in KIND_KEYS]
@@ -108,8 +108,20 @@ def build_features() -> TfidfVectorizer:
 
 def lexicon_features(c: Candidate) -> list[float]:
     """The `LEXICON_COLUMNS` of one post: which built-in vocabulary groups its title and opening use."""
-    title = dict(zip(_GROUPS.names, _GROUPS.counts(clip(c.title, TITLE_CHARS))))
-    opening = dict(zip(_GROUPS.names, _GROUPS.counts(clip(c.summary, SUMMARY_CHARS)))) if c.summary else {}
+    return lexicon_reading(c)[0]
+
+
+def lexicon_reading(c: Candidate) -> tuple[list[float], list[str]]:
+    """`lexicon_features` of one post, and the AI/ML words (lexicon.SCOPE and WEAK_SCOPE) its title and opening use,
+    sorted: one pass of the vocabulary over the text gives both."""
+    title_counts, title_terms = _GROUPS.read(clip(c.title, TITLE_CHARS))
+    title = dict(zip(_GROUPS.names, title_counts))
+    opening: dict[str, int] = {}
+    terms = title_terms
+    if c.summary:
+        opening_counts, opening_terms = _GROUPS.read(clip(c.summary, SUMMARY_CHARS))
+        opening = dict(zip(_GROUPS.names, opening_counts))
+        terms = terms | opening_terms
     row = [min(title[f"topic:{k}"], 2) / 2 for k in TOPIC_KEYS]
     row += [min(title[f"kind:{k}"], 2) / 2 for k in KIND_KEYS]
     row += [_scope(title), _scope(opening),
@@ -117,7 +129,7 @@ def lexicon_features(c: Candidate) -> list[float]:
             float(_research_lab(c.url))]
     row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in TOPIC_KEYS]
     row += [1.0 if title["off"] else 0.5 if opening.get("off") else 0.0]
-    return row
+    return row, sorted(t for t in terms if t in _SCOPE_TERMS or (t.endswith("s") and t[:-1] in _SCOPE_TERMS))
 
 
 def _research_lab(url: str) -> bool:
@@ -148,10 +160,17 @@ def scope_evidence(x: sp.csr_matrix) -> np.ndarray:
 def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate], *, fit: bool = False) -> sp.csr_matrix:
     """TF-IDF of the title documents with the lexicon columns appended; with `fit`, the TF-IDF is fitted
     on these documents first (in the same pass over them)."""
+    return matrix_and_words(features, candidates, fit=fit)[0]
+
+
+def matrix_and_words(features: TfidfVectorizer, candidates: Sequence[Candidate], *,
+                     fit: bool = False) -> tuple[sp.csr_matrix, list[list[str]]]:
+    """`matrix`, and the AI/ML words of each candidate (`lexicon_reading`)."""
     docs = [title_document(c) for c in candidates]
     x = features.fit_transform(docs) if fit else features.transform(docs)
-    lex = np.array([lexicon_features(c) for c in candidates], dtype=np.float64).reshape(len(candidates), -1)
-    return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr")
+    readings = [lexicon_reading(c) for c in candidates]
+    lex = np.array([row for row, _ in readings], dtype=np.float64).reshape(len(candidates), -1)
+    return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr"), [words for _, words in readings]
 
 
 def title_only(x: sp.csr_matrix) -> sp.csr_matrix:

@@ -120,6 +120,27 @@ def words(text: str) -> list[str]:
     return out
 
 
+def _trie(terms: Sequence[str], ending: str) -> str:
+    """One expression matching any of `terms` followed by `ending`, the longest first, with the terms
+    merged on their common beginnings: ("train", "training", "transformer") reads as
+    tra(?:in(?:ing|)|nsformer). The regular-expression engine tries the alternatives of a plain list
+    one by one at every position of a text; this way it follows one branch per character read."""
+    root: dict = {}
+    for term in terms:
+        node = root
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def branch(node: dict) -> str:
+        paths = [re.escape(ch) + branch(child) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            paths.append(ending)  # after every longer way on: the longest term is found first
+        return paths[0] if len(paths) == 1 else "(?:" + "|".join(paths) + ")"
+
+    return branch(root)
+
+
 class Matcher:
     """Finds which of a list of terms occur in a text.
 
@@ -130,11 +151,10 @@ class Matcher:
     def __init__(self, terms: Sequence[str]) -> None:
         self.terms = tuple(dict.fromkeys(t.lower() for t in terms))
         self._words = {t for t in self.terms if _WORD.fullmatch(t) and "-" not in t and "." not in t and "+" not in t}
-        phrases = [re.escape(t) + "s?" for t in self.terms if t not in self._words and not _HANGUL.search(t)]
-        korean = [re.escape(t) for t in self.terms if _HANGUL.search(t)]
-        self._phrases = (re.compile(r"(?<![a-z0-9])(?:" + "|".join(sorted(phrases, key=len, reverse=True))
-                                    + r")(?![a-z0-9])") if phrases else None)
-        self._korean = re.compile("|".join(sorted(korean, key=len, reverse=True))) if korean else None
+        phrases = [t for t in self.terms if t not in self._words and not _HANGUL.search(t)]
+        korean = [t for t in self.terms if _HANGUL.search(t)]
+        self._phrases = re.compile(r"(?<![a-z0-9])" + _trie(phrases, "s?") + r"(?![a-z0-9])") if phrases else None
+        self._korean = re.compile(_trie(korean, "")) if korean else None
 
     def found(self, text: str) -> set[str]:
         """The distinct terms found in `text` (as they occur, lower-cased)."""
@@ -172,13 +192,17 @@ class Groups:
     def counts(self, text: str) -> list[int]:
         """How many distinct terms of each group occur in `text`, in the order of `names`. A phrase also
         counts as its words ("언어 모델" is found whole, and 언어 alone is a term too)."""
-        found = self._matcher.found(text)
-        found |= {w for f in found if " " in f for w in f.split()}
+        return self.read(text)[0]
+
+    def read(self, text: str) -> tuple[list[int], set[str]]:
+        """`counts` of `text`, and the terms found in it (as `Matcher.found` gives them)."""
+        terms = self._matcher.found(text)
+        found = terms | {w for f in terms if " " in f for w in f.split()}
         out = [0] * len(self.names)
         for term in found:
             for i in self._member.get(term) or self._member.get(term[:-1], ()):
                 out[i] += 1
-        return out
+        return out, terms
 
 
 def matches(heading: str, topics: Sequence[Topic]) -> Topic | None:
