@@ -106,14 +106,9 @@ def build_features() -> TfidfVectorizer:
     return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64)
 
 
-def lexicon_features(c: Candidate) -> list[float]:
-    """The `LEXICON_COLUMNS` of one post: which built-in vocabulary groups its title and opening use."""
-    return lexicon_reading(c)[0]
-
-
 def lexicon_reading(c: Candidate) -> tuple[list[float], list[str]]:
-    """`lexicon_features` of one post, and the AI/ML words (lexicon.SCOPE and WEAK_SCOPE) its title and opening use,
-    sorted: one pass of the vocabulary over the text gives both."""
+    """The `LEXICON_COLUMNS` of one post (which built-in vocabulary groups its title and opening use), and
+    the AI/ML words (lexicon.SCOPE and WEAK_SCOPE) they use, sorted: one pass of the vocabulary gives both."""
     title_counts, title_terms = _GROUPS.read(clip(c.title, TITLE_CHARS))
     title = dict(zip(_GROUPS.names, title_counts))
     opening: dict[str, int] = {}
