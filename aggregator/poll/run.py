@@ -18,7 +18,7 @@ from aggregator.errors import ParseError
 from aggregator.poll.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.store.feeds import Check, Fetched
-from aggregator.store import Store
+from aggregator.store import PollingStore
 from aggregator.poll.fingerprints import Known
 from aggregator.poll.fingerprints import load as load_fingerprints
 from aggregator.poll.workers import can_fork, forked_parser_pool, parser_pool
@@ -147,7 +147,7 @@ class _Pass:
     """One pass's moving parts, stage by stage: feeds queued, fetches in flight (threads), parses in flight
     (processes), and what is done but not yet written. Every method runs on the pass's own thread."""
 
-    def __init__(self, store: Store, fetcher: Fetcher, feeds: Sequence[FeedState], *, clock: Clock,
+    def __init__(self, store: PollingStore, fetcher: Fetcher, feeds: Sequence[FeedState], *, clock: Clock,
                  schedule: Schedule, stop: threading.Event, progress: Progress | None, more: FeedSource | None) -> None:
         self.store, self.fetcher, self.clock, self.schedule = store, fetcher, clock, schedule
         self.stop, self.progress, self.more = stop, progress, more
@@ -285,7 +285,7 @@ class _Pass:
 
 
 def run_pass(
-    store: Store,
+    store: PollingStore,
     fetcher: Fetcher,
     feeds: Sequence[FeedState],
     *,

@@ -7,16 +7,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.errors import BusyError, StoreError
-from aggregator.store.schema import SCHEMA_VERSION, metadata, migrations_dir
+from aggregator.store.tables import SCHEMA_VERSION, metadata, migrations_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
 
@@ -44,7 +47,7 @@ def take_turns(conn: Connection | Session, turn: int) -> None:
     """On PostgreSQL, wait for the other processes' transactions of this kind (the lock ends with this
     transaction): migrations, feeds.yaml syncs, claims and writes of new posts by several pollers run one
     by one (each a few milliseconds; parsing and fetching, the slow parts, stay parallel)."""
-    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect  # a Session
     if dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
                      {"a": LOCK_CLASS, "b": turn})
@@ -110,7 +113,14 @@ class Database:
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _sessions(self) -> sessionmaker[Session]:
+        """The ORM's sessions, for the domains that read and write rows as objects (labels, the desk's
+        decisions); made on first use, so that a polling pass, all SQLAlchemy Core, never imports the ORM."""
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -122,8 +132,17 @@ class Database:
         self.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on a Core connection: committed on success, rolled back on any error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{self.where}: {short_error(exc)}") from None
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+        """One transaction of the ORM: committed on success, rolled back on any error."""
         try:
             with self._sessions.begin() as session:
                 yield session
