@@ -185,8 +185,12 @@ class _Pass:
     # -- stage 2: fetch (threads) ----------------------------------------------------------
 
     def submit_fetches(self, threads: ThreadPoolExecutor) -> None:
-        while (self.queue and len(self.fetching) < SUBMITTED_PER_THREAD * self.schedule.concurrency
-               and len(self.parsing) < 4 * self.schedule.parse_workers):
+        # With parse workers, a fetch's body may wait for them in this process: fetches and parses in flight
+        # together are held to `concurrency`, so that a cold pass holds that many bodies at most, not twice as many
+        held = len(self.fetching) + len(self.parsing) if self.pool is not None else len(self.fetching)
+        room = self.schedule.concurrency if self.pool is not None else SUBMITTED_PER_THREAD * self.schedule.concurrency
+        while (self.queue and held < room and len(self.parsing) < 4 * self.schedule.parse_workers):
+            held += 1
             feed = self.queue.popleft()
             self.fetching[threads.submit(_fetch_now, self.fetcher, feed, self.clock)] = feed
 
