@@ -54,8 +54,9 @@ class Runtime:
         if not self._whole:
             from aggregator.store import Store
 
-            self.close()  # a polling store opened first (a poll, then a draft): the whole one replaces it
-            self._store, self._whole = self._open(Store), True
+            # a polling store opened first (a poll, then a draft): the same database, as the whole store
+            self._store = self._store.opened_as(Store) if self._store is not None else self._open(Store)
+            self._whole = True
         return self._store  # type: ignore[return-value]  # a Store, as _whole says
 
     @property

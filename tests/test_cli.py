@@ -330,6 +330,22 @@ def test_a_polling_command_reads_its_options_as_typer_declares_them(tmp_path: Pa
     assert "--worker-id" in aggregator("fetch", "--help").stdout
 
 
+def test_the_whole_store_opened_after_a_poll_is_the_same_open_database(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A poll opens the Core-only store; asking for the whole one then (`run --once` drafts after polling)
+    gives the same open database, not a second one (an in-memory database would be a new, empty one)."""
+    from aggregator.config import load_config
+    from aggregator.runtime import Runtime
+    from aggregator.store import PollingStore, Store
+
+    with Runtime(load_config(write_config(tmp_path, feed_server))) as rt:
+        rt.poll()
+        polled = rt.polling_store
+        assert type(polled) is PollingStore
+        store = rt.store
+        assert isinstance(store, Store) and store.engine is polled.engine and rt.polling_store is store
+        assert store.count_posts() > 0 and store.count_labels() == 0
+
+
 TICK_RECORDED = """
 import sys
 from pathlib import Path

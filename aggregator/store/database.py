@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -21,6 +21,7 @@ from aggregator.store.tables import SCHEMA_VERSION, metadata, migrations_dir
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+D = TypeVar("D", bound="Database")
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
 
 # Alembic's table of the schema's version, as Alembic makes it (alembic.ddl.impl.DefaultImpl.version_table_impl;
@@ -130,6 +131,13 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    def opened_as(self, kind: type[D]) -> D:
+        """This open database as `kind`, a composition of more domains, on the same engine (an in-memory
+        SQLite database stays the same one); this object stays usable."""
+        view = kind.__new__(kind)
+        view.__dict__.update(self.__dict__)
+        return view
+
     def __enter__(self) -> Self:
         return self
 
@@ -137,22 +145,24 @@ class Database:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction on a Core connection: committed on success, rolled back on any error."""
+    def store_errors(self) -> Iterator[None]:
+        """The block's database errors as one StoreError naming the database."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
 
     @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on a Core connection: committed on success, rolled back on any error."""
+        with self.store_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction of the ORM: committed on success, rolled back on any error."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StoreError(f"{self.where}: {short_error(exc)}") from None
+        with self.store_errors(), self._sessions.begin() as session:
+            yield session
 
     @contextmanager
     def polling_lock(self, *, wait: float = 0.0, stop: threading.Event | None = None) -> Iterator[None]:
@@ -255,17 +265,14 @@ class Database:
         """When the database has no table at all, give it the tables as store/tables.py declares them,
         stamped with the newest revision (the same schema as every migration run in turn, which a test keeps
         true), at a fraction of the cost of rebuilding tables migration by migration; False otherwise."""
-        try:
-            with self.engine.begin() as conn, _transactional_ddl(conn):
-                take_turns(conn, MIGRATE_TURN)
-                if inspect(conn).get_table_names():
-                    return False
-                metadata.create_all(conn)
-                _ALEMBIC_VERSION.create(conn)
-                conn.execute(insert(_ALEMBIC_VERSION).values(version_num=SCHEMA_VERSION))
-                return True
-        except SQLAlchemyError as exc:
-            raise StoreError(f"{self.where}: {short_error(exc)}") from None
+        with self.store_errors(), self.engine.begin() as conn, _transactional_ddl(conn):
+            take_turns(conn, MIGRATE_TURN)
+            if inspect(conn).get_table_names():
+                return False
+            metadata.create_all(conn)
+            _ALEMBIC_VERSION.create(conn)
+            conn.execute(insert(_ALEMBIC_VERSION).values(version_num=SCHEMA_VERSION))
+            return True
 
     def _schema_is_current(self) -> bool:
         try:
