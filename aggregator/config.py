@@ -53,10 +53,9 @@ def check_http_url(url: str) -> str:
 
 
 Name = Annotated[str, Rule(min_length=1, max_length=MAX_NAME)]
-_frozen = dataclass(frozen=True)  # every settings class: its fields as aggregator.checked checks them
 
 
-@_frozen
+@dataclass(frozen=True)
 class FeedEntry:
     """One item of `feeds:`."""
 
@@ -70,7 +69,7 @@ class FeedEntry:
         return FeedConfig(self.name.strip(), self.url, self.source.strip(), self.interval, self.tags)
 
 
-@_frozen
+@dataclass(frozen=True)
 class Polling:
     """How feeds are polled (`defaults:`)."""
 
@@ -106,7 +105,7 @@ def _check_networks(value: Any) -> bool | tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-@_frozen
+@dataclass(frozen=True)
 class PageFetching:
     """How single web pages (a post added by URL) are fetched (`fetch:`); the limits are `defaults:`'s."""
 
@@ -115,7 +114,7 @@ class PageFetching:
     allow_private: Annotated[bool | tuple[str, ...], Before(_check_networks)] = False
 
 
-@_frozen
+@dataclass(frozen=True)
 class DraftSettings:
     """Where and how drafts are written (`draft:`)."""
 
@@ -126,7 +125,7 @@ class DraftSettings:
     below_cut: Annotated[int, Rule(ge=0)] = 15  # candidates listed under "Candidates below the cut"
 
 
-@_frozen
+@dataclass(frozen=True)
 class DigestSettings:
     """One item of `digests:`: a digest with its own taxonomy, model, style and cadence."""
 
@@ -141,7 +140,7 @@ class DigestSettings:
     link_label: str = "참고링크"  # the weekly style's link to the post
 
 
-@_frozen
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
