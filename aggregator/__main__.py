@@ -8,7 +8,7 @@ import gc
 def main() -> None:
     """Load the CLI with the cyclic garbage collector paused, freeze what loading made, and run the command.
 
-    A cron pass is mostly start-up. Importing SQLAlchemy, httpx, pydantic and typer leaves some 125,000
+    A cron pass is mostly start-up. Importing SQLAlchemy, httpx and typer leaves some 105,000
     objects that live as long as the process; the collector's passes over them took about 0.1 s of a 1-second
     500-feed pass (30 ms of them while importing, the rest in full collections during the pass). Frozen
     (gc.freeze), they are never scanned again, and collections see only what the command itself makes.

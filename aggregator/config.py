@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from aggregator.checked import After, Before, Problem, Rule, build
 from aggregator.errors import ConfigError
 from aggregator.files import atomic_write
 from aggregator.limits import MAX_NAME, MAX_URL
@@ -39,7 +41,7 @@ def parse_duration(value: Any) -> int:
     return seconds
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
+Duration = Annotated[int, Before(parse_duration)]
 
 
 def check_http_url(url: str) -> str:
@@ -50,46 +52,43 @@ def check_http_url(url: str) -> str:
     return url.strip()
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Name = Annotated[str, Rule(min_length=1, max_length=MAX_NAME)]
 
 
-class FeedEntry(_Strict):
+@dataclass(frozen=True)
+class FeedEntry:
     """One item of `feeds:`."""
 
-    name: str = Field(min_length=1, max_length=MAX_NAME)
-    url: str = Field(max_length=MAX_URL)
-    source: str = Field(default="", max_length=MAX_NAME)
+    name: Name
+    url: Annotated[str, Rule(max_length=MAX_URL), After(check_http_url)]
+    source: Annotated[str, Rule(max_length=MAX_NAME)] = ""
     interval: Duration | None = None
     tags: tuple[str, ...] = ()
-
-    _url = field_validator("url")(check_http_url)
 
     def to_feed(self) -> FeedConfig:
         return FeedConfig(self.name.strip(), self.url, self.source.strip(), self.interval, self.tags)
 
 
-class Polling(_Strict):
+@dataclass(frozen=True)
+class Polling:
     """How feeds are polled (`defaults:`)."""
 
     interval: Duration = 3600
     tick: Duration = 300  # how often the daemon looks for due feeds
     timeout: Duration = 30  # total seconds one fetch may take
     connect_timeout: Duration = 10
-    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    concurrency: int = Field(default=64, gt=0, le=256)  # feeds fetched at once (per_host still applies)
-    per_host: int = Field(default=6, gt=0, le=16)  # as browsers do over HTTP/1.1
+    max_bytes: Annotated[int, Rule(gt=0)] = 5 * 1024 * 1024
+    concurrency: Annotated[int, Rule(gt=0, le=256)] = 64  # feeds fetched at once (per_host still applies)
+    per_host: Annotated[int, Rule(gt=0, le=16)] = 6  # as browsers do over HTTP/1.1
     max_backoff: Duration = 86400  # the longest wait between retries of a failing feed
-    broken_after: int = Field(default=3, gt=0)  # consecutive errors before a feed shows as broken
+    broken_after: Annotated[int, Rule(gt=0)] = 3  # consecutive errors before a feed shows as broken
     lease: Duration = 300  # PostgreSQL: how long a poller's claim on a feed lasts if it dies before recording it
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator; monthly AI/ML digest)"
 
-    @model_validator(mode="after")
-    def _lease_outlasts_a_fetch(self) -> Polling:
+    def __post_init__(self) -> None:
         if self.lease <= self.timeout:
             raise ValueError(f"lease ({self.lease} s) must be longer than timeout ({self.timeout} s): a claim must "
                              "outlast the fetch it was taken for")
-        return self
 
 
 def _check_networks(value: Any) -> bool | tuple[str, ...]:
@@ -106,29 +105,32 @@ def _check_networks(value: Any) -> bool | tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-class PageFetching(_Strict):
+@dataclass(frozen=True)
+class PageFetching:
     """How single web pages (a post added by URL) are fetched (`fetch:`); the limits are `defaults:`'s."""
 
     # A page on a private, loopback or link-local address is refused unless allowed here: true for every
     # such address, or a list of the addresses and networks allowed.
-    allow_private: Annotated[bool | tuple[str, ...], BeforeValidator(_check_networks)] = False
+    allow_private: Annotated[bool | tuple[str, ...], Before(_check_networks)] = False
 
 
-class DraftSettings(_Strict):
+@dataclass(frozen=True)
+class DraftSettings:
     """Where and how drafts are written (`draft:`)."""
 
     dir: str = "drafts"
     title: str = "Summary of Important AI & ML Blog Posts"
     section: str = "1. Posts"  # the single section used until a model is trained
     refresh: Duration = 86400  # how often the daemon rewrites the current month's draft
-    below_cut: int = Field(default=15, ge=0)  # candidates listed under "Candidates below the cut"
+    below_cut: Annotated[int, Rule(ge=0)] = 15  # candidates listed under "Candidates below the cut"
 
 
-class DigestSettings(_Strict):
+@dataclass(frozen=True)
+class DigestSettings:
     """One item of `digests:`: a digest with its own taxonomy, model, style and cadence."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also a folder name (models/NAME/)
-    title: str = Field(min_length=1, max_length=MAX_NAME)
+    name: Annotated[str, Rule(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]  # also a folder name (models/NAME/)
+    title: Name
     style: Literal["house", "footnote", "weekly"] = "house"
     cadence: Literal["monthly", "weekly"] = "monthly"
     feeds: tuple[str, ...] | None = None  # feed names and/or "tag:NAME"; None: every feed
@@ -138,17 +140,25 @@ class DigestSettings(_Strict):
     link_label: str = "참고링크"  # the weekly style's link to the post
 
 
-class Config(_Strict):
+@dataclass(frozen=True)
+class Config:
     """The whole validated configuration."""
 
-    defaults: Polling = Polling()
-    fetch: PageFetching = PageFetching()
-    draft: DraftSettings = DraftSettings()
+    defaults: Polling = field(default_factory=Polling)
+    fetch: PageFetching = field(default_factory=PageFetching)
+    draft: DraftSettings = field(default_factory=DraftSettings)
     digests: tuple[DigestSettings, ...] = ()
     database: str | None = None  # SQLAlchemy URL; default: aggregator.db beside feeds.yaml
     models: str = "models"  # where `train` saves the models
     feeds: tuple[FeedEntry, ...] = ()
     base_dir: Path = Path(".")  # the folder of feeds.yaml; relative paths resolve against it
+
+    def settings_json(self) -> str:
+        """The settings as compact JSON, in the order declared (the folder of feeds.yaml left out): the same
+        text for the same settings, whose hash a draft's manifest records."""
+        settings = asdict(self)
+        del settings["base_dir"]
+        return json.dumps(settings, ensure_ascii=False, separators=(",", ":"))
 
     def feed_configs(self) -> tuple[FeedConfig, ...]:
         return tuple(f.to_feed() for f in self.feeds)
@@ -233,7 +243,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _cross_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
+def _cross_problems(doc: Any) -> list[Problem]:
     """What no single field can check: duplicate feeds or digests, and digests naming feeds or tags that do not exist."""
     problems = _duplicate_problems(doc)
     feeds = doc.get("feeds") if isinstance(doc, dict) else None
@@ -263,8 +273,8 @@ def _cross_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
     return problems
 
 
-def _duplicate_problems(doc: Any) -> list[tuple[tuple[int | str, ...], str]]:
-    problems: list[tuple[tuple[int | str, ...], str]] = []
+def _duplicate_problems(doc: Any) -> list[Problem]:
+    problems: list[Problem] = []
     feeds = doc.get("feeds") if isinstance(doc, dict) else None
     if not isinstance(feeds, list):
         return problems
@@ -332,8 +342,10 @@ def parse_config(text: str, *, path: str = "feeds.yaml", base_dir: Path | None =
         safe.allow_duplicate_keys = False
         doc = safe.load(text)
         if isinstance(doc, dict) and not _cross_problems(doc):
-            return Config.model_validate({**doc, "base_dir": base_dir or Path(".")})
-    except (YAMLError, ValidationError, RecursionError):
+            config = build(Config, {**doc, "base_dir": base_dir or Path(".")}, [])
+            if config is not None:
+                return config
+    except (YAMLError, RecursionError):
         pass
     return _parse_with_lines(text, path=path, base_dir=base_dir)
 
@@ -354,17 +366,8 @@ def _parse_with_lines(text: str, *, path: str, base_dir: Path | None) -> Config:
         doc = CommentedMap()
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}:1: the file must be a mapping with a `feeds:` list")
-    problems: list[tuple[tuple[int | str, ...], str]] = []
-    config: Config | None = None
-    try:
-        config = Config.model_validate({**doc, "base_dir": base_dir or Path(".")})
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append((loc, msg))
+    problems: list[Problem] = []
+    config = build(Config, {**doc, "base_dir": base_dir or Path(".")}, problems)
     problems += _cross_problems(doc)
     if problems:
         lines = []

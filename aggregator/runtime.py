@@ -16,11 +16,12 @@ from aggregator.errors import ConfigError, ModelError, ModelFormatError
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.limits import MAX_NAME
 from aggregator.models import Edition, PassSummary
-from aggregator.store import Store
+from aggregator.store import PollingStore
 from aggregator.poll.run import Progress, Schedule, run_pass
 
 if TYPE_CHECKING:
     from aggregator.learn.classify import Model
+    from aggregator.store import Store
 
 
 def utc_now() -> datetime:
@@ -44,25 +45,42 @@ class Runtime:
             raise ConfigError(f"--worker-id: at most {MAX_NAME} characters, got {len(self.worker_id)}")
         self.clock = clock
         self.stop = stop or threading.Event()
-        self._store: Store | None = None
+        self._store: PollingStore | None = None
+        self._whole = False  # whether _store is the whole Store
 
     @property
     def store(self) -> Store:
+        """The whole store, opened (migrated, feeds.yaml synced) on first use."""
+        if not self._whole:
+            from aggregator.store import Store
+
+            # a polling store opened first (a poll, then a draft): the same database, as the whole store
+            self._store = self._store.opened_as(Store) if self._store is not None else self._open(Store)
+            self._whole = True
+        return self._store  # type: ignore[return-value]  # a Store, as _whole says
+
+    @property
+    def polling_store(self) -> PollingStore:
+        """What a polling pass uses of the store: the one open, or else the part of it that needs SQLAlchemy
+        Core alone (cron's `fetch` never imports the ORM)."""
         if self._store is None:
-            store = Store(self.db_url, worker=self.worker_id)
-            try:
-                store.migrate()
-                store.sync_feeds(self.config.feed_configs(), self.clock())
-            except BaseException:
-                store.close()
-                raise
-            self._store = store
+            self._store = self._open(PollingStore)
         return self._store
+
+    def _open(self, kind: type[PollingStore]) -> PollingStore:
+        store = kind(self.db_url, worker=self.worker_id)
+        try:
+            store.migrate()
+            store.sync_feeds(self.config.feed_configs(), self.clock())
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
-            self._store = None
+            self._store, self._whole = None, False
 
     def __enter__(self) -> Runtime:
         return self
@@ -82,7 +100,7 @@ class Runtime:
         """One polling pass over the due feeds (or the named ones, or all). On SQLite it holds the database's
         polling lock (BusyError when another pass still holds it after `wait` seconds); on PostgreSQL it
         claims its share of the feeds beside any other pollers, and never waits."""
-        store = self.store
+        store = self.polling_store
         if names:
             unknown = sorted(set(names) - set(store.feed_names()))
             if unknown:
@@ -99,11 +117,11 @@ class Runtime:
 
     def _poll_claiming(self, names: Sequence[str], everything: bool, progress: Progress | None) -> PassSummary:
         d = self.config.defaults
-        claims = Claims(self.store, worker=self.worker_id, clock=self.clock, lease=d.lease, per_host=d.per_host,
+        claims = Claims(self.polling_store, worker=self.worker_id, clock=self.clock, lease=d.lease, per_host=d.per_host,
                         names=names, everything=everything)
         try:
             with Fetcher(self.fetch_settings(), stop=self.stop) as fetcher:
-                return run_pass(self.store, fetcher, (), clock=self.clock, schedule=self.schedule(),
+                return run_pass(self.polling_store, fetcher, (), clock=self.clock, schedule=self.schedule(),
                                 progress=progress, more=claims)
         finally:
             claims.release()

@@ -8,7 +8,8 @@ four pollers fills it (cold, reported but not the point); then, for each poller 
 and that many `aggregator --quiet fetch` processes start at once.
 
 What is measured, per poller count: wall time from the first spawn to the last exit; each poller's CPU
-(user + sys of its process tree, as bench_update.py measures it) and the feeds it fetched (its summary line);
+(user + sys of its process tree, as bench_update.py measures it), its peak RSS (of its largest process, likewise;
+the table sums them over the pollers) and the feeds it fetched (its summary line);
 the database server's CPU (the postmaster, its live processes and the backends it reaped) and the feed server's.
 Requests per CPU-second per poller is what scales out: a machine with C cores runs about C pollers' worth.
 `--per-host` (default 16, the most feeds.yaml allows) keeps the politeness cap from being what limits the run.
@@ -101,7 +102,7 @@ def main() -> None:
             time.sleep(0.3)  # the backends of the pollers end and are reaped by the postmaster
             fetched = [int((work / f"{label}-{i}.log").read_text().split()[0]) for i in range(pollers)]
             stats = server.command("stats")
-            return {"wall": wall, "cpu": [u[1] for u in usage], "fetched": fetched,
+            return {"wall": wall, "cpu": [u[1] for u in usage], "rss": [u[2] for u in usage], "fetched": fetched,
                     "db_cpu": postgres_cpu(data_dir) - db_before, "requests": stats["requests"],
                     "304": stats["304"], "srv_cpu": stats["cpu"]}
 
@@ -119,17 +120,20 @@ def main() -> None:
                 results[n].append(r)
                 print(f"  run {run} {n} poller(s): {r['wall']:.2f} s wall, {r['requests']} requests "
                       f"({r['304']} 304), fetched " + "/".join(map(str, r["fetched"])) + ", CPU "
-                      + "/".join(f"{c:.2f}" for c in r["cpu"]) + f" s, database {r['db_cpu']:.2f} s, "
+                      + "/".join(f"{c:.2f}" for c in r["cpu"]) + " s, peak RSS " + "/".join(f"{m:.0f}" for m in r["rss"])
+                      + f" MiB, database {r['db_cpu']:.2f} s, "
                       f"feed server {r['srv_cpu']:.2f} s")
         print()
-        print("pollers  wall s  CPU s per poller  requests/CPU-s per poller  database CPU s  feed server CPU s  requests")
+        print("pollers  wall s  CPU s per poller  requests/CPU-s per poller  database CPU s  feed server CPU s  requests"
+              "  pollers' RSS MiB")
         for n in counts:
             rs = results[n]
             med = lambda key: statistics.median(float(r[key]) for r in rs)  # noqa: E731
             cpu = statistics.median(statistics.mean(r["cpu"]) for r in rs)  # type: ignore[arg-type]
             rate = statistics.median(sum(r["fetched"]) / sum(r["cpu"]) for r in rs)  # type: ignore[arg-type]
+            rss = statistics.median(sum(r["rss"]) for r in rs)  # type: ignore[arg-type]
             print(f"{n:>7}  {med('wall'):6.2f}  {cpu:16.2f}  {rate:25.0f}  {med('db_cpu'):14.2f}  "
-                  f"{med('srv_cpu'):17.2f}  {med('requests'):8.0f}")
+                  f"{med('srv_cpu'):17.2f}  {med('requests'):8.0f}  {rss:16.0f}")
         samples = [(fetched, cpu) for rs in results.values() for r in rs for fetched, cpu in zip(r["fetched"], r["cpu"])]  # type: ignore[call-overload]
         per_request, start_up = statistics.linear_regression([float(x) for x, _ in samples], [y for _, y in samples])
         db_per_request = statistics.median(float(r["db_cpu"]) / float(r["requests"]) for rs in results.values() for r in rs)  # type: ignore[arg-type]

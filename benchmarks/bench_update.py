@@ -331,8 +331,8 @@ def startup_floor(work: Path, reader_python: Path, aggregator_python: Path) -> s
     # as the `aggregator` entry point loads them (aggregator/__main__.py): the garbage collector paused
     wall, cpu, rss = imports(aggregator_python, "import gc; gc.disable(); import aggregator.cli, aggregator.poll.run")
     r_wall, r_cpu, r_rss = imports(reader_python, "import reader, feedparser, requests")
-    return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy, httpx, "
-            f"pydantic, typer; collector paused, as the entry point does): {wall:.2f} s wall, {cpu:.2f} s CPU, "
+    return (f"start-up floor: a fresh process importing aggregator's CLI and polling pass (SQLAlchemy Core, httpx, "
+            f"typer; collector paused, as the entry point does): {wall:.2f} s wall, {cpu:.2f} s CPU, "
             f"{rss:.0f} MiB; importing reader, feedparser and requests: {r_wall:.2f} s wall, {r_cpu:.2f} s CPU, "
             f"{r_rss:.0f} MiB (medians of 3)")
 

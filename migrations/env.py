@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from aggregator.store.schema import metadata
+from aggregator.store.tables import metadata
 
 config = context.config
 

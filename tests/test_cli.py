@@ -265,11 +265,19 @@ from aggregator.__main__ import main
 main()
 """
 # What a polling pass has no use for: the other commands, the learning, drafting and desk packages, the web
-# stack, the numeric stack, the scheduler, and rich (no terminal, so no progress bar).
+# stack, the numeric stack, the scheduler, rich (no terminal, so no progress bar), the ORM and the store's
+# domains that use it (SQLAlchemy Core is enough), and pydantic.
 NOT_FOR_POLLING = {"aggregator.cli.desk", "aggregator.cli.digests", "aggregator.cli.feeds", "aggregator.cli.learning",
                    "aggregator.learn", "aggregator.digest", "aggregator.web", "aggregator.opml", "aggregator.audit",
                    "aggregator.scheduler", "starlette", "uvicorn", "jinja2", "sklearn", "numpy", "scipy",
-                   "apscheduler", "rich"}
+                   "apscheduler", "rich", "sqlalchemy.orm", "pydantic", "pydantic_core",
+                   "aggregator.store.whole", "aggregator.store.schema", "aggregator.store.labels",
+                   "aggregator.store.decisions"}
+
+
+def not_for_polling(modules: set[str]) -> set[str]:
+    """Those of `modules` that NOT_FOR_POLLING names, or that are inside a package it names."""
+    return {m for m in modules if any(m == name or m.startswith(name + ".") for name in NOT_FOR_POLLING)}
 
 
 def imported_by(tmp_path: Path, *args: str) -> set[str]:
@@ -283,16 +291,83 @@ def imported_by(tmp_path: Path, *args: str) -> set[str]:
 
 def test_a_fetch_imports_only_what_polling_needs(tmp_path: Path, feed_server: FeedServer) -> None:
     """`aggregator fetch` against a live feed, then again when it answers 304: neither pass loads another
-    command's module, the learning, drafting or desk code, the web or numeric stack, or the scheduler."""
+    command's module, the learning, drafting or desk code, the web or numeric stack, the scheduler, the ORM
+    or pydantic; the second, on a database already made, not Alembic either."""
     config = write_config(tmp_path, feed_server)
     for attempt, parsed in (("changed", True), ("not modified", False)):
         modules = imported_by(tmp_path, "--config", str(config), "fetch", "--all")
         assert "aggregator.poll.run" in modules and ("aggregator.poll.parse" in modules) == parsed, attempt
-        loaded = {m for m in modules if m in NOT_FOR_POLLING or m.split(".")[0] in NOT_FOR_POLLING
-                  or ".".join(m.split(".")[:2]) in NOT_FOR_POLLING}
-        assert loaded == set(), attempt
+        assert "sqlalchemy" in modules and not_for_polling(modules) == set(), attempt
+        assert parsed or "alembic" not in modules
     whole_tree = imported_by(tmp_path, "--config", str(config), "feeds")
-    assert {"aggregator.cli.feeds", "aggregator.cli.digests"} <= whole_tree
+    assert {"aggregator.cli.feeds", "aggregator.cli.digests", "sqlalchemy.orm"} <= whole_tree
+
+
+def test_a_polling_command_reads_its_options_as_typer_declares_them(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The polling commands' plain options, read without typer (cli/lean.py): given before or after `=`,
+    repeated, from the environment; help, a value out of bounds, a missing one or an unknown option go to
+    typer, which says what is wrong as it always did."""
+    import sqlite3
+
+    config = write_config(tmp_path, feed_server)
+    env = {**os.environ, "AGGREGATOR_CONFIG": str(config)}
+
+    def aggregator(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=120,
+                              env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+
+    db = tmp_path / "elsewhere.db"
+    ran = aggregator("-q", f"--db=sqlite:///{db}", "fetch", "--feed", "Toss", "--feed=D2", "--wait", "0.5",
+                     "--worker-id", "w1")
+    assert ran.returncode == 0 and ran.stdout.startswith("2 feeds: 2 ok, 0 not modified, 0 failed;"), ran.stderr
+    with sqlite3.connect(db) as conn:
+        fetched_by = dict(conn.execute("SELECT name, last_fetched_by FROM feeds"))
+    assert fetched_by == {"Toss": "w1", "D2": "w1", "Broken": None}
+    for args, said in ((["fetch", "--wait", "-1"], "--wait"), (["fetch", "--wait"], "--wait"),
+                       (["fetch", "--nope"], "No such option"), (["run", "--once=yes"], "--once")):
+        ran = aggregator(*args)
+        assert ran.returncode == 2 and said in ran.stderr, (args, ran.stderr)
+    assert "--worker-id" in aggregator("fetch", "--help").stdout
+
+
+def test_the_whole_store_opened_after_a_poll_is_the_same_open_database(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A poll opens the Core-only store; asking for the whole one then (`run --once` drafts after polling)
+    gives the same open database, not a second one (an in-memory database would be a new, empty one)."""
+    from aggregator.config import load_config
+    from aggregator.runtime import Runtime
+    from aggregator.store import PollingStore, Store
+
+    with Runtime(load_config(write_config(tmp_path, feed_server))) as rt:
+        rt.poll()
+        polled = rt.polling_store
+        assert type(polled) is PollingStore
+        store = rt.store
+        assert isinstance(store, Store) and store.engine is polled.engine and rt.polling_store is store
+        assert store.count_posts() > 0 and store.count_labels() == 0
+
+
+TICK_RECORDED = """
+import sys
+from pathlib import Path
+from aggregator.config import load_config
+from aggregator.runtime import Runtime
+
+with Runtime(load_config(Path(sys.argv[2])), worker_id="tick") as rt:
+    outcomes = rt.poll().outcomes  # what the daemon's poll tick calls (cli/polling.py, poll_job)
+Path(sys.argv[1]).write_text("\\n".join([str(len(outcomes)), *sorted(sys.modules)]), encoding="utf-8")
+"""
+
+
+def test_the_daemons_poll_tick_imports_only_what_polling_needs(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A fresh process doing what the daemon's poll tick does (a Runtime's poll) loads none of what polling
+    has no use for: the tick needs no ORM, although the daemon loads it for its other job, the drafts."""
+    config = write_config(tmp_path, feed_server)
+    out = tmp_path / "modules.txt"
+    subprocess.run([sys.executable, "-c", TICK_RECORDED, str(out), str(config)], check=True, timeout=120,
+                   capture_output=True, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    polled, *modules = out.read_text(encoding="utf-8").split()
+    assert polled == "3" and "aggregator.poll.parse" in modules
+    assert not_for_polling(set(modules)) == set()
 
 
 ENTRY_POINT_WATCHED = """

@@ -353,6 +353,30 @@ def test_a_new_database_gets_the_newest_schema_at_once_and_its_version(empty_db:
         assert [f.name for f in store.feeds_due(NOW)] == ["a"]
 
 
+def test_a_new_database_is_stamped_as_alembic_stamps_one_without_importing_it(empty_db: str) -> None:
+    """A new database's version table, made without Alembic (store/database.py), is the one Alembic makes,
+    and Alembic reads the newest revision from it."""
+    import subprocess
+    import sys
+
+    from alembic.migration import MigrationContext
+    from sqlalchemy.schema import CreateTable
+
+    from aggregator.store.database import _ALEMBIC_VERSION
+
+    made = subprocess.run([sys.executable, "-c", "import sys; from aggregator.store import PollingStore; "
+                           "PollingStore(sys.argv[1]).migrate(); print('alembic' in sys.modules)", empty_db],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert made.stdout.split() == ["False"]
+    with Store(empty_db) as store:
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(conn)
+            alembics = context.impl.version_table_impl(version_table="alembic_version", version_table_schema=None,
+                                                       version_table_pk=True)
+            assert str(CreateTable(_ALEMBIC_VERSION).compile(conn)) == str(CreateTable(alembics).compile(conn))
+            assert context.get_current_heads() == (SCHEMA_VERSION,)
+
+
 def test_the_migration_moves_old_labels_to_the_edition_their_posts_date_gives(empty_db: str) -> None:
     """A database at revision 0008, its labels filed the old way (every entry of a digest under the edition
     it was imported as): through 0009 each label moves to the edition its post's date gives, the desk's log

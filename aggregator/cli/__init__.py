@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import typer
@@ -73,6 +73,11 @@ def command_tree(polling_only: bool = False) -> typer.Typer:
 def named_command(args: Sequence[str]) -> str | None:
     """The command the arguments name after the global options, or None when they name none or an option is
     not a global one (then the whole tree reads them, and says what is wrong)."""
+    at = _command_at(args)
+    return None if at is None else args[at]
+
+
+def _command_at(args: Sequence[str]) -> int | None:
     i = 0
     while i < len(args):
         arg = args[i]
@@ -83,8 +88,19 @@ def named_command(args: Sequence[str]) -> str | None:
         elif arg.startswith("-"):
             return None
         else:
-            return arg
+            return i
     return None
+
+
+def _polling_call(args: Sequence[str]) -> Callable[[], None]:
+    """What a polling command's arguments make it do: read from its typer declarations without typer, whose
+    conversion of each value loads pydantic (cli/lean.py), when they are plain options; else the polling tree."""
+    at = _command_at(args)
+    assert at is not None
+    tree = command_tree(polling_only=True)
+    from aggregator.cli import lean
+
+    return lean.call(tree, main_options, POLLING_COMMANDS[args[at]], args[:at], args[at + 1:]) or tree
 
 
 def __getattr__(name: str) -> typer.Typer:
@@ -100,7 +116,8 @@ def main() -> None:
     interpreter (every SQLAlchemy and httpx object freed one by one) took 0.1 s of each cron run."""
     code: int | str | None = 0
     try:
-        command_tree(polling_only=named_command(sys.argv[1:]) in POLLING_COMMANDS)()
+        args = sys.argv[1:]
+        (_polling_call(args) if named_command(args) in POLLING_COMMANDS else command_tree())()
     except SystemExit as exc:
         code = exc.code
     logging.shutdown()

@@ -48,7 +48,7 @@ def _poll(ctx: typer.Context, rt: Runtime, names: list[str], everything: bool, w
 def init(ctx: typer.Context) -> None:
     """Create or upgrade the database and register the feeds of feeds.yaml."""
     with runtime(ctx) as rt:
-        store = rt.store  # opening migrates and syncs the feeds
+        store = rt.polling_store  # opening migrates and syncs the feeds
         say(f"database ready: {store.where} ({len(store.feed_names())} feeds)")
 
 

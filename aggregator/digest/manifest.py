@@ -32,7 +32,7 @@ def path_for(output: Path) -> Path:
 def build(config: Config, digest: DigestSettings, edition: Edition, items: Sequence[DraftItem], feeds: Sequence[FeedHealth],
           model_meta: dict[str, Any] | None, *, now: datetime, output: str) -> dict[str, Any]:
     """The manifest of a draft or publish of `edition`, made at `now` (the cut-off of the posts considered)."""
-    effective = config.model_dump_json(exclude={"base_dir"})
+    effective = config.settings_json()
     return {
         "format": FORMAT,
         "aggregator_version": __version__,

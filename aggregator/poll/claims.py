@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from aggregator.models import FeedState
-from aggregator.store import Store
+from aggregator.store import PollingStore
 
 
 class Claims:
     """The feeds one pass claims from a shared database (run_pass's `more`), and gives back when it ends."""
 
-    def __init__(self, store: Store, *, worker: str, clock: Callable[[], datetime], lease: int, per_host: int,
+    def __init__(self, store: PollingStore, *, worker: str, clock: Callable[[], datetime], lease: int, per_host: int,
                  names: Sequence[str] = (), everything: bool = False) -> None:
         self.store, self.worker, self.clock = store, worker, clock
         self.lease, self.per_host = timedelta(seconds=lease), per_host

@@ -18,7 +18,7 @@ from aggregator.errors import ParseError
 from aggregator.poll.fetch import Fetcher
 from aggregator.models import FeedOutcome, FeedState, FetchResult, ParsedFeed, PassSummary
 from aggregator.store.feeds import Check, Fetched
-from aggregator.store import Store
+from aggregator.store import PollingStore
 from aggregator.poll.fingerprints import Known
 from aggregator.poll.fingerprints import load as load_fingerprints
 from aggregator.poll.workers import can_fork, forked_parser_pool, parser_pool
@@ -147,7 +147,7 @@ class _Pass:
     """One pass's moving parts, stage by stage: feeds queued, fetches in flight (threads), parses in flight
     (processes), and what is done but not yet written. Every method runs on the pass's own thread."""
 
-    def __init__(self, store: Store, fetcher: Fetcher, feeds: Sequence[FeedState], *, clock: Clock,
+    def __init__(self, store: PollingStore, fetcher: Fetcher, feeds: Sequence[FeedState], *, clock: Clock,
                  schedule: Schedule, stop: threading.Event, progress: Progress | None, more: FeedSource | None) -> None:
         self.store, self.fetcher, self.clock, self.schedule = store, fetcher, clock, schedule
         self.stop, self.progress, self.more = stop, progress, more
@@ -185,8 +185,12 @@ class _Pass:
     # -- stage 2: fetch (threads) ----------------------------------------------------------
 
     def submit_fetches(self, threads: ThreadPoolExecutor) -> None:
-        while (self.queue and len(self.fetching) < SUBMITTED_PER_THREAD * self.schedule.concurrency
-               and len(self.parsing) < 4 * self.schedule.parse_workers):
+        # With parse workers, a fetch's body may wait for them in this process: fetches and parses in flight
+        # together are held to `concurrency`, so that a cold pass holds that many bodies at most, not twice as many
+        held = len(self.fetching) + len(self.parsing) if self.pool is not None else len(self.fetching)
+        room = self.schedule.concurrency if self.pool is not None else SUBMITTED_PER_THREAD * self.schedule.concurrency
+        while (self.queue and held < room and len(self.parsing) < 4 * self.schedule.parse_workers):
+            held += 1
             feed = self.queue.popleft()
             self.fetching[threads.submit(_fetch_now, self.fetcher, feed, self.clock)] = feed
 
@@ -285,7 +289,7 @@ class _Pass:
 
 
 def run_pass(
-    store: Store,
+    store: PollingStore,
     fetcher: Fetcher,
     feeds: Sequence[FeedState],
     *,

@@ -1,17 +1,22 @@
-"""The database, one module per domain (schema, feeds and their claims, posts, drafts, labels, the desk's decisions); Store composes them."""
+"""The database, one module per domain (tables, feeds and their claims, posts, drafts, labels, the desk's decisions); PollingStore composes the Core-only domains a polling pass uses, Store all of them."""
 
 from __future__ import annotations
 
-from aggregator.store.claims import FeedClaims
-from aggregator.store.decisions import Decisions
-from aggregator.store.drafts import Drafts
-from aggregator.store.feeds import Feeds
-from aggregator.store.labels import Labels
-from aggregator.store.posts import Posts
+from typing import TYPE_CHECKING
+
+from aggregator.store.polling import PollingStore
+
+if TYPE_CHECKING:
+    from aggregator.store.whole import Store
 
 
-class Store(Feeds, FeedClaims, Posts, Drafts, Labels, Decisions):
-    """A database of feeds, posts and the editor's decisions, opened from a SQLAlchemy URL."""
+def __getattr__(name: str) -> type:
+    """`Store`, imported when first asked for: its labels and decisions load the ORM, which polling never needs."""
+    if name == "Store":
+        from aggregator.store.whole import Store
+
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Store"]
+__all__ = ["PollingStore", "Store"]

@@ -12,7 +12,7 @@ from aggregator.errors import StoreError
 from aggregator.models import FeedState
 from aggregator.store.database import CLAIM_TURN, LOCK_CLASS, Database, short_error, take_turns
 from aggregator.store.feeds import feed_state
-from aggregator.store.schema import UTCDateTime
+from aggregator.store.tables import UTCDateTime
 
 _DUE = "NOT f.gone AND (f.next_check_at IS NULL OR f.next_check_at <= :now)"
 # A feed is never fetched twice in one pass (checked since :started), nor, when it is not due, again after a pass
@@ -111,7 +111,7 @@ class FeedClaims(Database):
         values = dict(worker=worker, now=now, until=until, started=started, round=min(round_started or started, started),
                       room=room, per_host=per_host,
                       scan=max(4 * room, 64), **({"names": list(names)} if names else {}))
-        with self.session() as s:
+        with self.transaction() as s:
             take_turns(s, CLAIM_TURN)
             rows = list(s.execute(claim_sql, values))
             waiting = not rows and bool(s.scalar(waiting_sql, values))  # asked only when it matters

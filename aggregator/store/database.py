@@ -7,18 +7,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.errors import BusyError, StoreError
-from aggregator.store.schema import SCHEMA_VERSION, metadata, migrations_dir
+from aggregator.store.tables import SCHEMA_VERSION, metadata, migrations_dir
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+D = TypeVar("D", bound="Database")
 _CHUNK = 500  # rows per IN (...) query; well under every backend's parameter limit
+
+# Alembic's table of the schema's version, as Alembic makes it (alembic.ddl.impl.DefaultImpl.version_table_impl;
+# tests/test_store.py compares the two): a new database gets it, stamped, without importing Alembic.
+_ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
+                         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
 
 _HELD_LOCKS: set[int] = set()  # the files of the SQLite polling locks this process holds
 
@@ -44,7 +53,7 @@ def take_turns(conn: Connection | Session, turn: int) -> None:
     """On PostgreSQL, wait for the other processes' transactions of this kind (the lock ends with this
     transaction): migrations, feeds.yaml syncs, claims and writes of new posts by several pollers run one
     by one (each a few milliseconds; parsing and fetching, the slow parts, stay parallel)."""
-    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect  # a Session
     if dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
                      {"a": LOCK_CLASS, "b": turn})
@@ -110,10 +119,24 @@ class Database:
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _sessions(self) -> sessionmaker[Session]:
+        """The ORM's sessions, for the domains that read and write rows as objects (labels, the desk's
+        decisions); made on first use, so that a polling pass, all SQLAlchemy Core, never imports the ORM."""
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def opened_as(self, kind: type[D]) -> D:
+        """This open database as `kind`, a composition of more domains, on the same engine (an in-memory
+        SQLite database stays the same one); this object stays usable."""
+        view = kind.__new__(kind)
+        view.__dict__.update(self.__dict__)
+        return view
 
     def __enter__(self) -> Self:
         return self
@@ -122,13 +145,24 @@ class Database:
         self.close()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+    def store_errors(self) -> Iterator[None]:
+        """The block's database errors as one StoreError naming the database."""
         try:
-            with self._sessions.begin() as session:
-                yield session
+            yield
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on a Core connection: committed on success, rolled back on any error."""
+        with self.store_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction of the ORM: committed on success, rolled back on any error."""
+        with self.store_errors(), self._sessions.begin() as session:
+            yield session
 
     @contextmanager
     def polling_lock(self, *, wait: float = 0.0, stop: threading.Event | None = None) -> Iterator[None]:
@@ -200,8 +234,8 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic), refusing unknown future versions; a new, empty
         database gets the newest schema at once."""
-        if self._schema_is_current():
-            return  # the common case, answered without importing Alembic (a quarter of a second)
+        if self._schema_is_current() or self._made_new():
+            return  # answered without importing Alembic (a quarter of a second, 10 MiB)
         from alembic import command
         from alembic.config import Config as AlembicConfig
         from alembic.runtime.migration import MigrationContext
@@ -222,16 +256,23 @@ class Database:
                         "upgrade aggregator (nothing was changed)"
                     )
                 cfg.attributes["connection"] = conn
-                if not current and not inspect(conn).get_table_names():
-                    # A new database: the tables as store/schema.py declares them, stamped with the newest
-                    # revision (the same schema as every migration run in turn, which a test keeps true), at
-                    # a fraction of the cost of rebuilding tables migration by migration.
-                    metadata.create_all(conn)
-                    command.stamp(cfg, "head")
-                elif set(current) != set(scripts.get_heads()):
+                if set(current) != set(scripts.get_heads()):
                     command.upgrade(cfg, "head")
         except SQLAlchemyError as exc:
             raise StoreError(f"{self.where}: {short_error(exc)}") from None
+
+    def _made_new(self) -> bool:
+        """When the database has no table at all, give it the tables as store/tables.py declares them,
+        stamped with the newest revision (the same schema as every migration run in turn, which a test keeps
+        true), at a fraction of the cost of rebuilding tables migration by migration; False otherwise."""
+        with self.store_errors(), self.engine.begin() as conn, _transactional_ddl(conn):
+            take_turns(conn, MIGRATE_TURN)
+            if inspect(conn).get_table_names():
+                return False
+            metadata.create_all(conn)
+            _ALEMBIC_VERSION.create(conn)
+            conn.execute(insert(_ALEMBIC_VERSION).values(version_num=SCHEMA_VERSION))
+            return True
 
     def _schema_is_current(self) -> bool:
         try:

@@ -8,15 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection, Row
 
 from aggregator.errors import StoreError
 from aggregator.links import Site
 from aggregator.models import DEFAULT_DIGEST, FeedConfig, FeedState, FetchResult, ParsedPost
 from aggregator.store.database import POSTS_TURN, SYNC_TURN, Database, take_turns
+from aggregator.store import tables
 from aggregator.store.posts import add_posts
-from aggregator.store.schema import FeedRow, LabelRow, PostRow
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class FeedHealth:
 
 # The polling pass reads and writes feed rows through the table itself (SQLAlchemy Core): plain tuples and
 # one executemany per batch, with none of the ORM's per-object bookkeeping.
-_FEEDS = FeedRow.__table__
+_FEEDS, _POSTS, _LABELS = tables.feeds, tables.posts, tables.labels
 # A poller records a feed only while no other poller holds it: one that stalled past its lease and resumed
 # must not overwrite (or clear the claim of) the poller that took the feed over. Without claims (SQLite, a
 # single process) claimed_by is NULL and every record goes through.
@@ -90,7 +89,7 @@ class Feeds(Database):
         An unchanged feeds.yaml (every run of cron) reads the table and writes nothing."""
         wanted = {f.name: f for f in feeds}
         t = _FEEDS
-        with self.session() as s:
+        with self.transaction() as s:
             take_turns(s, SYNC_TURN)
             rows = {row.name: row for row in s.execute(select(t.c.id, t.c.name, t.c.config_url, t.c.source,
                                                               t.c.interval, t.c.active))}
@@ -122,17 +121,17 @@ class Feeds(Database):
             query = query.where(t.c.gone.is_(False))
             if not everything:
                 query = query.where((t.c.next_check_at.is_(None)) | (t.c.next_check_at <= now))
-        with self.session() as s:
+        with self.transaction() as s:
             return [feed_state(row) for row in s.execute(query)]
 
     def entry_fingerprints(self, feed_id: int) -> str | None:
         """The fingerprints of the entries of the feed's last body parsed (read when a new body came)."""
-        with self.session() as s:
+        with self.transaction() as s:
             return s.scalar(select(_FEEDS.c.entry_fingerprints).where(_FEEDS.c.id == feed_id))
 
     def feed_names(self) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(FeedRow.name).where(FeedRow.active.is_(True)).order_by(FeedRow.id)))
+        with self.transaction() as s:
+            return list(s.scalars(select(_FEEDS.c.name).where(_FEEDS.c.active.is_(True)).order_by(_FEEDS.c.id)))
 
     def record_fetch(
         self,
@@ -153,7 +152,7 @@ class Feeds(Database):
     def record_fetches(self, batch: Sequence[Fetched], *, now: datetime) -> list[int]:
         """Save several feeds' fetch outcomes and posts in one transaction; how many posts each added.
         Pollers sharing a PostgreSQL database take turns (so two never add the same story's link at once)."""
-        with self.session() as s:
+        with self.transaction() as s:
             take_turns(s, POSTS_TURN)
             return [_record_one(s, fetched, now, self.worker) for fetched in batch]
 
@@ -167,47 +166,47 @@ class Feeds(Database):
                        me=self.worker or "", **_released(self.worker))
             groups.setdefault(tuple(row), []).append(row)
         if groups:
-            with self.session() as s:
+            with self.transaction() as s:
                 for rows in groups.values():
                     s.execute(_UPDATE_FEED_BY_ID, rows)
 
     def reset_feed(self, name: str, now: datetime) -> bool:
         """Clear a feed's errors and make it due now; False when no such feed."""
-        with self.session() as s:
-            row = s.scalar(select(FeedRow).where(FeedRow.name == name))
-            if row is None:
-                return False
-            row.error_count, row.last_error, row.gone, row.next_check_at = 0, None, False, now
-            return True
+        with self.transaction() as s:
+            reset = update(_FEEDS).where(_FEEDS.c.name == name).values(error_count=0, last_error=None, gone=False,
+                                                                       next_check_at=now)
+            return s.execute(reset).rowcount > 0
 
     def feed_health(self) -> list[FeedHealth]:
-        counts = select(PostRow.feed_id, func.count(PostRow.id).label("n")).group_by(PostRow.feed_id).subquery()
-        picked = (select(PostRow.feed_id, func.count(func.distinct(PostRow.id)).label("p"))
-                  .join(LabelRow, LabelRow.post_id == PostRow.id).where(LabelRow.selected.is_(True))
-                  .group_by(PostRow.feed_id).subquery())
-        query = (select(FeedRow, func.coalesce(counts.c.n, 0), func.coalesce(picked.c.p, 0))
-                 .outerjoin(counts, counts.c.feed_id == FeedRow.id).outerjoin(picked, picked.c.feed_id == FeedRow.id))
-        with self.session() as s:
+        f, p = _FEEDS.c, _POSTS.c
+        counts = select(p.feed_id, func.count(p.id).label("n")).group_by(p.feed_id).subquery()
+        picked = (select(p.feed_id, func.count(func.distinct(p.id)).label("p"))
+                  .join(_LABELS, _LABELS.c.post_id == p.id).where(_LABELS.c.selected.is_(True))
+                  .group_by(p.feed_id).subquery())
+        query = (select(_FEEDS, func.coalesce(counts.c.n, 0).label("n_posts"), func.coalesce(picked.c.p, 0).label("n_picks"))
+                 .outerjoin(counts, counts.c.feed_id == f.id).outerjoin(picked, picked.c.feed_id == f.id))
+        with self.transaction() as s:
             return [
                 FeedHealth(r.name, r.url, r.source, r.active, r.last_checked_at, r.last_success_at, r.last_status,
-                           r.last_error, r.error_count, r.next_check_at, r.gone, n, p, r.last_fetched_by,
+                           r.last_error, r.error_count, r.next_check_at, r.gone, r.n_posts, r.n_picks, r.last_fetched_by,
                            r.claimed_by, r.claimed_until)
-                for r, n, p in s.execute(query.order_by(FeedRow.id))
+                for r in s.execute(query.order_by(f.id))
             ]
 
     def feed_yield(self, since: datetime, *, digest: str = DEFAULT_DIGEST) -> list[tuple[str, int, int]]:
         """(feed name, posts fetched since `since`, those of them the digest picked) for every active feed."""
-        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
-        fetched = (select(PostRow.feed_id, func.count(PostRow.id).label("n")).where(when >= since)
-                   .group_by(PostRow.feed_id).subquery())
-        picked = (select(PostRow.feed_id, func.count(func.distinct(PostRow.id)).label("p"))
-                  .join(LabelRow, LabelRow.post_id == PostRow.id)
-                  .where(LabelRow.selected.is_(True), LabelRow.digest == digest, when >= since)
-                  .group_by(PostRow.feed_id).subquery())
-        query = (select(FeedRow.name, func.coalesce(fetched.c.n, 0), func.coalesce(picked.c.p, 0))
-                 .outerjoin(fetched, fetched.c.feed_id == FeedRow.id).outerjoin(picked, picked.c.feed_id == FeedRow.id)
-                 .where(FeedRow.active.is_(True)).order_by(FeedRow.id))
-        with self.session() as s:
+        f, p, label = _FEEDS.c, _POSTS.c, _LABELS.c
+        when = func.coalesce(p.published_at, p.first_seen_at)
+        fetched = (select(p.feed_id, func.count(p.id).label("n")).where(when >= since)
+                   .group_by(p.feed_id).subquery())
+        picked = (select(p.feed_id, func.count(func.distinct(p.id)).label("p"))
+                  .join(_LABELS, label.post_id == p.id)
+                  .where(label.selected.is_(True), label.digest == digest, when >= since)
+                  .group_by(p.feed_id).subquery())
+        query = (select(f.name, func.coalesce(fetched.c.n, 0), func.coalesce(picked.c.p, 0))
+                 .outerjoin(fetched, fetched.c.feed_id == f.id).outerjoin(picked, picked.c.feed_id == f.id)
+                 .where(f.active.is_(True)).order_by(f.id))
+        with self.transaction() as s:
             return [(name, int(n), int(p)) for name, n, p in s.execute(query)]
 
 
@@ -231,7 +230,7 @@ def _released(worker: str | None) -> dict[str, Any]:
     return dict(claimed_by=None, claimed_until=None, last_fetched_by=worker)
 
 
-def _record_one(s: Session, fetched: Fetched, now: datetime, worker: str | None) -> int:
+def _record_one(s: Connection, fetched: Fetched, now: datetime, worker: str | None) -> int:
     """One feed's fetch outcome on its row (its claim released), and its posts; how many posts are new."""
     feed, result, error = fetched.feed, fetched.result, fetched.error
     now = fetched.checked_at or now

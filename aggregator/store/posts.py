@@ -7,12 +7,24 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, TextClause, bindparam, func, select, text, update
+from sqlalchemy.engine import Connection
 
 from aggregator.models import DEFAULT_DIGEST, Candidate, ParsedPost
+from aggregator.store import tables
 from aggregator.store.database import Database, chunks
-from aggregator.store.schema import FeedRow, LabelRow, PostRow, UTCDateTime
+from aggregator.store.tables import UTCDateTime
+
+_POSTS, _FEEDS, _LABELS = tables.posts, tables.feeds, tables.labels
+_P, _F, _L = _POSTS.c, _FEEDS.c, _LABELS.c
+_WHEN = func.coalesce(_P.published_at, _P.first_seen_at)  # a post's date: published, or first seen without one
+
+
+def _with_feed(*, inner: bool = False) -> Select[Any]:
+    """Posts with what candidate() reads of them and their feed (outer-joined unless `inner`), by post id."""
+    columns = (_P.id, _P.url, _P.title, _P.summary, _P.source, _P.published_at, _P.first_seen_at,
+               _F.source.label("feed_source"), _F.name.label("feed_name"))
+    return select(*columns).select_from(_POSTS.join(_FEEDS, _P.feed_id == _F.id, isouter=not inner))
 
 
 class Posts(Database):
@@ -20,90 +32,81 @@ class Posts(Database):
 
     def picked_urls(self, *, digest: str = DEFAULT_DIGEST) -> list[str]:
         """The links of every post the digest picked."""
-        query = (select(PostRow.url).join(LabelRow, LabelRow.post_id == PostRow.id)
-                 .where(LabelRow.selected.is_(True), LabelRow.digest == digest, PostRow.url.is_not(None)).distinct())
-        with self.session() as s:
+        query = (select(_P.url).join(_LABELS, _L.post_id == _P.id)
+                 .where(_L.selected.is_(True), _L.digest == digest, _P.url.is_not(None)).distinct())
+        with self.transaction() as s:
             return sorted(u for u in s.scalars(query) if u)
 
     def fetched_urls(self) -> list[str]:
         """The links of every post fetched from a feed: where the feeds' posts live."""
-        query = select(PostRow.url).where(PostRow.feed_id.is_not(None), PostRow.url.is_not(None))
-        with self.session() as s:
+        query = select(_P.url).where(_P.feed_id.is_not(None), _P.url.is_not(None))
+        with self.transaction() as s:
             return [u for u in s.scalars(query) if u]
 
     # -- posts ----------------------------------------------------------------------------
 
     def count_posts(self) -> int:
-        with self.session() as s:
-            return s.scalar(select(func.count(PostRow.id))) or 0
+        with self.transaction() as s:
+            return s.scalar(select(func.count(_P.id))) or 0
 
     def candidates(self, start: datetime, end: datetime, *, also: Sequence[int] = (),
                    feeds: Collection[str] | None = None) -> list[Candidate]:
         """Posts fetched from `feeds` (names; all feeds when None) dated in [start, end): by published date,
         or first-seen date where the feed gave none; plus the posts whose ids are in `also`."""
-        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
-        wanted = (when >= start) & (when < end) & PostRow.feed_id.is_not(None)
+        wanted = (_WHEN >= start) & (_WHEN < end) & _P.feed_id.is_not(None)
         if feeds is not None:
-            wanted &= FeedRow.name.in_(sorted(feeds))
-        query = (
-            select(PostRow, FeedRow.name, FeedRow.source)
-            .outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
-            .where(wanted | PostRow.id.in_(list(also)) if also else wanted)
-            .order_by(when.desc(), PostRow.id)
-        )
-        with self.session() as s:
-            return [candidate(p, feed_source, feed_name) for p, feed_name, feed_source in s.execute(query)]
+            wanted &= _F.name.in_(sorted(feeds))
+        query = _with_feed().where(wanted | _P.id.in_(list(also)) if also else wanted).order_by(_WHEN.desc(), _P.id)
+        with self.transaction() as s:
+            return [candidate(r, r.feed_source, r.feed_name) for r in s.execute(query)]
 
     def post_by_url(self, url: str) -> Candidate | None:
         """The stored post with this canonical URL, or None."""
-        query = (select(PostRow, FeedRow.source, FeedRow.name).outerjoin(FeedRow, PostRow.feed_id == FeedRow.id)
-                 .where(PostRow.url == url))
-        with self.session() as s:
-            found = s.execute(query).first()
-            return candidate(*found) if found is not None else None
+        with self.transaction() as s:
+            found = s.execute(_with_feed().where(_P.url == url)).first()
+            return candidate(found, found.feed_source, found.feed_name) if found is not None else None
 
     def own_texts(self, post_ids: Sequence[int]) -> dict[int, str]:
         """post id -> the post's own text as its feed or page gave it ("" for one known only from a digest)."""
         out: dict[int, str] = {}
-        with self.session() as s:
+        with self.transaction() as s:
             for chunk in chunks(list(post_ids)):
-                out.update((pid, text) for pid, text in s.execute(select(PostRow.id, PostRow.summary).where(PostRow.id.in_(chunk))))
+                out.update((pid, text) for pid, text in s.execute(select(_P.id, _P.summary).where(_P.id.in_(chunk))))
         return out
 
     def last_change(self) -> datetime | None:
         """When the posts or the editor's decisions last changed: a post first seen, a label written."""
-        with self.session() as s:
-            seen = s.scalar(select(func.max(PostRow.first_seen_at)))
-            decided = s.scalar(select(func.max(LabelRow.updated_at)))
+        with self.transaction() as s:
+            seen = s.scalar(select(func.max(_P.first_seen_at)))
+            decided = s.scalar(select(func.max(_L.updated_at)))
         found = [t for t in (seen, decided) if t is not None]
         return max(found) if found else None
 
     def count_labels(self) -> int:
         """How many decisions are stored, of every digest (an undo that removes one changes it)."""
-        with self.session() as s:
-            return s.scalar(select(func.count()).select_from(LabelRow)) or 0
+        with self.transaction() as s:
+            return s.scalar(select(func.count()).select_from(_LABELS)) or 0
 
     def fetched_posts(self, *, before: datetime | None = None, feeds: Collection[str] | None = None) -> list[Candidate]:
         """Every post fetched from a feed (not known only from a digest), dated before `before` and from
         `feeds` (names) when given: the background that tells the priority model what an ordinary post looks like."""
-        when = func.coalesce(PostRow.published_at, PostRow.first_seen_at)
-        query = (select(PostRow, FeedRow.source, FeedRow.name).join(FeedRow, PostRow.feed_id == FeedRow.id)
-                 .order_by(PostRow.id))
+        query = _with_feed(inner=True).order_by(_P.id)
         if before is not None:
-            query = query.where(when < before)
+            query = query.where(_WHEN < before)
         if feeds is not None:
-            query = query.where(FeedRow.name.in_(sorted(feeds)))
-        with self.session() as s:
-            return [candidate(p, feed_source, feed_name) for p, feed_source, feed_name in s.execute(query)]
+            query = query.where(_F.name.in_(sorted(feeds)))
+        with self.transaction() as s:
+            return [candidate(r, r.feed_source, r.feed_name) for r in s.execute(query)]
 
 
-def candidate(post: PostRow, feed_source: str | None, feed_name: str | None) -> Candidate:
+def candidate(post: Any, feed_source: str | None, feed_name: str | None) -> Candidate:
+    """A post (a row of _with_feed(), or a PostRow) as a candidate of a draft."""
     return Candidate(post.id, post.url or "", post.title, post.summary,
                      feed_source if feed_source is not None else post.source,
                      post.published_at or post.first_seen_at, feed_name)
 
 
-_STORED = (PostRow.id, PostRow.url, PostRow.key, PostRow.feed_id, PostRow.content_hash)
+_STORED = (_P.id, _P.url, _P.key, _P.feed_id, _P.content_hash)
 _NEW_POST = ("feed_id", "key", "url", "title", "summary", "author", "source", "published_at", "first_seen_at",
              "content_hash")
 _ROWS_PER_INSERT = 64  # 10 columns each: under the 999 bound variables of old SQLite builds
@@ -119,11 +122,11 @@ def _insert_posts(rows: int) -> TextClause:
     return text(f"INSERT INTO posts ({', '.join(_NEW_POST)}) VALUES {values}").bindparams(*dates)
 
 
-def add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: datetime) -> int:
+def add_posts(s: Connection, feed_id: int, posts: Sequence[ParsedPost], now: datetime) -> int:
     """Insert posts not stored yet (by canonical link anywhere, or by key in this feed), many rows per
     statement; refresh changed ones. A date in the future is taken as the time the post was first seen.
 
-    Rows are read as plain tuples, not ORM objects, and one INSERT carries many rows."""
+    Rows are read as plain tuples, and one INSERT carries many rows."""
     if not posts:
         return 0
     urls = sorted({p.url for p in posts if p.url})
@@ -131,9 +134,9 @@ def add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: dateti
     by_url: dict[str, Any] = {}
     by_key: dict[str, Any] = {}
     for chunk in chunks(urls):
-        by_url.update((r.url, r) for r in s.execute(select(*_STORED).where(PostRow.url.in_(chunk))))
+        by_url.update((r.url, r) for r in s.execute(select(*_STORED).where(_P.url.in_(chunk))))
     for chunk in chunks(keys):
-        query = select(*_STORED).where(PostRow.feed_id == feed_id, PostRow.key.in_(chunk))
+        query = select(*_STORED).where(_P.feed_id == feed_id, _P.key.in_(chunk))
         by_key.update((r.key, r) for r in s.execute(query))
     new: list[dict[str, Any]] = []
     changed: dict[int, dict[str, Any]] = {}
@@ -166,5 +169,5 @@ def add_posts(s: Session, feed_id: int, posts: Sequence[ParsedPost], now: dateti
         s.execute(_insert_posts(size), {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in row})
         start += size
     for update_ in changed.values():
-        s.execute(update(PostRow).where(PostRow.id == update_.pop("id")).values(**update_))
+        s.execute(update(_POSTS).where(_P.id == update_.pop("id")).values(**update_))
     return len(new)
