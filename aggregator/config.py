@@ -52,7 +52,14 @@ def check_http_url(url: str) -> str:
     return url.strip()
 
 
-Name = Annotated[str, Rule(min_length=1, max_length=MAX_NAME)]
+def not_blank(text: str) -> str:
+    """Refuse a name or title of spaces alone: it would name nothing once stripped."""
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+Name = Annotated[str, Rule(min_length=1, max_length=MAX_NAME), After(not_blank)]
 
 
 @dataclass(frozen=True)

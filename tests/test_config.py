@@ -66,6 +66,13 @@ def test_every_problem_is_one_line_with_file_line_and_field() -> None:
     assert len(lines) == 7
 
 
+def test_a_feed_name_of_spaces_alone_is_refused_with_its_line() -> None:
+    text = "feeds:\n  - name: A\n    url: https://a.example/feed\n  - name: '   '\n    url: https://b.example/feed\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, path="feeds.yaml")
+    assert str(info.value) == "feeds.yaml:4: feeds[1].name: must not be blank"
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("feeds:\n  - name: a\n  url: x\n", "feeds.yaml:3: "),  # broken indentation
     ("a: 1\na: 2\n", "feeds.yaml:2: "),  # duplicate key
