@@ -459,8 +459,9 @@ def _yaml_quoted(text: str) -> str:
 
 
 def _yaml_name(text: str) -> str | None:
-    """What feeds.yaml makes of `text` as a feed's name: its stripped value, or None when it is not a valid name."""
-    return text.strip() if 1 <= len(text) <= 200 else None
+    """What feeds.yaml makes of `text` as a feed's name: its stripped value, or None when it is not a valid name
+    (empty, longer than 200 characters, or spaces alone)."""
+    return text.strip() if 1 <= len(text) <= 200 and text.strip() else None
 
 
 @pytest.mark.timeout(300)
