@@ -239,8 +239,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
+@contextmanager
+def serving() -> Iterator[FeedServer]:
+    """A FeedServer on 127.0.0.1, running for the length of the block."""
     server = FeedServer()
     server.thread.start()
     try:
@@ -248,6 +249,12 @@ def feed_server() -> Iterator[FeedServer]:
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
@@ -383,3 +390,33 @@ def pg_db(pg_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def make_trained_home(home: Path) -> Path:
+    """December 2022's fixture posts fetched from a feed server on 127.0.0.1 (stopped afterwards) and a
+    model trained on November's digest, in `home`."""
+    (home / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
+    with serving() as server:
+        trained_on_last_month(home, server)
+    return home
+
+
+def alembic_config(url: str = "") -> Any:
+    """Alembic's configuration for the project's migrations (on the database at `url`, when given)."""
+    from alembic.config import Config as AlembicConfig
+
+    from aggregator.store.tables import migrations_dir
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or one on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("pg_db"))

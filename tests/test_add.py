@@ -17,7 +17,7 @@ from aggregator.poll.fetch import Fetcher, FetchSettings, address_refusal
 from aggregator.poll.page import read_page
 from aggregator.store import Store
 from aggregator.store.schema import DeskActionRow, LabelRow, PostRow
-from conftest import FeedServer, run_cli, trained_on_last_month
+from conftest import FeedServer, make_trained_home, run_cli
 
 EDITION = "2022-12"
 OG_PAGE = """<!doctype html><html><head><meta charset="utf-8">
@@ -38,16 +38,7 @@ PLAIN_PAGE = """<html><head><title>Some Remarks on Large Language Models</title>
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """December 2022's fixture posts fetched and a model trained on November's digest (copied by each test)."""
-    base = tmp_path_factory.mktemp("add-base")
-    (base / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    server = FeedServer()
-    server.thread.start()
-    try:
-        trained_on_last_month(base, server)
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-    return base
+    return make_trained_home(tmp_path_factory.mktemp("add-base"))
 
 
 def allow(home: Path, setting: str | None, *, timeout: int | None = None) -> None:

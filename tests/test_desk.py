@@ -29,7 +29,7 @@ from aggregator.learn.reading import read_digest
 from aggregator.store.decisions import Decision
 from aggregator.store.schema import FeedRow, PostRow
 from aggregator.store import Store
-from conftest import FeedServer, free_port, run_cli, trained_on_last_month
+from conftest import free_port, make_trained_home, run_cli
 
 EDITION = "2022-12"
 CHROMIUM = os.environ.get("AGGREGATOR_CHROMIUM", "/usr/bin/chromium")
@@ -78,20 +78,6 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
-
-
-def make_trained_home(home: Path) -> Path:
-    """December 2022's fixture posts fetched from a feed server on 127.0.0.1 (stopped afterwards) and a
-    model trained on November's digest, in `home`."""
-    (home / "feeds.yaml").write_text("feeds: []\n", encoding="utf-8")
-    server = FeedServer()
-    server.thread.start()
-    try:
-        trained_on_last_month(home, server)
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-    return home
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import FEEDS, NOW, FeedServer
+from conftest import FEEDS, NOW, FeedServer, alembic_config
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
@@ -225,23 +223,6 @@ def _revisions_of(suffix: str) -> tuple[str, str]:
     return before, revision
 
 
-def _alembic(url: str) -> Any:
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", url)
-    return cfg
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file, or one on the test PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.db'}"
-    return str(request.getfixturevalue("pg_db"))
-
-
 def test_upgrading_from_the_revision_before_entry_fingerprints_keeps_every_feed_and_post_and_reads_whole_bodies(
         empty_db: str, feed_server: FeedServer) -> None:
     """Feeds and posts stored before the fingerprints keep every field; each feed's fingerprints start empty,
@@ -251,7 +232,7 @@ def test_upgrading_from_the_revision_before_entry_fingerprints_keeps_every_feed_
 
     before, revision = _revisions_of("_entry_fingerprints.py")
     url = empty_db
-    command.upgrade(_alembic(url), before)
+    command.upgrade(alembic_config(url), before)
     feed_url = feed_server.serve("/toss.xml", FEEDS / "toss.rss.xml", conditional=False)
     when = datetime(2023, 3, 1)
     engine = create_engine(url)
@@ -276,7 +257,7 @@ def test_upgrading_from_the_revision_before_entry_fingerprints_keeps_every_feed_
                 summary = run_pass(store, fetcher, store.feeds_due(NOW), clock=lambda: NOW)
             assert summary.new_posts == 4 and summary.entries_read == 4 and summary.entries_unchanged == 0
             assert store.entry_fingerprints(feed_id) and store.count_posts() == 5
-        command.downgrade(_alembic(url), before)
+        command.downgrade(alembic_config(url), before)
         assert "entry_fingerprints" not in {c["name"] for c in inspect(engine).get_columns("feeds")}
         with engine.connect() as conn:
             assert conn.execute(text("select count(*) from posts")).scalar() == 5

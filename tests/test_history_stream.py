@@ -165,14 +165,19 @@ def stored(home: Path) -> dict[str, tuple[str, bool, tuple[str, ...] | None]]:
         return {lb.candidate.url: (month, lb.selected, lb.section) for month, lb in store.training_labels()}
 
 
-def test_since_reads_only_the_later_commits_and_keeps_what_was_decided_before(home: Path, tmp_path: Path) -> None:
+def imported_history(home: Path, tmp_path: Path) -> tuple[Path, list[str], dict[str, tuple[str, bool, tuple[str, ...] | None]], str]:
+    """A repository of the three sample versions, imported whole: the repository, its commits, the labels
+    stored, and the last version's text (to build later commits on)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
     shas = [commit(repo, when, name, readme=(DIGESTS / name).read_text(encoding="utf-8")) for name, when in VERSIONS]
     assert run_cli(home, "import-history", str(repo)).exit_code == 0
-    before = stored(home)
-    last = (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+    return repo, shas, stored(home), (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+
+
+def test_since_reads_only_the_later_commits_and_keeps_what_was_decided_before(home: Path, tmp_path: Path) -> None:
+    repo, shas, before, last = imported_history(home, tmp_path)
     jan = "* [A Post Added Later in January (Jan 2023, Example)](https://example.com/jan-post)\n"
     feb = "* [A Post Added in February (Feb 2023, Example)](https://example.com/feb-post)\n"
     commit(repo, "2023-01-30T00:00:00+00:00", "jan", readme=last.replace("### 1.1. CV\n", "### 1.1. CV\n" + jan))
@@ -205,13 +210,7 @@ def test_since_reads_only_the_later_commits_and_keeps_what_was_decided_before(ho
 def test_since_in_an_edition_the_history_covers_leaves_its_other_picks_as_they_are(home: Path, tmp_path: Path) -> None:
     """December is covered (most entries print Dec 2022): the later commits' two December entries are added
     there, and the December picks listed at --since stay picks, as a full read of the whole history leaves them."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    shas = [commit(repo, when, name, readme=(DIGESTS / name).read_text(encoding="utf-8")) for name, when in VERSIONS]
-    assert run_cli(home, "import-history", str(repo)).exit_code == 0
-    before = stored(home)
-    last = (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+    repo, shas, before, last = imported_history(home, tmp_path)
     late = "".join(f"* [A Late December Post {n} (Dec 2022, Example)](https://example.com/late-{n})\n" for n in (1, 2))
     commit(repo, "2023-01-30T00:00:00+00:00", "late", readme=last.replace("### 1.1. CV\n", "### 1.1. CV\n" + late))
 
@@ -276,13 +275,7 @@ def test_progress_shows_commit_i_of_n_on_a_terminal_and_nothing_with_quiet(home:
 
 
 def test_since_says_when_entries_listed_before_it_were_dropped_later(home: Path, tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    shas = [commit(repo, when, name, readme=(DIGESTS / name).read_text(encoding="utf-8")) for name, when in VERSIONS]
-    assert run_cli(home, "import-history", str(repo)).exit_code == 0
-    before = stored(home)
-    last = (DIGESTS / VERSIONS[-1][0]).read_text(encoding="utf-8")
+    repo, shas, before, last = imported_history(home, tmp_path)
     dropped = next(line for line in last.splitlines() if "huggingface.co/blog/rlhf" in line)
     commit(repo, "2023-02-03T00:00:00+00:00", "drop one", readme=last.replace(dropped + "\n", ""))
     result = run_cli(home, "import-history", str(repo), "--since", shas[-1])

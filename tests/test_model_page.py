@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FEEDS, FeedServer, run_cli
+from conftest import FEEDS, FeedServer, run_cli, serving
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -53,13 +53,8 @@ NOVEMBER = """# Summary of Important AI & ML Blog Posts
 def server() -> Iterator[FeedServer]:
     """The fixture feeds, and a site with no feed in feeds.yaml whose home page advertises one, on 127.0.0.1
     (the site under the name localhost, so that it is a host no feed covers)."""
-    running = FeedServer()
-    running.thread.start()
-    try:
+    with serving() as running:
         yield running
-    finally:
-        running.httpd.shutdown()
-        running.httpd.server_close()
 
 
 def make_decided_home(home: Path, server: FeedServer) -> Path:

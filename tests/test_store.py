@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import FEEDS, NOW, FeedServer
+from conftest import FEEDS, NOW, FeedServer, alembic_config
 from sqlalchemy import event, text
 
 from aggregator.errors import StoreError
 from aggregator.poll.fetch import Fetcher, FetchSettings
 from aggregator.models import FeedConfig, FetchResult, ParsedPost
-from aggregator.store.schema import SCHEMA_VERSION, migrations_dir
+from aggregator.store.schema import SCHEMA_VERSION
 from aggregator.store import Store
 from aggregator.poll.run import run_pass
 
@@ -34,12 +34,9 @@ def test_sqlite_runs_in_wal_mode_and_migrations_are_idempotent(tmp_path: Path) -
 
 
 def test_schema_version_is_the_newest_migration() -> None:
-    from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    assert ScriptDirectory.from_config(cfg).get_heads() == [SCHEMA_VERSION]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [SCHEMA_VERSION]
 
 
 def test_a_future_schema_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -178,12 +175,8 @@ def test_postgresql_migrations_and_one_fetch_pass(pg_url: str, feed_server: Feed
 def _migrated_to(url: str, revision: str) -> str:
     """The database at `url` migrated up to `revision`, as that release left it."""
     from alembic import command
-    from alembic.config import Config as AlembicConfig
 
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, revision)
+    command.upgrade(alembic_config(url), revision)
     return url
 
 
@@ -191,14 +184,6 @@ def _database_at(path: Path, revision: str) -> Path:
     """A SQLite database migrated up to `revision`, as that release left it."""
     _migrated_to(f"sqlite:///{path}", revision)
     return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file, or one on the test PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.db'}"
-    return str(request.getfixturevalue("pg_db"))
 
 
 def test_upgrading_a_database_of_the_previous_schema_keeps_every_label_and_draft(tmp_path: Path) -> None:
