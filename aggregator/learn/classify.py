@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from aggregator import __version__
 from aggregator.errors import ModelError
 from aggregator.learn.features import (HANGUL_MARK, LEXICON_COLUMNS, LEXICON_SCALE, META_MARK, PREFIX_MARK,
-                                       TOPIC_KEYS, build_features, matrix, matrix_and_words,
+                                       TOPIC_KEYS, ai_words, build_features, matrix, matrix_and_words,
                                        opening_as_title, title_only)
 from aggregator.learn.priority import PriorityModel, fit_priority
 from aggregator.learn.sections import SectionModel, fit_sections, heading_name, section_key
@@ -163,7 +163,7 @@ class Model:
             out.extend(self._predict_batch(batch, *matrix_and_words(self.features, batch)))
         return out
 
-    def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix, ai_words: list[list[str]]) -> list[Prediction]:
+    def _predict_batch(self, batch: Sequence[Candidate], x: sp.csr_matrix, terms: list[set[str]]) -> list[Prediction]:
         sites = [(site.host, site.key) for site in (Site.of(c.url) for c in batch)]
         site_keys = [key for _, key in sites]
         titled = title_only(x)
@@ -188,7 +188,7 @@ class Model:
             if scope[i] < LEXICON_SCALE - 1e-9:
                 reasons.append("little or no AI/ML vocabulary in title or opening")
             else:
-                reasons.append("AI/ML words: " + ", ".join(ai_words[i][:N_REASONS]))
+                reasons.append("AI/ML words: " + ", ".join(ai_words(terms[i])[:N_REASONS]))
             if has_code[i]:
                 reasons.append("code, a library or weights published")
             out.append(Prediction(section=section, section_confidence=float(confidence[i]),

@@ -106,9 +106,9 @@ def build_features() -> TfidfVectorizer:
     return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, max_features=MAX_FEATURES, dtype=np.float64)
 
 
-def lexicon_reading(c: Candidate) -> tuple[list[float], list[str]]:
+def lexicon_reading(c: Candidate) -> tuple[list[float], set[str]]:
     """The `LEXICON_COLUMNS` of one post (which built-in vocabulary groups its title and opening use), and
-    the AI/ML words (lexicon.SCOPE and WEAK_SCOPE) they use, sorted: one pass of the vocabulary gives both."""
+    the vocabulary's terms found in them (`ai_words` picks the AI/ML ones): one pass gives both."""
     title_counts, title_terms = _GROUPS.read(clip(c.title, TITLE_CHARS))
     title = dict(zip(_GROUPS.names, title_counts))
     opening: dict[str, int] = {}
@@ -124,7 +124,12 @@ def lexicon_reading(c: Candidate) -> tuple[list[float], list[str]]:
             float(_research_lab(c.url))]
     row += [min(opening.get(f"topic:{k}", 0), 2) / 2 for k in TOPIC_KEYS]
     row += [1.0 if title["off"] else 0.5 if opening.get("off") else 0.0]
-    return row, sorted(t for t in terms if t in _SCOPE_TERMS or (t.endswith("s") and t[:-1] in _SCOPE_TERMS))
+    return row, terms
+
+
+def ai_words(terms: set[str]) -> list[str]:
+    """The AI/ML words (lexicon.SCOPE and WEAK_SCOPE, a plural as found) among terms `lexicon_reading` found, sorted."""
+    return sorted(t for t in terms if t in _SCOPE_TERMS or (t.endswith("s") and t[:-1] in _SCOPE_TERMS))
 
 
 def _research_lab(url: str) -> bool:
@@ -159,13 +164,13 @@ def matrix(features: TfidfVectorizer, candidates: Sequence[Candidate], *, fit: b
 
 
 def matrix_and_words(features: TfidfVectorizer, candidates: Sequence[Candidate], *,
-                     fit: bool = False) -> tuple[sp.csr_matrix, list[list[str]]]:
-    """`matrix`, and the AI/ML words of each candidate (`lexicon_reading`)."""
+                     fit: bool = False) -> tuple[sp.csr_matrix, list[set[str]]]:
+    """`matrix`, and the vocabulary's terms found in each candidate (`lexicon_reading`)."""
     docs = [title_document(c) for c in candidates]
     x = features.fit_transform(docs) if fit else features.transform(docs)
     readings = [lexicon_reading(c) for c in candidates]
     lex = np.array([row for row, _ in readings], dtype=np.float64).reshape(len(candidates), -1)
-    return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr"), [words for _, words in readings]
+    return sp.hstack([x, sp.csr_matrix(lex * LEXICON_SCALE)], format="csr"), [terms for _, terms in readings]
 
 
 def title_only(x: sp.csr_matrix) -> sp.csr_matrix:
